@@ -1,0 +1,104 @@
+"""Tune callbacks run by the driver: write the results store as trials report, print progress.
+
+Both hold only plain values so that Tune can pickle them into its experiment state and a
+resumed run gets them back; the database engine is opened lazily.
+"""
+import time
+
+from ray.tune import Callback
+
+from soundsweep.results import ResultsStore
+
+METRIC_KEYS = ("epoch", "train_loss", "train_segments", "val_loss", "val_segment_acc", "val_clip_acc",
+               "epoch_s", "train_s", "num_params", "training_iteration", "time_total_s")
+
+
+def checkpoint_uri(checkpoint) -> str:
+    """A checkpoint's location as a path (local) or ``scheme://path`` (remote storage)."""
+    scheme = getattr(checkpoint.filesystem, "type_name", "local")
+    return checkpoint.path if scheme == "local" else f"{scheme}://{checkpoint.path}"
+
+
+def trial_params(config: dict) -> dict:
+    return {k: v for k, v in config.items() if k != "runtime"}
+
+
+class StoreCallback(Callback):
+    """Writes each trial, each epoch's metrics and each checkpoint location as they happen."""
+
+    def __init__(self, results_url: str, experiment_id: int, max_epochs: int):
+        self.results_url, self.experiment_id, self.max_epochs = results_url, experiment_id, max_epochs
+        self._store = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "_store": None}
+
+    @property
+    def store(self) -> ResultsStore:
+        if self._store is None:
+            self._store = ResultsStore(self.results_url)
+        return self._store
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.store.record_trial(self.experiment_id, trial.trial_id, status="RUNNING", params=trial_params(trial.config))
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        metrics = {k: result[k] for k in METRIC_KEYS if k in result}
+        self.store.record_epoch(self.experiment_id, trial.trial_id, int(result["epoch"]), metrics,
+                                result.get("checkpoint_path"))  # set by TuneReportCallback (Train path)
+        self.store.record_trial(self.experiment_id, trial.trial_id, wall_time_s=float(result.get("time_total_s", 0)))
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        epoch = (trial.last_result or {}).get("epoch")
+        if epoch is not None:
+            self.store.record_epoch(self.experiment_id, trial.trial_id, int(epoch), checkpoint_uri=checkpoint_uri(checkpoint))
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        epochs = int((trial.last_result or {}).get("epoch", -1)) + 1
+        status = "COMPLETED" if epochs >= self.max_epochs else "STOPPED"  # stopped early by the scheduler
+        self.store.record_trial(self.experiment_id, trial.trial_id, status=status)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        message = "unknown error"
+        if trial.error_file:
+            try:
+                with open(trial.error_file) as f:
+                    lines = [line.strip() for line in f if line.strip()]
+                message = lines[-1] if lines else message
+            except OSError:
+                pass
+        self.store.record_trial(self.experiment_id, trial.trial_id, status="ERROR", error=message)
+
+
+class ProgressCallback(Callback):
+    """One status line at most every ``every_s`` seconds: counts, best so far, elapsed, left."""
+
+    def __init__(self, num_samples: int, metric: str = "val_clip_acc", every_s: float = 10.0):
+        self.num_samples, self.metric, self.every_s = num_samples, metric, every_s
+        self.started = time.monotonic()
+        self.last = 0.0
+        self.best: tuple[float, str, int] | None = None
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        value = result.get(self.metric)
+        if value is not None and (self.best is None or value > self.best[0]):
+            self.best = (float(value), trial.trial_id, int(result.get("epoch", 0)))
+
+    def on_step_end(self, iteration, trials, **info):
+        if time.monotonic() - self.last >= self.every_s:
+            self.print_status(trials)
+
+    def on_experiment_end(self, trials, **info):
+        self.print_status(trials)
+
+    def print_status(self, trials) -> None:
+        self.last = time.monotonic()
+        counts: dict[str, int] = {}
+        for t in trials:
+            counts[t.status] = counts.get(t.status, 0) + 1
+        elapsed = int(time.monotonic() - self.started)
+        best = f"best {self.metric} {self.best[0]:.3f} ({self.best[1]}, epoch {self.best[2]})" if self.best else "no result yet"
+        state = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+        left = max(self.num_samples - len(trials), 0)
+        print(f"[{elapsed // 60:3d}m{elapsed % 60:02d}s] trials {len(trials)}/{self.num_samples}: {state or 'starting'} | "
+              f"{best} | {left} not started", flush=True)

@@ -1,0 +1,122 @@
+"""``soundsweep`` command line (also ``python -m platform.<command>`` from the repo root).
+
+Bad input exits with code 2 and one line naming the problem and the fix, never a traceback.
+"""
+import argparse
+import sys
+from dataclasses import fields
+
+from search_spaces import SPACES, list_spaces
+from soundsweep.errors import UsageError
+from trainables.models import list_models, model_info
+
+DEFAULT_DASHBOARD_HINT = "optuna-dashboard {url} --host 127.0.0.1"
+
+
+def _registry_epilog() -> str:
+    spaces = "\n".join(f"  {n:<14} {SPACES[n].description} ({SPACES[n].grid_size()} configurations)" for n in list_spaces())
+    models = "\n".join(
+        f"  {n:<14} input {model_info(n).input}; {model_info(n).paper}"
+        + (f"; widths {'/'.join(map(str, model_info(n).widths))}" if model_info(n).widths else "")
+        for n in list_models()
+    )
+    return (f"search spaces (--space):\n{spaces}\n\nmodels (--arch):\n{models}\n\n"
+            "With no --data, the embedded synthetic dataset is generated once into ~/.cache/soundsweep.\n"
+            "Watch the search: optuna-dashboard <--results URL> (Ray's own dashboard shows the cluster).")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from soundsweep.tuner import SCHEDULERS, ExperimentConfig
+
+    defaults = {f.name: f.default for f in fields(ExperimentConfig)}
+    parser = argparse.ArgumentParser(prog="soundsweep", description="Distributed audio-classification experiments on Ray.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    tune = sub.add_parser(
+        "tune",
+        help="search a space with Ray Tune + Optuna and register the best model",
+        description="Run a Ray Tune search (Optuna TPE + ASHA) over a search space, train each trial with the "
+                    "per-worker loop, record every trial in the results store and evaluate the best model on the "
+                    "test split.",
+        epilog=_registry_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    what = tune.add_argument_group("what to search")
+    what.add_argument("--space", default=defaults["space"], help="search space name (see below; default %(default)s)")
+    what.add_argument("--arch", default=defaults["arch"], help="model when the space does not choose one (default %(default)s)")
+    what.add_argument("--width", type=int, default=defaults["width"], help="model width (default %(default)s)")
+    what.add_argument("--lr", type=float, default=defaults["lr"], help="Adam learning rate (default %(default)s)")
+    what.add_argument("--batch-size", type=int, default=defaults["batch_size"], help="default %(default)s")
+    data = tune.add_argument_group("data")
+    data.add_argument("--data", default=None, help="dataset folder (one sub-folder per class) or manifest CSV "
+                      "(path,label[,split,fold,group]); default: the embedded synthetic set")
+    data.add_argument("--synthetic-clips", type=int, default=defaults["synthetic_clips"],
+                      help="clips per class of the synthetic set (default %(default)s)")
+    data.add_argument("--sample-rate", type=int, default=defaults["sample_rate"], help="resample to this rate (Hz)")
+    data.add_argument("--channels", type=int, default=defaults["channels"], help="1 = mono, 2 = stereo")
+    data.add_argument("--segment-seconds", type=float, default=defaults["segment_seconds"], help="window length (s)")
+    data.add_argument("--overlap", type=float, default=defaults["overlap"], help="window overlap fraction")
+    budget = tune.add_argument_group("budget and scheduling")
+    budget.add_argument("--num-samples", type=int, default=defaults["num_samples"], help="trials (default %(default)s)")
+    budget.add_argument("--max-epochs", type=int, default=defaults["max_epochs"], help="epochs per trial at most")
+    budget.add_argument("--scheduler", default=defaults["scheduler"], help=f"{' or '.join(SCHEDULERS)} (early stopping)")
+    budget.add_argument("--max-concurrent", type=int, default=None, help="trials at once (default: as many as fit)")
+    budget.add_argument("--seed", type=int, default=defaults["seed"], help="experiment seed; every other seed derives from it")
+    budget.add_argument("--max-failures", type=int, default=defaults["max_failures"],
+                        help="retries of a failing trial from its last checkpoint")
+    res = tune.add_argument_group("resources")
+    res.add_argument("--executor", default=defaults["executor"], choices=("auto", "train", "local"),
+                     help="train = a TorchTrainer per trial; local = the loop inside the trial (auto: train for "
+                          "several workers or GPUs)")
+    res.add_argument("--train-workers", type=int, default=defaults["train_workers"], help="Train workers per trial")
+    res.add_argument("--cpus-per-worker", type=float, default=defaults["cpus_per_worker"], help="default %(default)s")
+    res.add_argument("--gpus-per-worker", type=float, default=defaults["gpus_per_worker"], help="whole or fractional")
+    res.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local Ray)")
+    out = tune.add_argument_group("where results go")
+    out.add_argument("--results", default=defaults["results"], help="SQLAlchemy URL of the results store")
+    out.add_argument("--storage-path", default=defaults["storage_path"], help="Tune storage (checkpoints, decode cache)")
+    out.add_argument("--name", default=None, help="experiment name (default: <space>-<time>)")
+    out.add_argument("--resume", action="store_true", help="continue the experiment --name after a crash or kill")
+    return parser
+
+
+def print_leaderboard(summary, top: int = 5) -> None:
+    varying = sorted({k for t in summary.trials for k in t["params"]
+                      if len({str(u["params"].get(k)) for u in summary.trials}) > 1})
+    ranked = sorted(summary.trials, key=lambda t: -(t["best_val_clip_acc"] or 0.0))[:top]
+    print(f"\nleaderboard ({summary.name}, {len(summary.trials)} trials, {summary.wall_s:.0f} s):")
+    header = f"  {'trial':<14} {'status':<10} {'ep':>3} {'val seg':>8} {'val clip':>9}  " + " ".join(varying)
+    print(header)
+    for t in ranked:
+        m = t["metrics"]
+        values = " ".join(f"{k}={t['params'].get(k)}" for k in varying)
+        print(f"  {t['trial_id']:<14} {t['status']:<10} {t['epochs']:>3} {m.get('val_segment_acc', 0):>8.3f} "
+              f"{t['best_val_clip_acc'] or 0:>9.3f}  {values}")
+    best = summary.best
+    if best:
+        print(f"\nbest model: trial {best['trial_id']} epoch {best['epoch']}: test segment acc "
+              f"{best['test_segment_acc']:.3f}, test clip acc {best['test_clip_acc']:.3f} (majority vote), "
+              f"{best['num_params']:,} parameters")
+        print(f"checkpoint: {best['checkpoint_uri']}")
+    skipped = summary.data.failures
+    print(f"skipped files: {len(skipped)}" + "".join(f"\n  {f['path']}: {f['error']}" for f in skipped))
+    print(f"results store: {summary.results_url}")
+    print(f"dashboard: {DEFAULT_DASHBOARD_HINT.format(url=summary.results_url)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a command; return the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "tune":
+            from soundsweep.tuner import ExperimentConfig, run_experiment
+
+            cfg = ExperimentConfig(**{f.name: getattr(args, f.name) for f in fields(ExperimentConfig)})
+            print_leaderboard(run_experiment(cfg))
+        return 0
+    except UsageError as exc:
+        print(f"soundsweep: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def console_main() -> None:
+    sys.exit(main())

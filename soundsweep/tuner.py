@@ -1,0 +1,244 @@
+"""One experiment end to end: data -> plan -> Tuner (Optuna TPE + ASHA) -> store -> best model.
+
+>>> from soundsweep.tuner import ExperimentConfig, run_experiment
+>>> summary = run_experiment(ExperimentConfig(space="augmentation", num_samples=4))
+"""
+import os
+import time
+from dataclasses import asdict, dataclass
+
+import optuna
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from search_spaces import get_space
+from soundsweep.callbacks import ProgressCallback, StoreCallback
+from soundsweep.catalog import load_manifest
+from soundsweep.errors import UsageError
+from soundsweep.plan import ResourcePlan, make_plan
+from soundsweep.prepare import PreparedData, prepare
+from soundsweep.results import ResultsStore
+from trainables.audio import DecodeSpec
+from trainables.config import TrialConfig
+from trainables.data import iter_batches, open_split
+from trainables.evaluate import predict
+from trainables.loop import build, load_checkpoint
+from trainables.models import ModelConfigError, create_model
+from trainables.trial import run_trial
+
+METRIC, MODE = "val_clip_acc", "max"
+SCHEDULERS = ("asha", "fifo")
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything ``soundsweep tune`` takes; each field is a CLI flag of the same name."""
+
+    space: str = "augmentation"
+    arch: str = "resnet2d"
+    width: int | None = 16
+    lr: float = 1e-3
+    batch_size: int = 32
+    data: str | None = None
+    synthetic_clips: int = 24
+    num_samples: int = 12
+    max_epochs: int = 4
+    max_concurrent: int | None = None
+    scheduler: str = "asha"
+    seed: int = 0
+    results: str = "sqlite:///results/soundsweep.db"
+    storage_path: str = "results/runs"
+    name: str | None = None
+    resume: bool = False
+    train_workers: int = 1
+    cpus_per_worker: float = 0.5
+    gpus_per_worker: float = 0.0
+    executor: str = "auto"
+    sample_rate: int = 22050
+    channels: int = 1
+    segment_seconds: float = 5.0
+    overlap: float = 0.25
+    max_failures: int = 1
+    address: str | None = None
+
+    def check(self) -> None:
+        """Reject impossible values before anything starts (one-line errors)."""
+        try:
+            get_space(self.space)
+        except KeyError as exc:
+            raise UsageError(f"--space: {exc.args[0]}") from exc
+        try:
+            create_model(self.arch, num_classes=2, in_channels=self.channels,
+                         **({"width": self.width} if self.width is not None else {}))
+        except ModelConfigError as exc:
+            raise UsageError(f"--arch/--width: {exc}") from exc
+        for flag, value in (("--num-samples", self.num_samples), ("--max-epochs", self.max_epochs),
+                            ("--batch-size", self.batch_size), ("--sample-rate", self.sample_rate)):
+            if value < 1:
+                raise UsageError(f"{flag} {value}: must be at least 1")
+        if self.scheduler not in SCHEDULERS:
+            raise UsageError(f"--scheduler {self.scheduler}: choose one of {', '.join(SCHEDULERS)}")
+        if not 0 <= self.overlap < 1:
+            raise UsageError(f"--overlap {self.overlap}: must be in [0, 1)")
+        if self.channels not in (1, 2):
+            raise UsageError(f"--channels {self.channels}: choose 1 (mono) or 2 (stereo)")
+        if self.resume and not self.name:
+            raise UsageError("--resume needs --name of the experiment to continue")
+
+
+@dataclass
+class ExperimentSummary:
+    name: str
+    experiment_id: int
+    results_url: str
+    plan: ResourcePlan
+    data: PreparedData
+    best: dict | None
+    wall_s: float
+    trials: list[dict]
+
+
+def connect_ray(address: str | None) -> None:
+    """Join ``address`` (or ``$RAY_ADDRESS``), else start a local Ray unless one is running."""
+    if not ray.is_initialized():
+        ray.init(address=address, log_to_driver=True, configure_logging=True, logging_level="WARNING")
+    ray.data.DataContext.get_current().enable_progress_bars = False
+
+
+def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
+    cfg.check()
+    started = time.perf_counter()
+    name = cfg.name or f"{cfg.space}-{time.strftime('%Y%m%d-%H%M%S')}"
+    storage = os.path.abspath(cfg.storage_path) if "://" not in cfg.storage_path else cfg.storage_path
+    store = ResultsStore(cfg.results)
+    existing = store.experiment(name)
+    if cfg.resume and (existing is None or not tune.Tuner.can_restore(os.path.join(storage, name))):
+        raise UsageError(f"--resume: no experiment named {name!r} under {storage}; check --name and --storage-path")
+    if existing is not None and not cfg.resume:
+        raise UsageError(f"experiment {name!r} already exists in {cfg.results}: add --resume or pick another --name")
+
+    connect_ray(cfg.address)
+    manifest = load_manifest(cfg.data, cfg.seed, cfg.synthetic_clips)
+    spec = DecodeSpec(cfg.sample_rate, cfg.channels, cfg.segment_seconds, cfg.overlap)
+    data = prepare(manifest, spec, os.path.join(storage, "cache"))
+    print(data.describe(), flush=True)
+    for failure in data.failures:
+        print(f"  skipped {failure['path']}: {failure['error']}", flush=True)
+    for split in ("train", "val", "test"):
+        if data.segments[split] == 0:
+            raise UsageError(f"the {split} split has no usable audio after decoding: check --data")
+    plan = make_plan(ray.cluster_resources(), train_workers=cfg.train_workers, cpus_per_worker=cfg.cpus_per_worker,
+                     gpus_per_worker=cfg.gpus_per_worker, max_concurrent=cfg.max_concurrent, executor=cfg.executor,
+                     num_samples=cfg.num_samples)
+    print(plan.describe(), flush=True)
+
+    experiment_id = store.start_experiment(name, cfg.space, cfg.data or "synthetic", asdict(cfg), storage)
+    trainable = tune.with_resources(run_trial, plan.trial_resources)
+    if cfg.resume:
+        tuner = tune.Tuner.restore(os.path.join(storage, name), trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        tuner = tune.Tuner(trainable, param_space=param_space(cfg, data, plan, storage),
+                           tune_config=tune_config(cfg, name, plan), run_config=run_config(cfg, name, storage, experiment_id))
+    tuner.fit()
+
+    best = register_best(store, experiment_id, data, cfg, plan, storage)
+    summary = ExperimentSummary(
+        name=name, experiment_id=experiment_id, results_url=cfg.results, plan=plan, data=data, best=best,
+        wall_s=time.perf_counter() - started,
+        trials=[{"trial_id": t.trial_id, "status": t.status, "params": t.params, "epochs": t.epochs,
+                 "best_val_clip_acc": t.best_val_clip_acc, "metrics": t.metrics} for t in store.trials(experiment_id)],
+    )
+    store.finish_experiment(experiment_id, "FINISHED", {
+        "plan": plan.describe(), "data": data.describe(), "cache_hit": data.cache_hit, "executor": plan.executor,
+        "skipped_files": data.failures, "wall_s": summary.wall_s, "best_model": best,
+    })
+    return summary
+
+
+def param_space(cfg: ExperimentConfig, data: PreparedData, plan: ResourcePlan, storage: str) -> dict:
+    """Constants every trial gets; the search space's samples are merged on top."""
+    return {
+        "arch": cfg.arch,
+        "width": cfg.width,
+        "lr": cfg.lr,
+        "batch_size": cfg.batch_size,
+        "runtime": {
+            "data_dir": data.path,
+            "num_classes": len(data.classes),
+            "in_channels": cfg.channels,
+            "sample_rate": cfg.sample_rate,
+            "seed": cfg.seed,
+            "max_epochs": cfg.max_epochs,
+            "executor": plan.executor,
+            "train_workers": plan.train_workers,
+            "cpus_per_worker": plan.cpus_per_worker,
+            "use_gpu": plan.gpus_per_worker > 0,
+            "storage_path": storage,
+        },
+    }
+
+
+def tune_config(cfg: ExperimentConfig, name: str, plan: ResourcePlan) -> tune.TuneConfig:
+    """Optuna TPE (seeded, study stored in the results database) with ASHA on validation clip accuracy."""
+    searcher = OptunaSearch(
+        space=get_space(cfg.space).define,
+        metric=METRIC,
+        mode=MODE,
+        sampler=optuna.samplers.TPESampler(seed=cfg.seed),
+        study_name=name,
+        storage=optuna.storages.RDBStorage(cfg.results),
+    )
+    scheduler = (
+        ASHAScheduler(time_attr="training_iteration", metric=METRIC, mode=MODE, max_t=cfg.max_epochs,
+                      grace_period=1, reduction_factor=2)
+        if cfg.scheduler == "asha" else FIFOScheduler()
+    )
+    return tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
+                           num_samples=cfg.num_samples, max_concurrent_trials=plan.max_concurrent)
+
+
+def run_config(cfg: ExperimentConfig, name: str, storage: str, experiment_id: int) -> tune.RunConfig:
+    return tune.RunConfig(
+        name=name,
+        storage_path=storage,
+        callbacks=[StoreCallback(cfg.results, experiment_id, cfg.max_epochs), ProgressCallback(cfg.num_samples)],
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=METRIC,
+                                                checkpoint_score_order=MODE),
+        failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+        verbose=0,
+    )
+
+
+def trial_config(params: dict, data: PreparedData, cfg: ExperimentConfig, plan: ResourcePlan, storage: str) -> TrialConfig:
+    """Rebuild a stored trial's :class:`TrialConfig` (to load and evaluate its checkpoint)."""
+    return TrialConfig.from_dict({**params, "runtime": param_space(cfg, data, plan, storage)["runtime"]})
+
+
+def evaluate_checkpoint(uri: str, tcfg: TrialConfig, data_dir: str, split: str):
+    """Load a checkpoint (``weights_only=True``) and predict every segment of ``split``."""
+    model, frontend = build(tcfg)
+    with tune.Checkpoint(uri).as_directory() as directory:
+        model.load_state_dict(load_checkpoint(directory)["model"])
+    batches = iter_batches(open_split(data_dir, split), 64)
+    return predict(model, frontend, batches, device=next(model.parameters()).device)
+
+
+def register_best(store: ResultsStore, experiment_id: int, data: PreparedData, cfg: ExperimentConfig,
+                  plan: ResourcePlan, storage: str) -> dict | None:
+    """Evaluate the best checkpointed epoch on the test split and record it as a model."""
+    found = store.best_epoch(experiment_id)
+    if found is None:
+        return None
+    trial, epoch = found
+    tcfg = trial_config(trial.params, data, cfg, plan, storage)
+    test = evaluate_checkpoint(epoch.checkpoint_uri, tcfg, data.path, "test")
+    best = {
+        "trial_id": trial.trial_id, "epoch": epoch.epoch, "checkpoint_uri": epoch.checkpoint_uri, "params": trial.params,
+        "num_params": int(epoch.metrics.get("num_params", 0)), "val_clip_acc": epoch.metrics["val_clip_acc"],
+        "test_segment_acc": test.segment_accuracy(), "test_clip_acc": test.clip_accuracy(),
+        "classes": data.classes, "confusion": test.confusion(len(data.classes)).tolist(),
+    }
+    best["model_id"] = store.add_model(experiment_id, **best)
+    return best

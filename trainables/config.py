@@ -1,0 +1,73 @@
+"""The configuration one trial runs with: what Tune samples plus the experiment's runtime.
+
+A Tune config is a flat dict of searchable values (``arch``, ``width``, ``lr``, augmentation
+knobs, ...) plus one constant ``runtime`` dict that the driver fills in (data location, seed,
+resource plan). :meth:`TrialConfig.from_dict` rejects keys it does not know, so a typo in a
+search space fails at once instead of being silently ignored.
+"""
+from dataclasses import asdict, dataclass, field, fields
+
+from trainables.augment import AugmentConfig
+from trainables.seeding import derive_seed
+
+
+@dataclass
+class Runtime:
+    """Per-experiment constants of a trial (not searched, not part of a trial's identity).
+
+    Attributes:
+        data_dir: prepared segments (Parquet partitioned by split).
+        num_classes, in_channels, sample_rate: what the prepared data holds.
+        seed: the experiment seed every other seed derives from.
+        max_epochs: epochs a trial may run if the scheduler never stops it.
+        executor: ``train`` runs the loop in a TorchTrainer, ``local`` inside the Tune trial.
+        train_workers, cpus_per_worker, use_gpu: the Train scaling of one trial.
+        storage_path: where TorchTrainer runs of this experiment keep their state.
+    """
+
+    data_dir: str
+    num_classes: int
+    in_channels: int
+    sample_rate: int
+    seed: int = 0
+    max_epochs: int = 4
+    executor: str = "local"
+    train_workers: int = 1
+    cpus_per_worker: float = 0.5
+    use_gpu: bool = False
+    storage_path: str = ""
+
+
+@dataclass
+class TrialConfig:
+    """Searchable settings of one trial; every field can be set by a search space."""
+
+    runtime: Runtime
+    arch: str = "resnet2d"
+    width: int | None = 16
+    lr: float = 1e-3
+    batch_size: int = 32
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    @classmethod
+    def from_dict(cls, config: dict) -> "TrialConfig":
+        config = dict(config)
+        runtime = Runtime(**config.pop("runtime"))
+        own = {f.name for f in fields(cls)} - {"runtime", "augment"}
+        augment_keys = {f.name for f in fields(AugmentConfig)}
+        unknown = set(config) - own - augment_keys
+        if unknown:
+            raise ValueError(f"unknown trial settings {sorted(unknown)}: known are {sorted(own | augment_keys)}")
+        augment = AugmentConfig(**{k: config.pop(k) for k in list(config) if k in augment_keys})
+        return cls(runtime=runtime, augment=augment, **config)
+
+    def params(self) -> dict:
+        """The searchable values as a flat dict (what the results store records as config)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("runtime", "augment")}
+        out.update(asdict(self.augment))
+        return out
+
+    @property
+    def trial_seed(self) -> int:
+        """Seed of this configuration: the same settings get the same model init and draws."""
+        return derive_seed(self.runtime.seed, "trial", sorted(self.params().items()))

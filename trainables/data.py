@@ -1,0 +1,43 @@
+"""Reading the prepared (decoded, resampled, segmented) data of an experiment with Ray Data.
+
+The driver decodes every file once into Parquet, partitioned by split (``split=train/`` ...,
+see ``soundsweep.prepare``); trials only stream those segments, so decode and resample are
+never repeated per trial. Rows follow the schema of :mod:`trainables.audio`.
+"""
+import os
+
+import ray
+
+from trainables.augment import AugmentingCollate
+
+SPLITS = ("train", "val", "test")
+
+
+def split_path(data_dir: str, split: str) -> str:
+    return os.path.join(data_dir, f"split={split}")
+
+
+def open_split(data_dir: str, split: str) -> ray.data.Dataset:
+    """A lazy, streaming Dataset of one split's segments (nothing is read until iterated).
+
+    Its tasks ask Ray for the default 1 CPU; the resource plan keeps that free next to the
+    trials, so reads never starve behind training (DESIGN.md, Ray facts).
+    """
+    dataset = ray.data.read_parquet(split_path(data_dir, split), columns=["waveform", "clip_id", "segment", "label"])
+    dataset.context.enable_progress_bars = False  # trials print one progress line, not bars
+    return dataset
+
+
+def iter_batches(dataset, batch_size: int, collate: AugmentingCollate | None = None,
+                 shuffle_seed: int | None = None):
+    """Torch batches from a Dataset or a Train shard; shuffled locally when a seed is given.
+
+    Without ``collate`` no augmentation is applied (evaluation); batches have the keys of
+    :class:`~trainables.augment.AugmentingCollate`.
+    """
+    return dataset.iter_torch_batches(
+        batch_size=batch_size,
+        collate_fn=collate or AugmentingCollate(None, 0),
+        local_shuffle_buffer_size=4 * batch_size if shuffle_seed is not None else None,
+        local_shuffle_seed=shuffle_seed,
+    )
