@@ -82,15 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
 def print_leaderboard(summary, top: int = 5) -> None:
     varying = sorted({k for t in summary.trials for k in t["params"]
                       if len({str(u["params"].get(k)) for u in summary.trials}) > 1})
-    ranked = sorted(summary.trials, key=lambda t: -(t["best_val_clip_acc"] or 0.0))[:top]
-    print(f"\nleaderboard ({summary.name}, {len(summary.trials)} trials, {summary.wall_s:.0f} s):")
-    header = f"  {'trial':<14} {'status':<10} {'ep':>3} {'val seg':>8} {'val clip':>9}  " + " ".join(varying)
-    print(header)
+    ranked = sorted(summary.trials, key=lambda t: -t["best"].get("val_clip_acc", 0.0))[:top]
+    print(f"\nleaderboard ({summary.name}, {len(summary.trials)} trials, {summary.wall_s:.0f} s; "
+          "validation accuracy at each trial's best epoch):")
+    print(f"  {'trial':<10} {'status':<10} {'epochs':>6} {'best':>5} {'val seg':>8} {'val clip':>9}  config")
     for t in ranked:
-        m = t["metrics"]
+        m = t["best"]
         values = " ".join(f"{k}={t['params'].get(k)}" for k in varying)
-        print(f"  {t['trial_id']:<14} {t['status']:<10} {t['epochs']:>3} {m.get('val_segment_acc', 0):>8.3f} "
-              f"{t['best_val_clip_acc'] or 0:>9.3f}  {values}")
+        print(f"  {t['trial_id']:<10} {t['status']:<10} {t['epochs']:>6} {m.get('epoch', '-'):>5} "
+              f"{m.get('val_segment_acc', 0):>8.3f} {m.get('val_clip_acc', 0):>9.3f}  {values}")
     best = summary.best
     if best:
         print(f"\nbest model: trial {best['trial_id']} epoch {best['epoch']}: test segment acc "

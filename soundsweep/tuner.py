@@ -103,7 +103,10 @@ class ExperimentSummary:
 def connect_ray(address: str | None) -> None:
     """Join ``address`` (or ``$RAY_ADDRESS``), else start a local Ray unless one is running."""
     if not ray.is_initialized():
-        ray.init(address=address, log_to_driver=True, configure_logging=True, logging_level="WARNING")
+        # Ray Data logs every dataset execution at INFO; trials re-read data each epoch.
+        quiet = {"RAY_DATA_LOG_LEVEL": os.environ.get("RAY_DATA_LOG_LEVEL", "WARNING")}
+        os.environ.update(quiet)
+        ray.init(address=address, logging_level="WARNING", runtime_env={"env_vars": quiet})
     ray.data.DataContext.get_current().enable_progress_bars = False
 
 
@@ -147,14 +150,24 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
     summary = ExperimentSummary(
         name=name, experiment_id=experiment_id, results_url=cfg.results, plan=plan, data=data, best=best,
         wall_s=time.perf_counter() - started,
-        trials=[{"trial_id": t.trial_id, "status": t.status, "params": t.params, "epochs": t.epochs,
-                 "best_val_clip_acc": t.best_val_clip_acc, "metrics": t.metrics} for t in store.trials(experiment_id)],
+        trials=trial_rows(store, experiment_id),
     )
     store.finish_experiment(experiment_id, "FINISHED", {
         "plan": plan.describe(), "data": data.describe(), "cache_hit": data.cache_hit, "executor": plan.executor,
         "skipped_files": data.failures, "wall_s": summary.wall_s, "best_model": best,
     })
     return summary
+
+
+def trial_rows(store: ResultsStore, experiment_id: int) -> list[dict]:
+    """One dict per trial with the metrics of its best epoch (highest validation clip accuracy)."""
+    best: dict[str, dict] = {}
+    for trial, epoch in store.epochs(experiment_id):
+        current = best.get(trial.trial_id)
+        if current is None or epoch.metrics.get(METRIC, 0) > current.get(METRIC, 0):
+            best[trial.trial_id] = epoch.metrics
+    return [{"trial_id": t.trial_id, "status": t.status, "params": t.params, "epochs": t.epochs,
+             "best": best.get(t.trial_id, {})} for t in store.trials(experiment_id)]
 
 
 def param_space(cfg: ExperimentConfig, data: PreparedData, plan: ResourcePlan, storage: str) -> dict:
@@ -195,8 +208,13 @@ def tune_config(cfg: ExperimentConfig, name: str, plan: ResourcePlan) -> tune.Tu
                       grace_period=1, reduction_factor=2)
         if cfg.scheduler == "asha" else FIFOScheduler()
     )
-    return tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
-                           num_samples=cfg.num_samples, max_concurrent_trials=plan.max_concurrent)
+    return tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=cfg.num_samples,
+                           max_concurrent_trials=plan.max_concurrent, trial_dirname_creator=trial_dirname)
+
+
+def trial_dirname(trial) -> str:
+    """Short trial folders (Tune's default name repeats the whole config)."""
+    return f"trial_{trial.trial_id}"
 
 
 def run_config(cfg: ExperimentConfig, name: str, storage: str, experiment_id: int) -> tune.RunConfig:

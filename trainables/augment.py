@@ -121,9 +121,11 @@ class Augmenter:
 
     def __init__(self, config: AugmentConfig, seed: int):
         self.seed = seed
+        # Gain before noise: the gain then changes the signal-to-noise ratio, which survives the
+        # per-example normalisation of the log-mel front-end (a pure gain would not).
         self.waveform_steps: list[Callable] = [
-            GaussianNoise(config.noise_std),
             RandomGain(config.gain_db),
+            GaussianNoise(config.noise_std),
         ]
         self.specaugment = SpecAugment(
             config.specaug_p, config.specaug_max_pct, config.specaug_freq_masks, config.specaug_time_masks

@@ -135,7 +135,7 @@ def run(cfg: TrialConfig, session) -> None:
             loss.backward()
             optimizer.step()
             seen += len(y)
-            loss_sum += float(loss) * len(y)
+            loss_sum += loss.item() * len(y)
         train_s = time.perf_counter() - started
 
         # Every worker sees the whole (unsplit) validation set, so clip votes are complete.

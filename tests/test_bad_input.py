@@ -1,0 +1,57 @@
+"""Bad command lines exit with code 2 and one line naming the problem and the fix."""
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from soundsweep.cli import main
+from tests.conftest import REPO
+
+
+def run(capsys, *argv):
+    code = main(["tune", *argv])
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--space", "nope"], ["unknown search space 'nope'", "augmentation"]),
+    (["--arch", "nope"], ["unknown model 'nope'", "resnet2d"]),
+    (["--width", "20"], ["width 20 is not allowed", "16, 32, 64"]),
+    (["--num-samples", "0"], ["--num-samples 0"]),
+    (["--max-epochs", "-1"], ["--max-epochs -1"]),
+    (["--resume"], ["--resume needs --name"]),
+    (["--data", "/definitely/missing"], ["--data /definitely/missing", "no such file"]),
+    (["--scheduler", "pbt"], ["--scheduler pbt", "asha"]),
+])
+def test_bad_flags(capsys, tmp_path, argv, words):
+    code, err = run(capsys, *argv, "--results", f"sqlite:///{tmp_path}/r.db", "--storage-path", str(tmp_path))
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith("soundsweep: error:")
+    for word in words:
+        assert word in err
+
+
+def test_manifest_without_label_column(capsys, tmp_path):
+    manifest = tmp_path / "m.csv"
+    pd.DataFrame({"path": ["a.wav"]}).to_csv(manifest, index=False)
+    code, err = run(capsys, "--data", str(manifest), "--results", f"sqlite:///{tmp_path}/r.db",
+                    "--storage-path", str(tmp_path))
+    assert code == 2 and "lacks column(s) label" in err and len(err.splitlines()) == 1
+
+
+def test_manifest_with_an_empty_split(capsys, tmp_path):
+    manifest = tmp_path / "m.csv"
+    pd.DataFrame({"path": ["a.wav", "b.wav"], "label": ["x", "y"], "split": ["train", "test"]}).to_csv(manifest, index=False)
+    code, err = run(capsys, "--data", str(manifest), "--results", f"sqlite:///{tmp_path}/r.db",
+                    "--storage-path", str(tmp_path))
+    assert code == 2 and "the val split is empty" in err
+
+
+def test_real_process_prints_no_traceback(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "platform.tune", "--space", "nope"], cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("soundsweep: error: --space: unknown search space")

@@ -1,0 +1,21 @@
+"""Clip-level majority vote with ties broken by summed probabilities."""
+import numpy as np
+
+from trainables.evaluate import Predictions
+
+
+def test_majority_vote_and_tie_break():
+    probs = np.array([
+        [0.9, 0.1, 0.0],  # clip a: votes 0, 1 -> tie; summed probs favour 0 (0.9+0.4 vs 0.1+0.6)
+        [0.4, 0.6, 0.0],
+        [0.2, 0.7, 0.1],  # clip b: votes 1, 1, 2 -> 1
+        [0.1, 0.8, 0.1],
+        [0.1, 0.1, 0.8],
+    ])
+    pred = Predictions(np.array(["a", "a", "b", "b", "b"], dtype=object), np.array([0, 0, 2, 2, 2]), probs)
+    ids, labels, predicted = pred.clips()
+    assert list(ids) == ["a", "b"] and list(labels) == [0, 2] and list(predicted) == [0, 1]
+    assert pred.clip_accuracy() == 0.5
+    assert pred.segment_accuracy() == 2 / 5
+    assert pred.confusion(3).tolist() == [[1, 0, 0], [0, 0, 0], [0, 1, 0]]
+    assert np.isclose(pred.loss, -np.mean(np.log([0.9, 0.4, 0.1, 0.1, 0.8])))
