@@ -8,6 +8,7 @@ tab-separated tables and device suffixes.
 import os
 
 import numpy as np
+import pandas as pd
 import soundfile
 
 RATE = 8000
@@ -21,6 +22,45 @@ def write_tone(path: str, frequency: float = 440.0, seconds: float = 0.5) -> str
     return path
 
 
+FMA_TRACKS = [  # track id, set/subset, set/split, track/genre_top, artist/id
+    (2, "small", "training", "Hip-Hop", 1),
+    (3, "small", "training", "Hip-Hop", 1),
+    (5, "small", "validation", "Rock", 2),
+    (10, "small", "test", "Rock", 3),
+    (134, "small", "test", "Hip-Hop", None),
+    (98565, "small", "training", "Rock", 4),  # garbage bytes: undecodable
+    (1001, "medium", "training", "Rock", 5),
+    (1002, "medium", "validation", "Hip-Hop", 6),
+    (1003, "large", "training", None, 7),
+]
+FMA_GARBAGE = 98565
+
+
+def write_fma(root: str) -> None:
+    """``fma_metadata/tracks.csv`` written the way FMA's own was (pandas, MultiIndex header,
+    a ``track_id`` row) and ``fma_small/``, ``fma_medium/`` with one mp3 per listed track."""
+    columns = pd.MultiIndex.from_tuples([
+        ("album", "title"), ("artist", "id"), ("artist", "name"),
+        ("set", "split"), ("set", "subset"), ("track", "genre_top"), ("track", "title"),
+    ])
+    rows = [[f"album {a}", a, f"artist {a}", split, subset, genre, f"track {tid}"]
+            for tid, subset, split, genre, a in FMA_TRACKS]
+    index = pd.Index([t[0] for t in FMA_TRACKS], name="track_id")
+    os.makedirs(os.path.join(root, "fma_metadata"))
+    pd.DataFrame(rows, index=index, columns=columns).to_csv(os.path.join(root, "fma_metadata", "tracks.csv"))
+    for tid, subset, *_ in FMA_TRACKS:
+        folders = {"small": ("fma_small", "fma_medium"), "medium": ("fma_medium",)}.get(subset, ())
+        for folder in folders:
+            name = f"{tid:06d}"
+            path = os.path.join(root, folder, name[:3], f"{name}.mp3")
+            if tid == FMA_GARBAGE:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "wb") as f:
+                    f.write(np.random.default_rng(0).bytes(3000))
+            else:
+                write_tone(path, 200 + tid % 500)
+
+
 def write_folder_per_class(root: str, labels: tuple[str, ...] = ("cat", "dog"), clips: int = 5) -> None:
     """``<label>/<clip>.flac``: the generic layout."""
     for i, label in enumerate(labels):
@@ -29,5 +69,5 @@ def write_folder_per_class(root: str, labels: tuple[str, ...] = ("cat", "dog"), 
 
 
 WRITERS = {
-    "folder": write_folder_per_class,
+    "fma": write_fma, "folder": write_folder_per_class,
 }

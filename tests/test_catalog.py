@@ -3,15 +3,17 @@ manifest contract (columns, three splits, no group in two splits), detection, an
 errors for wrong or partial layouts."""
 import functools
 import os
+import shutil
 
 import pandas as pd
 import pytest
 
 from catalog_fixtures import (
-    WRITERS, write_tone,
+    FMA_GARBAGE, WRITERS, write_fma, write_tone,
 )
 from soundsweep.catalog import MANIFEST_COLUMNS, detect_dataset, list_datasets, load_manifest, synthetic
 from soundsweep.errors import UsageError
+from trainables.audio import AudioError, DecodeSpec, load_segments
 
 
 def check_contract(manifest: pd.DataFrame) -> None:
@@ -43,7 +45,32 @@ def test_every_reader_detects_its_layout_and_keeps_the_contract(tmp_path, datase
 
 
 def test_registry_tries_named_datasets_before_generic_layouts():
-    assert list_datasets() == ["folder", "csv"]
+    assert list_datasets() == ["fma", "folder", "csv"]
+
+
+def test_fma_reads_the_two_row_header_subsets_splits_and_artist_groups(tmp_path):
+    write_fma(str(tmp_path))
+    small = load_manifest(str(tmp_path)).set_index("clip_id")
+    assert sorted(small.index) == ["000002", "000003", "000005", "000010", "000134", "098565"]
+    assert small.loc["000002", "path"] == str(tmp_path / "fma_small" / "000" / "000002.mp3")
+    assert small.loc["000005", ["label", "split", "group"]].tolist() == ["Rock", "val", "artist2"]
+    assert small.loc["000134", "group"] == "track000134"  # no artist id: the track is its own group
+    assert small.loc["000002", "group"] == small.loc["000003", "group"] == "artist1"
+    medium = load_manifest(str(tmp_path), subset="medium")
+    assert set(medium["clip_id"]) == set(small.index) | {"001001", "001002"}  # medium holds small
+    assert all("fma_medium" in p for p in medium["path"])
+    check_contract(medium)
+
+
+def test_fma_keeps_an_undecodable_mp3_that_decoding_then_rejects(tmp_path):
+    write_fma(str(tmp_path))
+    manifest = load_manifest(str(tmp_path)).set_index("clip_id")
+    garbage = manifest.loc[f"{FMA_GARBAGE:06d}"]
+    assert pd.isna(garbage["sample_rate"])
+    spec = DecodeSpec(sample_rate=8000, segment_s=0.25)
+    assert len(load_segments(manifest.loc["000002", "path"], spec)) >= 1  # a real mp3 decodes
+    with pytest.raises(AudioError):
+        load_segments(garbage["path"], spec)
 
 
 def test_manifest_csv_and_forced_folder_reader(tmp_path):
@@ -69,7 +96,17 @@ def test_synthetic_default_still_comes_with_no_data(tmp_path, monkeypatch):
     assert len(manifest) == 60 and "device" in manifest
 
 
+def drop(*relpaths):
+    def mutate(root):
+        for relpath in relpaths:
+            path = os.path.join(root, relpath)
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    return mutate
+
+
 BAD_LAYOUTS = [  # writer, how it is broken, forced dataset, expected message
+    (write_fma, drop("fma_metadata"), None, "FMA root {root} lacks fma_metadata/tracks.csv: point --data at"),
+    (write_fma, drop("fma_small", "fma_medium"), "fma", "FMA root {root} lacks fma_small/: point --data at"),
     (lambda root: None, None, None, "--data {root}: not a known dataset layout ("),
     (lambda root: None, None, "folder", "--data {root}: no audio files in class sub-folders"),
 ]
