@@ -61,6 +61,27 @@ def write_fma(root: str) -> None:
                 write_tone(path, 200 + tid % 500)
 
 
+GTZAN_GENRES = ("blues", "jazz", "rock")
+
+
+def write_gtzan(root: str, folder: str = "genres", clips: int = 10, extension: str = "wav") -> None:
+    """``<folder>/<genre>/<genre>.000NN.<extension>`` for 3 genres, plus the stray top-level
+    files the original archive ships."""
+    for g, genre in enumerate(GTZAN_GENRES):
+        for n in range(clips):
+            write_tone(os.path.join(root, folder, genre, f"{genre}.{n:05d}.{extension}"), 200 + 100 * g + n)
+    with open(os.path.join(root, folder, "input.mf"), "w") as f:
+        f.write("blues/blues.00000.au\tblues\n")
+
+
+def write_gtzan_split(folder: str, lists: dict[str, list[str]]) -> None:
+    """Fault-filtered style lists: ``{split}_filtered.txt`` with ``genre/genre.000NN.wav`` lines."""
+    os.makedirs(folder, exist_ok=True)
+    for split, lines in lists.items():
+        with open(os.path.join(folder, f"{split}_filtered.txt"), "w") as f:
+            f.write("".join(f"{line}\n" for line in lines))
+
+
 def write_folder_per_class(root: str, labels: tuple[str, ...] = ("cat", "dog"), clips: int = 5) -> None:
     """``<label>/<clip>.flac``: the generic layout."""
     for i, label in enumerate(labels):
@@ -69,5 +90,5 @@ def write_folder_per_class(root: str, labels: tuple[str, ...] = ("cat", "dog"), 
 
 
 WRITERS = {
-    "fma": write_fma, "folder": write_folder_per_class,
+    "fma": write_fma, "gtzan": write_gtzan, "folder": write_folder_per_class,
 }

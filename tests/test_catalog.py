@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from catalog_fixtures import (
-    FMA_GARBAGE, WRITERS, write_fma, write_tone,
+    FMA_GARBAGE, GTZAN_GENRES, WRITERS, write_fma, write_gtzan, write_gtzan_split, write_tone,
 )
 from soundsweep.catalog import MANIFEST_COLUMNS, detect_dataset, list_datasets, load_manifest, synthetic
 from soundsweep.errors import UsageError
@@ -45,7 +45,7 @@ def test_every_reader_detects_its_layout_and_keeps_the_contract(tmp_path, datase
 
 
 def test_registry_tries_named_datasets_before_generic_layouts():
-    assert list_datasets() == ["fma", "folder", "csv"]
+    assert list_datasets() == ["fma", "gtzan", "folder", "csv"]
 
 
 def test_fma_reads_the_two_row_header_subsets_splits_and_artist_groups(tmp_path):
@@ -71,6 +71,47 @@ def test_fma_keeps_an_undecodable_mp3_that_decoding_then_rejects(tmp_path):
     assert len(load_segments(manifest.loc["000002", "path"], spec)) >= 1  # a real mp3 decodes
     with pytest.raises(AudioError):
         load_segments(garbage["path"], spec)
+
+
+def test_gtzan_stratified_contiguous_folds_and_test_fold_choice(tmp_path):
+    write_gtzan(str(tmp_path))
+    manifest = load_manifest(str(tmp_path))
+    assert sorted(manifest["label"].unique()) == sorted(GTZAN_GENRES)
+    assert (manifest.groupby(["fold", "label"]).size() == 1).all()  # 10 clips a genre: one per fold
+    first = manifest.set_index("clip_id")
+    assert first.loc["blues.00000", ["fold", "split"]].tolist() == [1, "test"]
+    assert first.loc["blues.00001", ["fold", "split"]].tolist() == [2, "val"]
+    moved = load_manifest(str(tmp_path), test_fold=10).set_index("clip_id")
+    assert moved.loc["rock.00009", "split"] == "test" and moved.loc["rock.00000", "split"] == "val"
+
+
+def test_gtzan_accepts_genres_original_au_files_and_the_genre_folder_itself(tmp_path):
+    write_gtzan(str(tmp_path), folder="genres_original", extension="au")
+    assert len(load_manifest(str(tmp_path))) == 30
+    assert detect_dataset(str(tmp_path / "genres_original")) == "gtzan"
+    check_contract(load_manifest(str(tmp_path / "genres_original"), folds=5))
+
+
+def test_gtzan_split_files_replace_the_folds_and_drop_unlisted_clips(tmp_path):
+    write_gtzan(str(tmp_path / "data"), extension="au")
+    lists = {split: [f"{g}/{g}.{n:05d}.wav" for g in GTZAN_GENRES for n in numbers]
+             for split, numbers in (("train", range(0, 5)), ("valid", (5, 6)), ("test", (7, 8)))}
+    write_gtzan_split(str(tmp_path / "splits"), lists)
+    manifest = load_manifest(str(tmp_path / "data"), split_dir=str(tmp_path / "splits")).set_index("clip_id")
+    assert len(manifest) == 27 and "jazz.00009" not in manifest.index  # listed in no file: left out
+    assert manifest.loc["jazz.00005", "split"] == "val" and manifest.loc["rock.00008", "split"] == "test"
+    check_contract(manifest.reset_index())
+
+
+def test_gtzan_split_files_naming_absent_clips_or_missing_a_split_are_errors(tmp_path):
+    write_gtzan(str(tmp_path / "data"))
+    write_gtzan_split(str(tmp_path / "s1"), {"train": ["blues/blues.00000.wav"], "valid": ["pop/pop.00003.wav"],
+                                            "test": ["rock/rock.00001.wav"]})
+    message = usage_error(lambda: load_manifest(str(tmp_path / "data"), split_dir=str(tmp_path / "s1")))
+    assert "lists 1 clip(s) not found" in message and "pop/pop.00003" in message
+    write_gtzan_split(str(tmp_path / "s2"), {"train": ["blues/blues.00000.wav"]})
+    message = usage_error(lambda: load_manifest(str(tmp_path / "data"), split_dir=str(tmp_path / "s2")))
+    assert "lacks a list for val, test" in message
 
 
 def test_manifest_csv_and_forced_folder_reader(tmp_path):
@@ -107,6 +148,7 @@ def drop(*relpaths):
 BAD_LAYOUTS = [  # writer, how it is broken, forced dataset, expected message
     (write_fma, drop("fma_metadata"), None, "FMA root {root} lacks fma_metadata/tracks.csv: point --data at"),
     (write_fma, drop("fma_small", "fma_medium"), "fma", "FMA root {root} lacks fma_small/: point --data at"),
+    (lambda root: None, None, "gtzan", "GTZAN root {root} lacks genres/ (or genres_original/): point --data at"),
     (lambda root: None, None, None, "--data {root}: not a known dataset layout ("),
     (lambda root: None, None, "folder", "--data {root}: no audio files in class sub-folders"),
 ]

@@ -88,3 +88,18 @@ def assign_splits(manifest: pd.DataFrame, seed: int, source: str) -> pd.DataFram
     manifest["split"] = np.where(fold == 0, "test", np.where(fold == 1, "val", "train"))
     return manifest
 
+
+def splits_from_folds(folds: pd.Series, test_fold: int, source: str) -> np.ndarray:
+    """Train/val/test from numbered folds: ``test_fold`` is test, the next fold (wrapping) val.
+
+    Used for datasets that ship official folds (ESC-50, UrbanSound8K) and for GTZAN's k folds,
+    so a cross-validation run only changes ``test_fold``.
+    """
+    numbers = sorted(int(f) for f in folds.unique())
+    if len(numbers) < 3:
+        raise UsageError(f"dataset {source} has {len(numbers)} fold(s); train, val and test need at least 3")
+    if test_fold not in numbers:
+        raise UsageError(f"dataset {source}: test fold {test_fold} is not one of its folds "
+                         f"{numbers[0]}..{numbers[-1]}; pick one of those")
+    val_fold = numbers[(numbers.index(test_fold) + 1) % len(numbers)]
+    return np.where(folds == test_fold, "test", np.where(folds == val_fold, "val", "train"))
