@@ -82,6 +82,47 @@ def write_gtzan_split(folder: str, lists: dict[str, list[str]]) -> None:
             f.write("".join(f"{line}\n" for line in lines))
 
 
+ESC50_CATEGORIES = ((0, "dog", True), (10, "rain", True), (37, "clock_alarm", False))
+
+
+def write_esc50(root: str) -> pd.DataFrame:
+    """``meta/esc50.csv`` and ``audio/``: 5 folds x 3 categories x 2 takes of one source file."""
+    rows = []
+    for fold in range(1, 6):
+        for target, category, esc10 in ESC50_CATEGORIES:
+            src_file = 100000 + 100 * fold + target
+            for take in "AB":
+                filename = f"{fold}-{src_file}-{take}-{target}.wav"
+                write_tone(os.path.join(root, "audio", filename), 300 + target * 10 + fold)
+                rows.append((filename, fold, target, category, esc10, src_file, take))
+    table = pd.DataFrame(rows, columns=["filename", "fold", "target", "category", "esc10", "src_file", "take"])
+    os.makedirs(os.path.join(root, "meta"))
+    table.to_csv(os.path.join(root, "meta", "esc50.csv"), index=False)
+    return table
+
+
+US8K_CLASSES = ((1, "car_horn"), (3, "dog_bark"))
+
+
+def write_urbansound8k(root: str) -> pd.DataFrame:
+    """``metadata/UrbanSound8K.csv`` and ``audio/fold1..10``: per fold and class one Freesound
+    recording; the recordings of fold 3 are cut into two slices each."""
+    rows = []
+    for fold in range(1, 11):
+        for class_id, name in US8K_CLASSES:
+            fs_id = 7000 + 10 * fold + class_id
+            for occurrence in range(2 if fold == 3 else 1):
+                slice_name = f"{fs_id}-{class_id}-{occurrence}-0.wav"
+                write_tone(os.path.join(root, "audio", f"fold{fold}", slice_name), 250 + 20 * class_id + fold)
+                rows.append((slice_name, fs_id, 0.5 * occurrence, 0.5 * occurrence + 0.5, 1 + occurrence, fold,
+                             class_id, name))
+    table = pd.DataFrame(rows, columns=["slice_file_name", "fsID", "start", "end", "salience", "fold", "classID",
+                                        "class"])
+    os.makedirs(os.path.join(root, "metadata"))
+    table.to_csv(os.path.join(root, "metadata", "UrbanSound8K.csv"), index=False)
+    return table
+
+
 def write_folder_per_class(root: str, labels: tuple[str, ...] = ("cat", "dog"), clips: int = 5) -> None:
     """``<label>/<clip>.flac``: the generic layout."""
     for i, label in enumerate(labels):
@@ -90,5 +131,6 @@ def write_folder_per_class(root: str, labels: tuple[str, ...] = ("cat", "dog"), 
 
 
 WRITERS = {
-    "fma": write_fma, "gtzan": write_gtzan, "folder": write_folder_per_class,
+    "fma": write_fma, "gtzan": write_gtzan, "esc50": write_esc50, "urbansound8k": write_urbansound8k,
+    "folder": write_folder_per_class,
 }

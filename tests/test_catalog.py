@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from catalog_fixtures import (
-    FMA_GARBAGE, GTZAN_GENRES, WRITERS, write_fma, write_gtzan, write_gtzan_split, write_tone,
+    ESC50_CATEGORIES, FMA_GARBAGE, GTZAN_GENRES, WRITERS, write_esc50, write_fma, write_gtzan, write_gtzan_split,
+    write_tone, write_urbansound8k,
 )
 from soundsweep.catalog import MANIFEST_COLUMNS, detect_dataset, list_datasets, load_manifest, synthetic
 from soundsweep.errors import UsageError
@@ -45,7 +46,7 @@ def test_every_reader_detects_its_layout_and_keeps_the_contract(tmp_path, datase
 
 
 def test_registry_tries_named_datasets_before_generic_layouts():
-    assert list_datasets() == ["fma", "gtzan", "folder", "csv"]
+    assert list_datasets() == ["fma", "gtzan", "esc50", "urbansound8k", "folder", "csv"]
 
 
 def test_fma_reads_the_two_row_header_subsets_splits_and_artist_groups(tmp_path):
@@ -114,6 +115,30 @@ def test_gtzan_split_files_naming_absent_clips_or_missing_a_split_are_errors(tmp
     assert "lacks a list for val, test" in message
 
 
+def test_esc50_official_folds_and_source_file_groups(tmp_path):
+    table = write_esc50(str(tmp_path))
+    manifest = load_manifest(str(tmp_path))
+    assert len(manifest) == len(table) == 30
+    assert set(manifest.loc[manifest["fold"] == 1, "split"]) == {"test"}
+    assert set(manifest.loc[manifest["fold"] == 2, "split"]) == {"val"}
+    assert set(manifest.loc[manifest["fold"] > 2, "split"]) == {"train"}
+    assert manifest.groupby("group").size().eq(2).all()  # takes A and B of one source file
+    assert set(manifest["label"]) == {c for _, c, _ in ESC50_CATEGORIES}
+    assert manifest.loc[manifest["label"] == "clock_alarm", "esc10"].eq(False).all()
+    last = load_manifest(str(tmp_path), test_fold=5)
+    assert set(last.loc[last["fold"] == 1, "split"]) == {"val"}  # val wraps around to fold 1
+
+
+def test_urbansound8k_fold_folders_fsid_groups_and_default_test_fold(tmp_path):
+    write_urbansound8k(str(tmp_path))
+    manifest = load_manifest(str(tmp_path)).set_index("clip_id")
+    assert manifest.loc["7101-1-0-0", "path"] == str(tmp_path / "audio" / "fold10" / "7101-1-0-0.wav")
+    assert manifest.loc["7101-1-0-0", "split"] == "test" and manifest.loc["7011-1-0-0", "split"] == "val"
+    assert manifest.loc["7031-1-1-0", ["group", "salience"]].tolist() == ["7031", 2]
+    assert manifest.groupby("group").size().max() == 2
+    check_contract(load_manifest(str(tmp_path), dataset="urbansound8k", test_fold=3))
+
+
 def test_manifest_csv_and_forced_folder_reader(tmp_path):
     WRITERS["folder"](str(tmp_path / "data"))
     rows = [{"path": f"data/cat/cat{n}.flac", "label": "cat", "split": s, "group": f"g{n // 2}"}
@@ -145,7 +170,30 @@ def drop(*relpaths):
     return mutate
 
 
+def empty(relpath):
+    def mutate(root):
+        shutil.rmtree(os.path.join(root, relpath))
+        os.makedirs(os.path.join(root, relpath))
+    return mutate
+
+
+def drop_column(relpath, column):
+    def mutate(root):
+        path = os.path.join(root, relpath)
+        pd.read_csv(path).drop(columns=column).to_csv(path, index=False)
+    return mutate
+
+
 BAD_LAYOUTS = [  # writer, how it is broken, forced dataset, expected message
+    (write_esc50, drop("meta"), None,
+     "ESC-50 root {root} lacks meta/esc50.csv: point --data at the folder that holds meta/ and audio/"),
+    (write_esc50, drop("audio"), None, "ESC-50 root {root} lacks audio/: point --data at the folder"),
+    (write_esc50, empty("audio"), "esc50", "ESC-50 root {root} has an empty audio/: put the dataset's files there"),
+    (write_esc50, drop_column("meta/esc50.csv", "src_file"), None,
+     "ESC-50 table {root}/meta/esc50.csv lacks column(s) src_file: restore it from the dataset archive"),
+    (write_urbansound8k, drop("metadata"), None, "UrbanSound8K root {root} lacks metadata/UrbanSound8K.csv:"),
+    (write_urbansound8k, drop("audio/fold3"), None,
+     "UrbanSound8K root {root} lacks audio/fold3/: point --data at the folder that holds metadata/ and audio/"),
     (write_fma, drop("fma_metadata"), None, "FMA root {root} lacks fma_metadata/tracks.csv: point --data at"),
     (write_fma, drop("fma_small", "fma_medium"), "fma", "FMA root {root} lacks fma_small/: point --data at"),
     (lambda root: None, None, "gtzan", "GTZAN root {root} lacks genres/ (or genres_original/): point --data at"),
@@ -162,6 +210,17 @@ def test_wrong_or_partial_layouts_give_one_line_errors(tmp_path, write, mutate, 
         mutate(str(tmp_path))
     message = usage_error(lambda: load_manifest(str(tmp_path), dataset=dataset))
     assert message.startswith(expected.format(root=tmp_path))
+
+
+def test_bad_dataset_names_options_and_paths(tmp_path):
+    write_esc50(str(tmp_path))
+    assert "unknown dataset 'esc-50'; pick one of fma" in usage_error(
+        lambda: load_manifest(str(tmp_path), dataset="esc-50"))
+    assert "dataset esc50 has no option(s) subset; its options: test_fold" in usage_error(
+        lambda: load_manifest(str(tmp_path), subset="small"))
+    assert "test fold 7 is not one of its folds 1..5" in usage_error(lambda: load_manifest(str(tmp_path), test_fold=7))
+    assert "no such file or folder" in usage_error(lambda: load_manifest(str(tmp_path / "nope")))
+    assert "give --data" in usage_error(lambda: load_manifest(None, dataset="esc50"))
 
 
 def test_a_stray_file_does_not_make_a_folder_a_dataset(tmp_path):

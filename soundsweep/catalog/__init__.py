@@ -4,10 +4,13 @@ Manifest columns: ``clip_id, path, label, split, fold, group, duration_s, sample
 channels, label_index`` plus dataset extras (``device``, ``coarse_label``, ``esc10``, ...).
 ``group`` is the unit that must never straddle splits; ``split`` is train, val or test.
 
-One reader per layout, registered by name (:func:`list_datasets`): ``fma``, ``gtzan``, then the generic ``folder`` (one sub-folder per
+One reader per layout, registered by name (:func:`list_datasets`): ``fma``, ``gtzan``,
+``esc50``, ``urbansound8k``, then the generic ``folder`` (one sub-folder per
 class) and ``csv`` (a manifest file). ``load_manifest(None)`` gives the embedded synthetic
 default instead. Example::
 
+    load_manifest("/data/ESC-50-master")                 # detected: esc50, test fold 1
+    load_manifest("/data/UrbanSound8K", test_fold=3)     # reader options pass through
     load_manifest("/data/gtzan", dataset="gtzan", split_dir="/data/gtzan-filtered")
 """
 import inspect
@@ -15,7 +18,7 @@ import os
 
 import pandas as pd
 
-from soundsweep.catalog import fma, gtzan, generic  # noqa: F401  registration order = detection order
+from soundsweep.catalog import fma, gtzan, folds, generic  # noqa: F401  registration order = detection order
 from soundsweep.catalog._manifest import MANIFEST_COLUMNS, complete_manifest
 from soundsweep.catalog._reader import READERS, Reader, register_reader
 from soundsweep.catalog.synthetic import cache_root, synthetic_default
@@ -46,7 +49,7 @@ def load_manifest(data: str | None, seed: int = 0, synthetic_clips: int = 24, da
     """The manifest for ``--data``: None (synthetic default), a dataset root, a folder or a CSV.
 
     The layout is detected unless ``dataset`` names the reader; ``options`` go to that reader's
-    ``read`` (e.g. ``test_fold=`` for gtzan, ``subset=`` for fma,
+    ``read`` (e.g. ``test_fold=`` for esc50/urbansound8k/gtzan, ``subset=`` for fma,
     ``split_dir=`` for gtzan). ``seed`` drives the split of
     layouts that state none.
     """
