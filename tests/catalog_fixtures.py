@@ -123,6 +123,38 @@ def write_urbansound8k(root: str) -> pd.DataFrame:
     return table
 
 
+DCASE_SCENES = ("airport", "park", "bus")
+DCASE_DEVICES = ("a", "b", "s1")
+
+
+def write_dcase2020(root: str, task: str = "1a") -> pd.DataFrame:
+    """The development-set layout, tab-separated: per scene 5 train and 1 test location in two
+    cities, each recorded by devices a, b and s1 (1a) or by a only (1b, 3 coarse labels), plus
+    one s7 file listed in meta.csv but in neither setup list."""
+    coarse = {"airport": "indoor", "park": "outdoor", "bus": "transportation"}
+    devices = DCASE_DEVICES if task == "1a" else ("a",)
+    rows = []
+    for s, scene in enumerate(DCASE_SCENES):
+        for location in range(6):
+            city = ("barcelona", "lyon")[location % 2]
+            identifier = f"{city}-{10 * s + location}"
+            for device in devices:
+                filename = f"audio/{scene}-{identifier}-{location * 10}-{device}.wav"
+                write_tone(os.path.join(root, filename), 300 + 50 * s + location)
+                split = "test" if location == 5 else "train"
+                label = scene if task == "1a" else coarse[scene]
+                rows.append((filename, label, identifier, device, split))
+    write_tone(os.path.join(root, "audio/airport-lyon-99-0-s7.wav"))
+    rows.append(("audio/airport-lyon-99-0-s7.wav", "airport" if task == "1a" else "indoor", "lyon-99", "s7", None))
+    table = pd.DataFrame(rows, columns=["filename", "scene_label", "identifier", "source_label", "split"])
+    table.drop(columns="split").to_csv(os.path.join(root, "meta.csv"), sep="\t", index=False)
+    os.makedirs(os.path.join(root, "evaluation_setup"))
+    for split, name in (("train", "fold1_train.csv"), ("test", "fold1_evaluate.csv")):
+        listed = table[table["split"] == split][["filename", "scene_label"]]
+        listed.to_csv(os.path.join(root, "evaluation_setup", name), sep="\t", index=False)
+    return table
+
+
 def write_folder_per_class(root: str, labels: tuple[str, ...] = ("cat", "dog"), clips: int = 5) -> None:
     """``<label>/<clip>.flac``: the generic layout."""
     for i, label in enumerate(labels):
@@ -132,5 +164,5 @@ def write_folder_per_class(root: str, labels: tuple[str, ...] = ("cat", "dog"), 
 
 WRITERS = {
     "fma": write_fma, "gtzan": write_gtzan, "esc50": write_esc50, "urbansound8k": write_urbansound8k,
-    "folder": write_folder_per_class,
+    "dcase2020": write_dcase2020, "folder": write_folder_per_class,
 }

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from catalog_fixtures import (
-    ESC50_CATEGORIES, FMA_GARBAGE, GTZAN_GENRES, WRITERS, write_esc50, write_fma, write_gtzan, write_gtzan_split,
-    write_tone, write_urbansound8k,
+    DCASE_DEVICES, ESC50_CATEGORIES, FMA_GARBAGE, GTZAN_GENRES, WRITERS, write_dcase2020, write_esc50,
+    write_fma, write_gtzan, write_gtzan_split, write_tone, write_urbansound8k,
 )
-from soundsweep.catalog import MANIFEST_COLUMNS, detect_dataset, list_datasets, load_manifest, synthetic
+from soundsweep.catalog import MANIFEST_COLUMNS, detect_dataset, list_datasets, load_manifest, scene_hierarchy, synthetic
 from soundsweep.errors import UsageError
 from trainables.audio import AudioError, DecodeSpec, load_segments
 
@@ -46,7 +46,7 @@ def test_every_reader_detects_its_layout_and_keeps_the_contract(tmp_path, datase
 
 
 def test_registry_tries_named_datasets_before_generic_layouts():
-    assert list_datasets() == ["fma", "gtzan", "esc50", "urbansound8k", "folder", "csv"]
+    assert list_datasets() == ["fma", "gtzan", "esc50", "urbansound8k", "dcase2020", "folder", "csv"]
 
 
 def test_fma_reads_the_two_row_header_subsets_splits_and_artist_groups(tmp_path):
@@ -139,6 +139,32 @@ def test_urbansound8k_fold_folders_fsid_groups_and_default_test_fold(tmp_path):
     check_contract(load_manifest(str(tmp_path), dataset="urbansound8k", test_fold=3))
 
 
+def test_dcase2020_1a_devices_locations_and_val_by_whole_locations(tmp_path):
+    table = write_dcase2020(str(tmp_path))
+    manifest = load_manifest(str(tmp_path)).set_index("clip_id")
+    assert "airport-lyon-99-0-s7" not in manifest.index  # in meta.csv, in no setup list
+    assert len(manifest) == len(table) - 1
+    assert set(manifest["device"]) == set(DCASE_DEVICES)
+    assert manifest.loc["park-lyon-13-30-s1", ["device", "group", "label", "coarse_label"]].tolist() == [
+        "s1", "lyon-13", "park", "outdoor"]
+    assert set(manifest.loc[manifest["group"].str.endswith("5"), "split"]) == {"test"}
+    val = manifest[manifest["split"] == "val"]
+    assert val.groupby("label")["group"].nunique().eq(1).all()  # one of 5 train locations per scene
+    assert val.groupby("group").size().eq(len(DCASE_DEVICES)).all()  # with every device's copy
+    check_contract(manifest.reset_index())
+
+
+def test_dcase2020_1b_three_classes_and_the_scene_hierarchy(tmp_path):
+    write_dcase2020(str(tmp_path), task="1b")
+    manifest = load_manifest(str(tmp_path), val_fraction=0.4)
+    assert set(manifest["label"]) == {"indoor", "outdoor", "transportation"}
+    assert (manifest["label"] == manifest["coarse_label"]).all()
+    assert manifest[manifest["split"] == "val"].groupby("label")["group"].nunique().eq(2).all()
+    hierarchy = scene_hierarchy()
+    assert len(hierarchy) == 10 and set(hierarchy.values()) == {"indoor", "outdoor", "transportation"}
+    assert hierarchy["metro_station"] == "indoor" and hierarchy["metro"] == "transportation"
+
+
 def test_manifest_csv_and_forced_folder_reader(tmp_path):
     WRITERS["folder"](str(tmp_path / "data"))
     rows = [{"path": f"data/cat/cat{n}.flac", "label": "cat", "split": s, "group": f"g{n // 2}"}
@@ -196,6 +222,10 @@ BAD_LAYOUTS = [  # writer, how it is broken, forced dataset, expected message
      "UrbanSound8K root {root} lacks audio/fold3/: point --data at the folder that holds metadata/ and audio/"),
     (write_fma, drop("fma_metadata"), None, "FMA root {root} lacks fma_metadata/tracks.csv: point --data at"),
     (write_fma, drop("fma_small", "fma_medium"), "fma", "FMA root {root} lacks fma_small/: point --data at"),
+    (write_dcase2020, drop("meta.csv"), None, "DCASE2020 Task 1 root {root} lacks meta.csv: point --data at"),
+    (write_dcase2020, drop("evaluation_setup/fold1_evaluate.csv"), None,
+     "DCASE2020 Task 1 root {root} lacks evaluation_setup/fold1_evaluate.csv"),
+    (write_dcase2020, drop("audio"), None, "DCASE2020 Task 1 root {root} lacks audio/"),
     (lambda root: None, None, "gtzan", "GTZAN root {root} lacks genres/ (or genres_original/): point --data at"),
     (lambda root: None, None, None, "--data {root}: not a known dataset layout ("),
     (lambda root: None, None, "folder", "--data {root}: no audio files in class sub-folders"),

@@ -5,7 +5,7 @@ channels, label_index`` plus dataset extras (``device``, ``coarse_label``, ``esc
 ``group`` is the unit that must never straddle splits; ``split`` is train, val or test.
 
 One reader per layout, registered by name (:func:`list_datasets`): ``fma``, ``gtzan``,
-``esc50``, ``urbansound8k``, then the generic ``folder`` (one sub-folder per
+``esc50``, ``urbansound8k``, ``dcase2020``, then the generic ``folder`` (one sub-folder per
 class) and ``csv`` (a manifest file). ``load_manifest(None)`` gives the embedded synthetic
 default instead. Example::
 
@@ -18,15 +18,16 @@ import os
 
 import pandas as pd
 
-from soundsweep.catalog import fma, gtzan, folds, generic  # noqa: F401  registration order = detection order
+from soundsweep.catalog import fma, gtzan, folds, dcase, generic  # noqa: F401  registration order = detection order
 from soundsweep.catalog._manifest import MANIFEST_COLUMNS, complete_manifest
 from soundsweep.catalog._reader import READERS, Reader, register_reader
+from soundsweep.catalog.dcase import scene_hierarchy
 from soundsweep.catalog.synthetic import cache_root, synthetic_default
 from soundsweep.errors import UsageError
 
 __all__ = [
     "MANIFEST_COLUMNS", "Reader", "cache_root", "complete_manifest", "detect_dataset", "list_datasets",
-    "load_manifest", "register_reader", "synthetic_default",
+    "load_manifest", "register_reader", "scene_hierarchy", "synthetic_default",
 ]
 
 
@@ -50,7 +51,7 @@ def load_manifest(data: str | None, seed: int = 0, synthetic_clips: int = 24, da
 
     The layout is detected unless ``dataset`` names the reader; ``options`` go to that reader's
     ``read`` (e.g. ``test_fold=`` for esc50/urbansound8k/gtzan, ``subset=`` for fma,
-    ``split_dir=`` for gtzan). ``seed`` drives the split of
+    ``split_dir=`` for gtzan, ``val_fraction=`` for dcase2020). ``seed`` drives the split of
     layouts that state none.
     """
     if data is None:
