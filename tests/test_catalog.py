@@ -169,9 +169,11 @@ def test_manifest_csv_and_forced_folder_reader(tmp_path):
     WRITERS["folder"](str(tmp_path / "data"))
     rows = [{"path": f"data/cat/cat{n}.flac", "label": "cat", "split": s, "group": f"g{n // 2}"}
             for n, s in enumerate(["train", "train", "val", "val", "test"])]
+    rows.append({"path": "data/dog/dog0.flac", "label": "dog", "split": "train", "group": None})
     pd.DataFrame(rows).to_csv(tmp_path / "manifest.csv", index=False)
     manifest = load_manifest(str(tmp_path / "manifest.csv"))
     assert manifest["path"].iloc[0] == str(tmp_path / "data" / "cat" / "cat0.flac")
+    assert manifest["group"].tolist() == ["g0", "g0", "g1", "g1", "g2", "dog0"]  # a blank group: the clip
     check_contract(manifest)
     straddling = pd.DataFrame(rows).assign(group="same")
     straddling.to_csv(tmp_path / "bad.csv", index=False)
@@ -250,7 +252,8 @@ def test_bad_dataset_names_options_and_paths(tmp_path):
         lambda: load_manifest(str(tmp_path), subset="small"))
     assert "test fold 7 is not one of its folds 1..5" in usage_error(lambda: load_manifest(str(tmp_path), test_fold=7))
     assert "no such file or folder" in usage_error(lambda: load_manifest(str(tmp_path / "nope")))
-    assert "give --data" in usage_error(lambda: load_manifest(None, dataset="esc50"))
+    assert "dataset esc50 without --data" in usage_error(lambda: load_manifest(None, dataset="esc50"))
+    assert "option(s) test_fold without --data" in usage_error(lambda: load_manifest(None, test_fold=2))
 
 
 def test_a_stray_file_does_not_make_a_folder_a_dataset(tmp_path):

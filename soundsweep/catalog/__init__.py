@@ -56,7 +56,8 @@ def load_manifest(data: str | None, seed: int = 0, synthetic_clips: int = 24, da
     """
     if data is None:
         if dataset is not None or options:
-            raise UsageError(f"dataset {dataset or 'options'}: give --data, the folder that holds the dataset")
+            what = f"dataset {dataset}" if dataset else f"option(s) {', '.join(options)}"
+            raise UsageError(f"{what} without --data: give --data, the folder that holds the dataset")
         return complete_manifest(synthetic_default(seed, synthetic_clips), seed, source="synthetic")
     if not os.path.exists(data):
         raise UsageError(f"--data {data}: no such file or folder; give a dataset folder or a manifest CSV")

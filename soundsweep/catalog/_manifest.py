@@ -22,7 +22,7 @@ SPLITS = ("train", "val", "test")
 def complete_manifest(manifest: pd.DataFrame, seed: int, source: str) -> pd.DataFrame:
     """Fill the optional columns and check what training needs (a one-line error otherwise).
 
-    Missing ``clip_id``/``group`` default to the file name; a missing ``split`` is assigned by a
+    Missing ``clip_id``/``group`` values default to the file name; a missing ``split`` is assigned by a
     stratified group split (60/20/20 by 5 folds: fold 0 test, fold 1 val); audio facts missing
     from the table are read from the file headers (a file that cannot be read keeps NaN here:
     the decode step skips and lists it). A group found in two splits is an error, since it
@@ -37,7 +37,7 @@ def complete_manifest(manifest: pd.DataFrame, seed: int, source: str) -> pd.Data
         manifest["clip_id"] = [hashlib.sha1(p.encode()).hexdigest()[:12] for p in manifest["path"]]
     if "group" not in manifest:
         manifest["group"] = manifest["clip_id"]
-    manifest["group"] = manifest["group"].astype(str)
+    manifest["group"] = manifest["group"].fillna(manifest["clip_id"]).astype(str)
     if "split" not in manifest:
         manifest = assign_splits(manifest, seed, source)
     manifest["split"] = manifest["split"].astype(str).str.lower().replace({"validation": "val", "training": "train"})
