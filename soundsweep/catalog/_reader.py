@@ -12,6 +12,7 @@ import re
 
 import pandas as pd
 
+from soundsweep.catalog._manifest import AUDIO_EXTENSIONS
 from soundsweep.errors import UsageError
 
 READERS: dict[str, "Reader"] = {}
@@ -32,6 +33,22 @@ def first_names(folder: str, limit: int = 20) -> list[str]:
             return [e.name for e in itertools.islice(entries, limit)]
     except OSError:
         return []
+
+
+def class_folder_clips(root: str, first_only: bool = False) -> list[dict]:
+    """``{"path", "label"}`` for each audio file in ``root/<label>/`` (sorted); with
+    ``first_only``, stop at the first one (a cheap existence check)."""
+    rows = []
+    for label in sorted(os.listdir(root)):
+        folder = os.path.join(root, label)
+        if not os.path.isdir(folder):
+            continue
+        for name in sorted(os.listdir(folder)):
+            if name.lower().endswith(AUDIO_EXTENSIONS):
+                rows.append({"path": os.path.join(folder, name), "label": label})
+                if first_only:
+                    return rows
+    return rows
 
 
 class Reader(abc.ABC):

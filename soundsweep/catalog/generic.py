@@ -7,8 +7,7 @@ import os
 
 import pandas as pd
 
-from soundsweep.catalog._manifest import AUDIO_EXTENSIONS
-from soundsweep.catalog._reader import Reader, register_reader
+from soundsweep.catalog._reader import Reader, class_folder_clips, register_reader
 from soundsweep.errors import UsageError
 
 
@@ -21,30 +20,16 @@ class FolderPerClass(Reader):
 
     def detect(self, root: str) -> bool:
         """Some sub-folder of ``root`` directly holds an audio file."""
-        return bool(os.path.isdir(root) and self._clips(root, first_only=True))
+        return bool(os.path.isdir(root) and class_folder_clips(root, first_only=True))
 
     def read(self, root: str) -> pd.DataFrame:
-        rows = self._clips(root)
+        rows = class_folder_clips(root)
         if not rows:
             raise UsageError(
                 f"--data {root}: no audio files in class sub-folders; expected {root}/<label>/<clip>.wav "
                 "(or give a manifest CSV with path,label columns)"
             )
         return pd.DataFrame(rows)
-
-    @staticmethod
-    def _clips(root: str, first_only: bool = False) -> list[dict]:
-        rows = []
-        for label in sorted(os.listdir(root)):
-            folder = os.path.join(root, label)
-            if not os.path.isdir(folder):
-                continue
-            for name in sorted(os.listdir(folder)):
-                if name.lower().endswith(AUDIO_EXTENSIONS):
-                    rows.append({"path": os.path.join(folder, name), "label": label})
-                    if first_only:
-                        return rows
-        return rows
 
 
 class ManifestCsv(Reader):

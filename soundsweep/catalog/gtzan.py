@@ -17,7 +17,7 @@ import re
 import pandas as pd
 
 from soundsweep.catalog._manifest import AUDIO_EXTENSIONS, SPLITS, splits_from_folds
-from soundsweep.catalog._reader import Reader, first_names, register_reader
+from soundsweep.catalog._reader import Reader, class_folder_clips, first_names, register_reader
 from soundsweep.errors import UsageError
 
 GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
@@ -57,11 +57,7 @@ class Gtzan(Reader):
         genres = self._genre_folder(root)
         if genres is None:
             raise self.missing(root, "genres/ (or genres_original/)")
-        rows = [
-            {"clip_id": os.path.splitext(name)[0], "path": os.path.join(genres, genre, name), "label": genre}
-            for genre in sorted(os.listdir(genres)) if os.path.isdir(os.path.join(genres, genre))
-            for name in sorted(os.listdir(os.path.join(genres, genre))) if name.lower().endswith(AUDIO_EXTENSIONS)
-        ]
+        rows = class_folder_clips(genres)
         if not rows:
             raise UsageError(f"GTZAN root {root}: {genres} holds no <genre>/<clip> audio files; "
                              f"point --data at {self.layout}")
