@@ -8,6 +8,7 @@ random SNR and a random "device" EQ. Clips come in groups (an "artist": a fixed 
 offset and device), and a group never straddles splits.
 
 A seed picks everything: ``generate(root, seed=0)`` writes the same bytes every time.
+:func:`synthetic_default` generates the embedded default once into the cache folder.
 """
 import os
 from dataclasses import dataclass
@@ -175,3 +176,25 @@ def generate(root: str, seed: int = 0, clips_per_class: int = 24, clip_seconds: 
     manifest = pd.DataFrame(rows)
     manifest.to_csv(os.path.join(root, "manifest.csv"), index=False)
     return manifest
+
+
+def cache_root() -> str:
+    """Where generated data and decode caches live by default (``$SOUNDSWEEP_CACHE``)."""
+    return os.path.abspath(os.environ.get("SOUNDSWEEP_CACHE", os.path.expanduser("~/.cache/soundsweep")))
+
+
+def synthetic_default(seed: int = 0, clips_per_class: int = 24, num_classes: int = 6) -> pd.DataFrame:
+    """The embedded default dataset, generated on first use (about 10 s) and reused after."""
+    root = os.path.join(cache_root(), "synthetic", f"seed{seed}-n{clips_per_class}-c{num_classes}")
+    manifest_path = os.path.join(root, "manifest.csv")
+    if not os.path.exists(manifest_path):
+        tmp = root + f".tmp{os.getpid()}"
+        generate(tmp, seed=seed, clips_per_class=clips_per_class, num_classes=num_classes)
+        manifest = pd.read_csv(os.path.join(tmp, "manifest.csv"))
+        manifest["path"] = [p.replace(tmp, root, 1) for p in manifest["path"]]
+        manifest.to_csv(os.path.join(tmp, "manifest.csv"), index=False)
+        try:
+            os.rename(tmp, root)
+        except OSError:  # another process generated it first
+            pass
+    return pd.read_csv(manifest_path)

@@ -1,0 +1,105 @@
+"""The manifest table every reader feeds: its columns, split rules and final checks.
+
+Readers return what their dataset states (at least ``path, label``; usually ``split, fold,
+group`` and extras); :func:`complete_manifest` fills the rest the same way for all of them and
+enforces the contract training relies on: three non-empty splits and no group in two splits.
+"""
+import hashlib
+import os
+
+import numpy as np
+import pandas as pd
+import soundfile
+from sklearn.model_selection import StratifiedGroupKFold
+
+from soundsweep.errors import UsageError
+
+MANIFEST_COLUMNS = ["clip_id", "path", "label", "split", "fold", "group", "duration_s", "sample_rate", "channels"]
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au")
+SPLITS = ("train", "val", "test")
+
+
+def complete_manifest(manifest: pd.DataFrame, seed: int, source: str) -> pd.DataFrame:
+    """Fill the optional columns and check what training needs (a one-line error otherwise).
+
+    Missing ``clip_id``/``group`` values default to the file name; a missing ``split`` is assigned by a
+    stratified group split (60/20/20 by 5 folds: fold 0 test, fold 1 val); audio facts missing
+    from the table are read from the file headers (a file that cannot be read keeps NaN here:
+    the decode step skips and lists it). A group found in two splits is an error, since it
+    would leak the same recording, track or location into evaluation.
+    """
+    manifest = manifest.copy()
+    if manifest.empty:
+        raise UsageError(f"dataset {source} has no clips: check --data")
+    if "clip_id" not in manifest:
+        manifest["clip_id"] = [os.path.splitext(os.path.basename(p))[0] for p in manifest["path"]]
+    if manifest["clip_id"].duplicated().any():
+        manifest["clip_id"] = [hashlib.sha1(p.encode()).hexdigest()[:12] for p in manifest["path"]]
+    if "group" not in manifest:
+        manifest["group"] = manifest["clip_id"]
+    manifest["group"] = manifest["group"].fillna(manifest["clip_id"]).astype(str)
+    if "split" not in manifest:
+        manifest = assign_splits(manifest, seed, source)
+    manifest["split"] = manifest["split"].astype(str).str.lower().replace({"validation": "val", "training": "train"})
+    unknown = sorted(set(manifest["split"]) - set(SPLITS))
+    if unknown:
+        raise UsageError(f"dataset {source}: unknown split value(s) {unknown}; use train, val or test")
+    for split in SPLITS:
+        if not (manifest["split"] == split).any():
+            raise UsageError(f"dataset {source}: the {split} split is empty; give every split at least one clip "
+                             "or drop the split column to have one assigned")
+    splits_per_group = manifest.groupby("group")["split"].nunique()
+    straddling = splits_per_group.index[splits_per_group > 1]
+    if len(straddling):
+        raise UsageError(f"dataset {source}: group {straddling[0]!r} (and {len(straddling) - 1} more) spans several "
+                         "splits; keep each group in one split or drop the split column to have one assigned")
+    if "fold" not in manifest:
+        manifest["fold"] = -1
+    for column in ("duration_s", "sample_rate", "channels"):
+        if column not in manifest:
+            manifest[column] = np.nan
+    for i in manifest.index[manifest["sample_rate"].isna()]:
+        try:
+            info = soundfile.info(manifest.at[i, "path"])
+            manifest.loc[i, ["duration_s", "sample_rate", "channels"]] = [info.duration, info.samplerate, info.channels]
+        except Exception:  # unreadable here: the decode step skips and lists it
+            pass
+    manifest["label"] = manifest["label"].astype(str)
+    classes = sorted(manifest["label"].unique())
+    manifest["label_index"] = manifest["label"].map({c: i for i, c in enumerate(classes)}).astype(int)
+    columns = MANIFEST_COLUMNS + [c for c in manifest.columns if c not in MANIFEST_COLUMNS]
+    return manifest[columns].reset_index(drop=True)
+
+
+def assign_splits(manifest: pd.DataFrame, seed: int, source: str) -> pd.DataFrame:
+    """Stratified group split: 5 folds by label with groups kept whole; fold 0 test, 1 val."""
+    counts = manifest.groupby("label")["group"].nunique()
+    if (counts < 5).any():
+        few = ", ".join(f"{k} ({v})" for k, v in counts[counts < 5].items())
+        raise UsageError(f"dataset {source}: class(es) {few} have fewer than 5 groups, too few to split "
+                         "into train/val/test; add clips or give a split column")
+    folds = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=seed % 2**32)
+    fold = np.zeros(len(manifest), dtype=int)
+    labels = manifest["label"].to_numpy(dtype=object)
+    groups = manifest["group"].to_numpy(dtype=object)
+    for k, (_, held_out) in enumerate(folds.split(np.zeros(len(manifest)), labels, groups)):
+        fold[held_out] = k
+    manifest["fold"] = fold
+    manifest["split"] = np.where(fold == 0, "test", np.where(fold == 1, "val", "train"))
+    return manifest
+
+
+def splits_from_folds(folds: pd.Series, test_fold: int, source: str) -> np.ndarray:
+    """Train/val/test from numbered folds: ``test_fold`` is test, the next fold (wrapping) val.
+
+    Used for datasets that ship official folds (ESC-50, UrbanSound8K) and for GTZAN's k folds,
+    so a cross-validation run only changes ``test_fold``.
+    """
+    numbers = sorted(int(f) for f in folds.unique())
+    if len(numbers) < 3:
+        raise UsageError(f"dataset {source} has {len(numbers)} fold(s); train, val and test need at least 3")
+    if test_fold not in numbers:
+        raise UsageError(f"dataset {source}: test fold {test_fold} is not one of its folds "
+                         f"{numbers[0]}..{numbers[-1]}; pick one of those")
+    val_fold = numbers[(numbers.index(test_fold) + 1) % len(numbers)]
+    return np.where(folds == test_fold, "test", np.where(folds == val_fold, "val", "train"))
