@@ -7,6 +7,7 @@ import sys
 from dataclasses import fields
 
 from search_spaces import SPACES, list_spaces
+from soundsweep.catalog import list_datasets
 from soundsweep.errors import UsageError
 from trainables.models import list_models, model_info
 
@@ -47,8 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--lr", type=float, default=defaults["lr"], help="Adam learning rate (default %(default)s)")
     what.add_argument("--batch-size", type=int, default=defaults["batch_size"], help="default %(default)s")
     data = tune.add_argument_group("data")
-    data.add_argument("--data", default=None, help="dataset folder (one sub-folder per class) or manifest CSV "
+    data.add_argument("--data", default=None, help="dataset root (FMA, GTZAN, ESC-50, UrbanSound8K, DCASE2020: "
+                      "detected), a folder with one sub-folder per class, or a manifest CSV "
                       "(path,label[,split,fold,group]); default: the embedded synthetic set")
+    data.add_argument("--dataset", default=None, choices=list_datasets(), help="force the layout instead of detecting it")
+    data.add_argument("--test-fold", type=int, default=None,
+                      help="fold held out for test (esc50: 1, urbansound8k: 10, gtzan: 1); the next fold is val")
+    data.add_argument("--subset", default=None, help="FMA subset: small or medium")
+    data.add_argument("--split-dir", default=None, help="GTZAN: folder with train/valid/test lists (fault-filtered split)")
+    data.add_argument("--val-fraction", type=float, default=None, help="DCASE2020: share of train locations used for val")
     data.add_argument("--synthetic-clips", type=int, default=defaults["synthetic_clips"],
                       help="clips per class of the synthetic set (default %(default)s)")
     data.add_argument("--sample-rate", type=int, default=defaults["sample_rate"], help="resample to this rate (Hz)")

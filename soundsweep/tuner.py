@@ -42,6 +42,11 @@ class ExperimentConfig:
     lr: float = 1e-3
     batch_size: int = 32
     data: str | None = None
+    dataset: str | None = None
+    test_fold: int | None = None
+    subset: str | None = None
+    split_dir: str | None = None
+    val_fraction: float | None = None
     synthetic_clips: int = 24
     num_samples: int = 12
     max_epochs: int = 4
@@ -62,6 +67,11 @@ class ExperimentConfig:
     overlap: float = 0.25
     max_failures: int = 1
     address: str | None = None
+
+    def reader_options(self) -> dict:
+        """The dataset-reader options that were given (each reader accepts its own subset)."""
+        names = ("test_fold", "subset", "split_dir", "val_fraction")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
     def check(self) -> None:
         """Reject impossible values before anything starts (one-line errors)."""
@@ -123,7 +133,7 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
         raise UsageError(f"experiment {name!r} already exists in {cfg.results}: add --resume or pick another --name")
 
     connect_ray(cfg.address)
-    manifest = load_manifest(cfg.data, cfg.seed, cfg.synthetic_clips)
+    manifest = load_manifest(cfg.data, cfg.seed, cfg.synthetic_clips, cfg.dataset, **cfg.reader_options())
     spec = DecodeSpec(cfg.sample_rate, cfg.channels, cfg.segment_seconds, cfg.overlap)
     data = prepare(manifest, spec, os.path.join(storage, "cache"))
     print(data.describe(), flush=True)
