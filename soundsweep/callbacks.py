@@ -10,7 +10,7 @@ from ray.tune import Callback
 from soundsweep.results import ResultsStore
 
 METRIC_KEYS = ("epoch", "train_loss", "train_segments", "val_loss", "val_segment_acc", "val_clip_acc",
-               "epoch_s", "train_s", "num_params", "training_iteration", "time_total_s")
+               "epoch_s", "train_s", "num_params", "training_iteration", "time_total_s", "node_id", "pid")
 
 
 def checkpoint_uri(checkpoint) -> str:
@@ -56,7 +56,7 @@ class StoreCallback(Callback):
     def on_trial_complete(self, iteration, trials, trial, **info):
         epochs = int((trial.last_result or {}).get("epoch", -1)) + 1
         status = "COMPLETED" if epochs >= self.max_epochs else "STOPPED"  # stopped early by the scheduler
-        self.store.record_trial(self.experiment_id, trial.trial_id, status=status)
+        self.store.record_trial(self.experiment_id, trial.trial_id, status=status, retries=trial.num_failures)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         message = "unknown error"
@@ -67,7 +67,8 @@ class StoreCallback(Callback):
                 message = lines[-1] if lines else message
             except OSError:
                 pass
-        self.store.record_trial(self.experiment_id, trial.trial_id, status="ERROR", error=message)
+        self.store.record_trial(self.experiment_id, trial.trial_id, status="ERROR", error=message,
+                                retries=trial.num_failures)
 
 
 class ProgressCallback(Callback):

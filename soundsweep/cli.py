@@ -26,11 +26,18 @@ def _registry_epilog() -> str:
             "Watch the search: optuna-dashboard <--results URL> (Ray's own dashboard shows the cluster).")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line on stderr (no usage block) and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"soundsweep: error: {message}; see '{self.prog} --help'\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from soundsweep.tuner import SCHEDULERS, ExperimentConfig
 
     defaults = {f.name: f.default for f in fields(ExperimentConfig)}
-    parser = argparse.ArgumentParser(prog="soundsweep", description="Distributed audio-classification experiments on Ray.")
+    parser = OneLineParser(prog="soundsweep", description="Distributed audio-classification experiments on Ray.")
     sub = parser.add_subparsers(dest="command", required=True)
     tune = sub.add_parser(
         "tune",
@@ -112,8 +119,11 @@ def print_leaderboard(summary, top: int = 5) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run a command; return the process exit code."""
-    args = build_parser().parse_args(argv)
+    """Run a command; return the process exit code (also for ``--help`` and bad flags)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
     try:
         if args.command == "tune":
             from soundsweep.tuner import ExperimentConfig, run_experiment

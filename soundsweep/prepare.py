@@ -71,7 +71,7 @@ def prepare(manifest: pd.DataFrame, spec: DecodeSpec, cache_dir: str) -> Prepare
         .map_batches(decode_segments, fn_kwargs={"spec": spec}, batch_size=4, batch_format="numpy")
         .write_parquet(tmp, partition_cols=["split"])
     )
-    index = ray.data.read_parquet(tmp, columns=["clip_id", "split", "error"]).to_pandas()
+    index = ray.data.read_parquet(tmp).select_columns(["clip_id", "split", "error"]).to_pandas()
     failed = index[index["split"] == "failed"]
     paths = dict(zip(manifest["clip_id"].astype(str), manifest["path"].astype(str)))
     ok = index[index["split"] != "failed"]

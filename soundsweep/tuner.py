@@ -90,6 +90,12 @@ class ExperimentConfig:
                 raise UsageError(f"{flag} {value}: must be at least 1")
         if self.scheduler not in SCHEDULERS:
             raise UsageError(f"--scheduler {self.scheduler}: choose one of {', '.join(SCHEDULERS)}")
+        if self.segment_seconds <= 0:
+            raise UsageError(f"--segment-seconds {self.segment_seconds}: must be > 0")
+        if self.lr <= 0:
+            raise UsageError(f"--lr {self.lr}: must be > 0")
+        if self.max_failures < 0:
+            raise UsageError(f"--max-failures {self.max_failures}: must be 0 or more")
         if not 0 <= self.overlap < 1:
             raise UsageError(f"--overlap {self.overlap}: must be in [0, 1)")
         if self.channels not in (1, 2):
@@ -116,6 +122,9 @@ def connect_ray(address: str | None) -> None:
         # Ray Data logs every dataset execution at INFO; trials re-read data each epoch.
         quiet = {"RAY_DATA_LOG_LEVEL": os.environ.get("RAY_DATA_LOG_LEVEL", "WARNING")}
         os.environ.update(quiet)
+        # Save experiment state every 2 s (Ray's default waits 10 s or more), so a killed driver
+        # loses at most that much bookkeeping; trials keep their own per-epoch checkpoints.
+        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
         ray.init(address=address, logging_level="WARNING", runtime_env={"env_vars": quiet})
     ray.data.DataContext.get_current().enable_progress_bars = False
 
@@ -125,12 +134,17 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
     started = time.perf_counter()
     name = cfg.name or f"{cfg.space}-{time.strftime('%Y%m%d-%H%M%S')}"
     storage = os.path.abspath(cfg.storage_path) if "://" not in cfg.storage_path else cfg.storage_path
+    check_writable(storage)
     store = ResultsStore(cfg.results)
     existing = store.experiment(name)
-    if cfg.resume and (existing is None or not tune.Tuner.can_restore(os.path.join(storage, name))):
-        raise UsageError(f"--resume: no experiment named {name!r} under {storage}; check --name and --storage-path")
-    if existing is not None and not cfg.resume:
+    if cfg.resume:
+        if existing is None:
+            raise UsageError(f"--resume: no experiment named {name!r} in {cfg.results}; check --name and --results")
+        check_same_spec(name, existing.config, cfg)
+    elif existing is not None:
         raise UsageError(f"experiment {name!r} already exists in {cfg.results}: add --resume or pick another --name")
+    # Recorded first, so that a run killed at any later point can be resumed by name.
+    experiment_id = store.start_experiment(name, cfg.space, cfg.data or "synthetic", asdict(cfg), storage)
 
     connect_ray(cfg.address)
     manifest = load_manifest(cfg.data, cfg.seed, cfg.synthetic_clips, cfg.dataset, **cfg.reader_options())
@@ -147,9 +161,8 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
                      num_samples=cfg.num_samples)
     print(plan.describe(), flush=True)
 
-    experiment_id = store.start_experiment(name, cfg.space, cfg.data or "synthetic", asdict(cfg), storage)
     trainable = tune.with_resources(run_trial, plan.trial_resources)
-    if cfg.resume:
+    if cfg.resume and tune.Tuner.can_restore(os.path.join(storage, name)):
         tuner = tune.Tuner.restore(os.path.join(storage, name), trainable, resume_unfinished=True, resume_errored=True)
     else:
         tuner = tune.Tuner(trainable, param_space=param_space(cfg, data, plan, storage),
@@ -167,6 +180,34 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
         "skipped_files": data.failures, "wall_s": summary.wall_s, "best_model": best,
     })
     return summary
+
+
+# The settings that define what an experiment searches; --resume must repeat them unchanged.
+SPEC_FIELDS = ("space", "arch", "width", "lr", "batch_size", "data", "dataset", "test_fold", "subset", "split_dir",
+               "val_fraction", "synthetic_clips", "num_samples", "max_epochs", "scheduler", "seed", "sample_rate",
+               "channels", "segment_seconds", "overlap")
+
+
+def check_same_spec(name: str, recorded: dict, cfg: ExperimentConfig) -> None:
+    changed = [f for f in SPEC_FIELDS if f in recorded and recorded[f] != getattr(cfg, f)]
+    if changed:
+        was = ", ".join(f"--{f.replace('_', '-')} {recorded[f]}" for f in changed)
+        raise UsageError(f"--resume {name}: it was run with {was}; repeat those flags, or start a new --name "
+                         "for a changed search")
+
+
+def check_writable(storage: str) -> None:
+    """Fail before any work if a local ``--storage-path`` cannot be written."""
+    if "://" in storage:
+        return
+    try:
+        os.makedirs(storage, exist_ok=True)
+        probe = os.path.join(storage, f".write-test-{os.getpid()}")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as exc:
+        raise UsageError(f"--storage-path {storage} is not writable ({exc.strerror}): choose a folder you can write") from exc
 
 
 def trial_rows(store: ResultsStore, experiment_id: int) -> list[dict]:

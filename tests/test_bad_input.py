@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from soundsweep.cli import main
+from soundsweep.results import ResultsStore
 from tests.conftest import REPO
 
 
@@ -24,6 +25,13 @@ def run(capsys, *argv):
     (["--resume"], ["--resume needs --name"]),
     (["--data", "/definitely/missing"], ["--data /definitely/missing", "no such file"]),
     (["--scheduler", "pbt"], ["--scheduler pbt", "asha"]),
+    (["--overlap", "1.5"], ["--overlap 1.5", "[0, 1)"]),
+    (["--channels", "3"], ["--channels 3", "mono"]),
+    (["--segment-seconds", "0"], ["--segment-seconds 0"]),
+    (["--lr", "0"], ["--lr 0.0"]),
+    (["--dataset", "bogus"], ["--dataset", "invalid choice: 'bogus'"]),
+    (["--num-samples", "two"], ["--num-samples", "invalid int value"]),
+    (["--test-fold", "2"], ["option(s) test_fold without --data"]),
 ])
 def test_bad_flags(capsys, tmp_path, argv, words):
     code, err = run(capsys, *argv, "--results", f"sqlite:///{tmp_path}/r.db", "--storage-path", str(tmp_path))
@@ -47,6 +55,43 @@ def test_manifest_with_an_empty_split(capsys, tmp_path):
     code, err = run(capsys, "--data", str(manifest), "--results", f"sqlite:///{tmp_path}/r.db",
                     "--storage-path", str(tmp_path))
     assert code == 2 and "the val split is empty" in err
+
+
+def test_unreachable_results_store(capsys, tmp_path):
+    code, err = run(capsys, "--results", "postgresql://soundsweep@127.0.0.1:9/none", "--storage-path", str(tmp_path))
+    assert code == 2 and "--results" in err and len(err.splitlines()) == 1
+
+
+def test_storage_path_not_writable(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    code, err = run(capsys, "--storage-path", str(blocker / "runs"), "--results", f"sqlite:///{tmp_path}/r.db")
+    assert code == 2 and "is not writable" in err
+
+
+def test_class_with_too_few_examples_to_split(capsys, tmp_path):
+    manifest = tmp_path / "m.csv"
+    rows = [{"path": f"{c}{i}.wav", "label": c} for c in "ab" for i in range(6)] + [{"path": "c0.wav", "label": "c"}]
+    pd.DataFrame(rows).to_csv(manifest, index=False)
+    code, err = run(capsys, "--data", str(manifest), "--results", f"sqlite:///{tmp_path}/r.db",
+                    "--storage-path", str(tmp_path))
+    assert code == 2 and "c (1)" in err and "too few to split" in err
+
+
+def test_resume_unknown_or_changed_experiment(capsys, tmp_path):
+    url = f"sqlite:///{tmp_path}/r.db"
+    code, err = run(capsys, "--resume", "--name", "ghost", "--results", url, "--storage-path", str(tmp_path))
+    assert code == 2 and "no experiment named 'ghost'" in err
+    ResultsStore(url).start_experiment("old", "augmentation", "synthetic", {"space": "augmentation", "seed": 0},
+                                       str(tmp_path))
+    code, err = run(capsys, "--resume", "--name", "old", "--seed", "1", "--results", url, "--storage-path", str(tmp_path))
+    assert code == 2 and "it was run with --seed 0" in err and "new --name" in err
+
+
+def test_plan_bigger_than_the_cluster(ray_session, capsys, tmp_path):
+    code, err = run(capsys, "--train-workers", "8", "--synthetic-clips", "10", "--results", f"sqlite:///{tmp_path}/r.db",
+                    "--storage-path", str(tmp_path))
+    assert code == 2 and "one trial needs 4.1 CPUs" in err and "lower --train-workers" in err
 
 
 def test_real_process_prints_no_traceback(tmp_path):

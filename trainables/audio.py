@@ -91,7 +91,7 @@ def segment(x: np.ndarray, spec: DecodeSpec) -> list[np.ndarray]:
     n = x.shape[1]
     if n < win:
         if n < spec.min_fill * win:
-            raise AudioError(f"too short: {n / spec.sample_rate:.3f} s")
+            raise AudioError(f"too short: {n / spec.sample_rate:.3f} s (minimum {spec.min_fill * spec.segment_s:g} s)")
         return [np.pad(x, ((0, 0), (0, win - n)))]
     return [x[:, s : s + win] for s in range(0, n - win + 1, hop)]
 

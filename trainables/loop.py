@@ -16,6 +16,7 @@ import os
 import tempfile
 import time
 
+import ray
 import ray.train
 import ray.train.torch
 import ray.tune
@@ -148,6 +149,8 @@ def run(cfg: TrialConfig, session) -> None:
             "epoch_s": time.perf_counter() - started,
             "train_s": train_s,
             "num_params": n_params,
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "pid": os.getpid(),
         }
         with tempfile.TemporaryDirectory() as directory:
             saved = None
