@@ -118,13 +118,13 @@ class ExperimentSummary:
 
 def connect_ray(address: str | None) -> None:
     """Join ``address`` (or ``$RAY_ADDRESS``), else start a local Ray unless one is running."""
+    # Save experiment state every 2 s (Ray's default waits 10 s or more), so a killed driver
+    # loses at most that much bookkeeping; trials keep their own per-epoch checkpoints.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
     if not ray.is_initialized():
         # Ray Data logs every dataset execution at INFO; trials re-read data each epoch.
         quiet = {"RAY_DATA_LOG_LEVEL": os.environ.get("RAY_DATA_LOG_LEVEL", "WARNING")}
         os.environ.update(quiet)
-        # Save experiment state every 2 s (Ray's default waits 10 s or more), so a killed driver
-        # loses at most that much bookkeeping; trials keep their own per-epoch checkpoints.
-        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
         ray.init(address=address, logging_level="WARNING", runtime_env={"env_vars": quiet})
     ray.data.DataContext.get_current().enable_progress_bars = False
 

@@ -29,6 +29,7 @@ from trainables.data import iter_batches, open_split
 from trainables.evaluate import predict
 from trainables.features import create_frontend
 from trainables.models import create_model, model_info, num_parameters
+from trainables.seeding import derive_seed
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -122,6 +123,8 @@ def run(cfg: TrialConfig, session) -> None:
 
     for epoch in range(start_epoch, rt.max_epochs):
         started = time.perf_counter()
+        # Dropout draws come from the global RNG: seed it per epoch so a resumed epoch repeats exactly.
+        torch.manual_seed(derive_seed(cfg.trial_seed, "epoch", epoch))
         model.train()
         seen, loss_sum = 0, 0.0
         collate = AugmentingCollate(augmenter, epoch)

@@ -138,7 +138,7 @@ class ResultsStore:
         if parsed.get_backend_name() == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
-            Base.metadata.create_all(self.engine)
+            self._write(lambda s: Base.metadata.create_all(s.connection()))
             self._check_version()
         except OperationalError as exc:
             reason = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
@@ -162,7 +162,9 @@ class ResultsStore:
                 with Session(self.engine, expire_on_commit=False) as s, s.begin():
                     return fn(s)
             except OperationalError as exc:
-                if "locked" not in str(exc) or attempt == 19:
+                # "locked": another writer holds SQLite; "already exists": another process created
+                # the tables between our existence check and our CREATE.
+                if not any(w in str(exc) for w in ("locked", "already exists")) or attempt == 19:
                     raise
                 time.sleep(0.1 * (attempt + 1))
 

@@ -1,0 +1,174 @@
+"""Nothing lost: a SIGKILLed driver resumes, killed trials retry, and a run outlives bad audio."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import soundfile
+
+from soundsweep.cli import main
+from soundsweep.results import ResultsStore
+from tests.conftest import REPO
+
+FLAGS = ["--space", "augmentation", "--num-samples", "2", "--max-epochs", "2", "--synthetic-clips", "10",
+         "--scheduler", "fifo", "--max-concurrent", "1", "--seed", "11"]
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def snapshot(url: str, name: str) -> list[tuple]:
+    """(params, status, [(epoch, val_clip_acc, val_loss)]) per trial, in creation order."""
+    store = ResultsStore(url)
+    experiment = store.experiment(name)
+    epochs: dict[str, list] = {}
+    for trial, epoch in store.epochs(experiment.id):
+        epochs.setdefault(trial.trial_id, []).append(
+            (epoch.epoch, epoch.metrics["val_clip_acc"], round(epoch.metrics["val_loss"], 5)))
+    return [(sorted(t.params.items()), t.status, sorted(epochs.get(t.trial_id, [])))
+            for t in store.trials(experiment.id)]
+
+
+def test_sigkilled_driver_resumes_without_losing_or_repeating_work(ray_session, tmp_path):
+    url, storage = f"sqlite:///{tmp_path}/r.db", str(tmp_path / "runs")
+    assert main(["tune", *FLAGS, "--results", url, "--storage-path", storage, "--name", "reference"]) == 0
+
+    # Same experiment in a separate driver process, joined to the same Ray, killed mid second trial.
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "platform.tune", *FLAGS, "--results", url, "--storage-path", storage,
+         "--name", "killed", "--address", ray_session.get_runtime_context().gcs_address],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        def mid_second_trial():
+            experiment = ResultsStore(url).experiment("killed")
+            trials = ResultsStore(url).trials(experiment.id) if experiment else []
+            return len(trials) == 2 and trials[0].status == "COMPLETED" and trials[1].epochs >= 1
+        wait_for(mid_second_trial, 300, "the second trial's first epoch")
+        time.sleep(2.5)  # let Tune save its state once (TUNE_GLOBAL_CHECKPOINT_S=2)
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait(30)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+
+    assert main(["tune", *FLAGS, "--results", url, "--storage-path", storage, "--name", "killed", "--resume"]) == 0
+    resumed, reference = snapshot(url, "killed"), snapshot(url, "reference")
+    assert resumed == reference  # same configs, statuses and per-epoch metrics, nothing twice
+    store = ResultsStore(url)
+    assert len(store.models(store.experiment("killed").id)) == 1
+    # resuming a finished experiment changes nothing and registers no second model
+    assert main(["tune", *FLAGS, "--results", url, "--storage-path", storage, "--name", "killed", "--resume"]) == 0
+    assert snapshot(url, "killed") == reference
+    assert len(store.models(store.experiment("killed").id)) == 1
+
+
+def test_killed_trials_retry_from_checkpoint_and_persistent_failures_are_stored(ray_session, tmp_path):
+    url = f"sqlite:///{tmp_path}/r.db"
+    killed: dict[str, list[int]] = {}
+    plan = {0: 2, 1: 1}  # trial index -> how many of its processes to kill (max-failures is 1)
+    done = threading.Event()
+
+    def killer():
+        while not done.is_set():
+            store = ResultsStore(url)
+            experiment = store.experiment("faults")
+            if experiment:
+                trials = store.trials(experiment.id)
+                for index, trial in enumerate(trials):
+                    pid = (trial.metrics or {}).get("pid")
+                    pids = killed.setdefault(trial.trial_id, [])
+                    if pid and pid not in pids and len(pids) < plan.get(index, 0) and trial.status == "RUNNING":
+                        pids.append(pid)
+                        try:
+                            os.kill(pid, signal.SIGKILL)
+                        except ProcessLookupError:
+                            pass
+            time.sleep(0.3)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    try:
+        code = main(["tune", "--space", "augmentation", "--num-samples", "2", "--max-epochs", "3", "--synthetic-clips",
+                     "10", "--scheduler", "fifo", "--max-concurrent", "1", "--max-failures", "1", "--results", url,
+                     "--storage-path", str(tmp_path / "runs"), "--name", "faults"])
+    finally:
+        done.set()
+        thread.join()
+    assert code == 0
+    store = ResultsStore(url)
+    first, second = store.trials(store.experiment("faults").id)
+    assert first.status == "ERROR" and first.error and first.retries == 2
+    assert second.status == "COMPLETED" and second.retries == 1 and second.epochs == 3
+    epochs = sorted(e.epoch for t, e in store.epochs(store.experiment("faults").id) if t.trial_id == second.trial_id)
+    assert epochs == [0, 1, 2]  # the retry continued from its checkpoint, no epoch recorded twice
+
+
+def _write(path, x, rate, subtype="PCM_16", fmt=None):
+    soundfile.write(str(path), x, rate, subtype=subtype, format=fmt)
+    return str(path)
+
+
+@pytest.fixture
+def troubled_corpus(tmp_path):
+    """Two learnable classes plus one file of each kind of trouble, all in the training split."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for label, freq in (("low", 220.0), ("high", 1760.0)):
+        for i, split in enumerate(["train"] * 3 + ["val"] * 2 + ["test"] * 2):
+            t = np.arange(16000 * 6) / 16000
+            x = 0.3 * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(len(t))
+            rows.append((_write(tmp_path / f"{label}{i}.wav", x, 16000), label, split))
+    good = tmp_path / "good.flac"
+    _write(good, 0.3 * np.sin(np.arange(16000 * 6) / 10), 16000)
+    trouble = {
+        "empty.wav": lambda p: p.write_bytes(b""),
+        "truncated.flac": lambda p: p.write_bytes(good.read_bytes()[:200]),
+        "wav_named.flac": lambda p: _write(p, 0.3 * np.sin(np.arange(16000 * 6) / 9), 16000, fmt="WAV"),
+        "text.wav": lambda p: p.write_text("RIFF? no, just text"),
+        "nan.wav": lambda p: _write(p, np.where(np.arange(48000) % 100 == 0, np.nan, 0.1), 16000, subtype="FLOAT"),
+        "silent.wav": lambda p: _write(p, np.zeros(16000 * 6), 16000),
+        "10ms.wav": lambda p: _write(p, 0.3 * np.ones(160), 16000),
+        "10min.wav": lambda p: _write(p, 0.1 * np.sin(np.arange(8000 * 600) / 7), 8000),
+        "odd_rate.wav": lambda p: _write(p, 0.3 * np.sin(np.arange(7350 * 6) / 5), 7350),
+        "six_channels.wav": lambda p: _write(p, 0.1 * rng.standard_normal((16000 * 6, 6)), 16000),
+        "missing.wav": lambda p: None,
+    }
+    for name, make in trouble.items():
+        make(tmp_path / name)
+        rows.append((str(tmp_path / name), "low", "train"))
+    manifest = tmp_path / "manifest.csv"
+    pd.DataFrame(rows, columns=["path", "label", "split"]).to_csv(manifest, index=False)
+    return manifest
+
+
+def test_a_tune_outlives_bad_audio_and_lists_what_it_skipped(ray_session, tmp_path, troubled_corpus):
+    url = f"sqlite:///{tmp_path}/r.db"
+    code = main(["tune", "--data", str(troubled_corpus), "--num-samples", "1", "--max-epochs", "1",
+                 "--results", url, "--storage-path", str(tmp_path / "runs"), "--name", "bad-audio"])
+    assert code == 0
+    store = ResultsStore(url)
+    experiment = store.experiment("bad-audio")
+    skipped = {os.path.basename(f["path"]): f["error"] for f in experiment.summary["skipped_files"]}
+    assert set(skipped) == {"empty.wav", "truncated.flac", "text.wav", "nan.wav", "10ms.wav", "missing.wav"}
+    assert skipped["nan.wav"] == "NaN or Inf samples" and skipped["10ms.wav"].startswith("too short: 0.010 s")
+    assert all(reason for reason in skipped.values())
+    assert store.trials(experiment.id)[0].status == "COMPLETED"
+    # the handled ones were decoded into training segments
+    segments_dir = next(p for p in os.scandir(tmp_path / "runs" / "cache" / "segments") if p.is_dir())
+    train = pq.read_table(os.path.join(segments_dir.path, "split=train"), columns=["clip_id"]).column("clip_id").to_pylist()
+    for handled in ("wav_named", "silent", "odd_rate", "six_channels"):
+        assert train.count(handled) == 1, handled
+    assert train.count("10min") == 159  # 600 s in 5 s windows every 3.75 s
