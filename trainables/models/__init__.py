@@ -13,7 +13,7 @@ from trainables.models._registry import (
     num_parameters,
     register_model,
 )
-from trainables.models import dcase2020, random_cnn, soundfusion  # noqa: F401  (register their models)
+from trainables.models import dcase2020, ecapa, openl3, random_cnn, soundfusion  # noqa: F401  (register their models)
 
 __all__ = [
     "ModelConfigError",
