@@ -154,16 +154,17 @@ class ECAPA(nn.Module):
 
 
 def scaled_split(split: str, width: int, bands: int) -> tuple[int, int]:
-    """Parse ``"s/c"`` and scale it by ``width / 1024``; each part must stay divisible by ``bands``."""
+    """Parse ``"s/c"`` and scale it by ``width / 1024``; both parts must scale to whole multiples
+    of ``bands`` (the FSA sub-bands share them out)."""
     try:
         stop, cont = (int(part) for part in split.split("/"))
     except ValueError:
         raise ModelConfigError(f"split {split!r}: write it as 's/c', e.g. 256/768") from None
-    stop, cont = stop * width // PAPER_C, cont * width // PAPER_C
-    if stop % bands or cont % bands or cont < bands:
-        raise ModelConfigError(f"split {split!r} at width {width} gives s={stop}, c={cont}: "
-                               f"both must be multiples of {bands}; pick a larger width")
-    return stop, cont
+    unit = PAPER_C * bands
+    if (stop * width) % unit or (cont * width) % unit or cont <= 0:
+        raise ModelConfigError(f"split {split!r} at width {width}: s and c times {width}/{PAPER_C} must be "
+                               f"positive multiples of {bands}; pick a larger width or another split")
+    return stop * width // PAPER_C, cont * width // PAPER_C
 
 
 def register(name: str):

@@ -26,6 +26,7 @@ import torchaudio
 from torch import nn
 
 from trainables.features import LogMel
+from trainables.models._layers import SamePad
 from trainables.models._registry import register_model
 
 PAPER = "SoundFusion (Prodan et al.)"
@@ -223,8 +224,8 @@ class NNet(nn.Module):
         if residual:
             self.body = nn.Sequential(nn.Conv1d(cin, width, 4), nn.BatchNorm1d(width), nn.ReLU(inplace=True))
             self.block = nn.Sequential(
-                nn.Conv1d(width, width, 4, padding="same"), nn.BatchNorm1d(width), nn.ReLU(inplace=True),
-                nn.Conv1d(width, width, 4, padding="same"), nn.BatchNorm1d(width),
+                SamePad((4,), (1,)), nn.Conv1d(width, width, 4), nn.BatchNorm1d(width), nn.ReLU(inplace=True),
+                SamePad((4,), (1,)), nn.Conv1d(width, width, 4), nn.BatchNorm1d(width),
             )
         else:
             self.body = nn.Sequential(
