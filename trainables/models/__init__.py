@@ -17,6 +17,7 @@ from trainables.models._registry import (
     list_models,
     model_info,
     num_parameters,
+    parameter_count,
     register_model,
 )
 from trainables.models._transfer import load_compatible
@@ -30,5 +31,6 @@ __all__ = [
     "load_compatible",
     "model_info",
     "num_parameters",
+    "parameter_count",
     "register_model",
 ]

@@ -4,6 +4,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Callable
 
+import torch
 from torch import nn
 
 
@@ -108,3 +109,16 @@ def create_model(name: str, num_classes: int, in_channels: int | None = None, **
 def num_parameters(model: nn.Module) -> int:
     """Trainable and non-trainable ``nn.Parameter`` count (buffers excluded)."""
     return sum(p.numel() for p in model.parameters())
+
+
+def parameter_count(name: str, num_classes: int, in_channels: int | None = None, **options) -> int:
+    """:func:`num_parameters` of a configuration without allocating its weights.
+
+    The model is built on the meta device (instant, even for 134 M parameters); one whose
+    constructor computes on tensors (a torchaudio filterbank inside) is built on the CPU.
+    """
+    try:
+        with torch.device("meta"):
+            return num_parameters(create_model(name, num_classes, in_channels, **options))
+    except (RuntimeError, NotImplementedError):
+        return num_parameters(create_model(name, num_classes, in_channels, **options))
