@@ -227,3 +227,17 @@ def test_load_compatible(tmp_path):
     assert "\n" not in str(error.value)
     with pytest.raises(ModelConfigError, match="another architecture"):
         load_compatible(create_model("resnet18", num_classes=8, width=16), state)
+
+
+def test_zoo_table_is_current():
+    from benchmarks import zoo_table
+
+    with open(zoo_table.OUT) as handle:
+        assert handle.read() == zoo_table.render(), "docs/ZOO.md is stale: run python -m benchmarks.zoo_table"
+
+
+def test_macs_counter():
+    from benchmarks.models import count_macs
+
+    model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.Flatten(), nn.Linear(4 * 5 * 6, 3))
+    assert count_macs(model, torch.zeros(2, 2, 5, 6)) == 4 * 5 * 6 * (2 * 9) + 3 * 120
