@@ -85,43 +85,26 @@ class L3Classifier(nn.Module):
         return torch.logsumexp(torch.log_softmax(logits, dim=-1), dim=1) - math.log(logits.shape[1])
 
 
-def register(name: str, input: str):
-    """``register_model`` with this paper's constants: 1 s at 48 kHz, UrbanSound8K's 10 classes."""
-    return register_model(name, input=input, family="openl3", paper=PAPER, sample_rate=48000, seconds=1.0,
-                          classes=10, widths=(16, 32, 64))
+def l3_builder(embedding: int, frames: int):
+    """The builder of one variant: the embedding size and the window length of its front-end."""
+
+    def build(num_classes: int, in_channels: int = 1, width: int = 64, window_frames: int = frames,
+              hop_frames: int = 20) -> L3Classifier:
+        return L3Classifier(num_classes, in_channels, width, embedding, window_frames, hop_frames)
+
+    return build
 
 
-@register("l3_linear_512", "l3_linear")
-def l3_linear_512(num_classes: int, in_channels: int = 1, width: int = 64, window_frames: int = 197,
-                  hop_frames: int = 20) -> L3Classifier:
-    return L3Classifier(num_classes, in_channels, width, 512, window_frames, hop_frames)
+FRONT_ENDS = {"linear": 197, "mel128": 199, "mel256": 199}
+"""Front-end -> frames in a 1 s window (the linear STFT is not centred)."""
 
 
-@register("l3_linear_6144", "l3_linear")
-def l3_linear_6144(num_classes: int, in_channels: int = 1, width: int = 64, window_frames: int = 197,
-                   hop_frames: int = 20) -> L3Classifier:
-    return L3Classifier(num_classes, in_channels, width, 6144, window_frames, hop_frames)
+def register_variants() -> None:
+    """Register ``l3_<front-end>_<embedding>`` for the three front-ends and both embeddings."""
+    for front, frames in FRONT_ENDS.items():
+        for embedding in GRIDS:
+            register_model(f"l3_{front}_{embedding}", input=f"l3_{front}", family="openl3", paper=PAPER,
+                           sample_rate=48000, seconds=1.0, classes=10, widths=(16, 32, 64))(l3_builder(embedding, frames))
 
 
-@register("l3_mel128_512", "l3_mel128")
-def l3_mel128_512(num_classes: int, in_channels: int = 1, width: int = 64, window_frames: int = 199,
-                  hop_frames: int = 20) -> L3Classifier:
-    return L3Classifier(num_classes, in_channels, width, 512, window_frames, hop_frames)
-
-
-@register("l3_mel128_6144", "l3_mel128")
-def l3_mel128_6144(num_classes: int, in_channels: int = 1, width: int = 64, window_frames: int = 199,
-                   hop_frames: int = 20) -> L3Classifier:
-    return L3Classifier(num_classes, in_channels, width, 6144, window_frames, hop_frames)
-
-
-@register("l3_mel256_512", "l3_mel256")
-def l3_mel256_512(num_classes: int, in_channels: int = 1, width: int = 64, window_frames: int = 199,
-                  hop_frames: int = 20) -> L3Classifier:
-    return L3Classifier(num_classes, in_channels, width, 512, window_frames, hop_frames)
-
-
-@register("l3_mel256_6144", "l3_mel256")
-def l3_mel256_6144(num_classes: int, in_channels: int = 1, width: int = 64, window_frames: int = 199,
-                   hop_frames: int = 20) -> L3Classifier:
-    return L3Classifier(num_classes, in_channels, width, 6144, window_frames, hop_frames)
+register_variants()
