@@ -41,11 +41,47 @@ class SearchSpace:
             extra.update(self.conditional(trial, sampled))
         return extra
 
+    def sample(self, trial: optuna.Trial) -> dict:
+        """The config a Tune trial gets from this space: what :meth:`define` sampled and returned,
+        with ``/``-separated names nested (``model_options/a/b`` -> ``{"model_options": {"a":
+        {"b": ...}}}``), as Ray's ``OptunaSearch`` does. ``trial`` must be fresh (``study.ask()``)."""
+        returned = self.define(trial)
+        flat = {**trial.params, **returned}
+        config: dict = {}
+        for key, value in flat.items():
+            *parents, leaf = key.split("/")
+            node = config
+            for parent in parents:
+                node = node.setdefault(parent, {})
+            node[leaf] = value
+        return config
+
     def grid_size(self) -> int:
-        size = 1
-        for values in self.choices.values():
-            size *= len(values)
+        """Number of distinct configurations, conditional branches included (walks every path of
+        categorical decisions)."""
+        size, pending = 0, [()]
+        while pending:
+            path = pending.pop()
+            replay = _Replay(path)
+            self.define(replay)
+            if len(replay.fanouts) == len(path):
+                size += 1
+            else:
+                pending.extend(path + (i,) for i in range(replay.fanouts[len(path)]))
         return size
+
+
+class _Replay:
+    """A stand-in Optuna trial for :meth:`SearchSpace.grid_size`: takes the choices named by
+    ``path`` (then the first ones) and records how many choices each decision had."""
+
+    def __init__(self, path: tuple[int, ...]):
+        self.path, self.fanouts = path, []
+
+    def suggest_categorical(self, name: str, choices: list):
+        depth = len(self.fanouts)
+        self.fanouts.append(len(choices))
+        return choices[self.path[depth] if depth < len(self.path) else 0]
 
 
 SPACES: dict[str, SearchSpace] = {}
@@ -69,4 +105,4 @@ def get_space(name: str) -> SearchSpace:
     return SPACES[name]
 
 
-from search_spaces import augmentation  # noqa: E402,F401  (registers its space)
+from search_spaces import architecture, augmentation, ccs, width  # noqa: E402,F401  (register their spaces)

@@ -40,7 +40,14 @@ class Runtime:
 
 @dataclass
 class TrialConfig:
-    """Searchable settings of one trial; every field can be set by a search space."""
+    """Searchable settings of one trial; every field can be set by a search space.
+
+    ``model_options`` holds further ``create_model`` options per architecture,
+    ``{arch: {option: value}}`` (e.g. ``{"ecapa_ccs": {"split": "256/768", "width": 128}}``);
+    only the entry of ``arch`` is used, on top of ``width``. It is keyed by architecture because
+    a conditional space samples each architecture's options under their own names (an Optuna
+    parameter keeps one set of choices): ``model_options/<arch>/<option>``, which Ray nests.
+    """
 
     runtime: Runtime
     arch: str = "resnet2d"
@@ -48,6 +55,20 @@ class TrialConfig:
     lr: float = 1e-3
     batch_size: int = 32
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model_options: dict[str, dict] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not all(isinstance(v, dict) for v in self.model_options.values()):
+            raise ValueError("model_options maps an architecture to its options, "
+                             "e.g. {'ecapa_ccs': {'split': '256/768'}}")
+        # Sorted, so the trial seed does not depend on the order options were sampled in.
+        self.model_options = {arch: dict(sorted(opts.items())) for arch, opts in sorted(self.model_options.items())}
+
+    def create_options(self) -> dict:
+        """The options ``create_model`` gets for ``arch``: ``width`` (if set) and its model options."""
+        options = {"width": self.width} if self.width is not None else {}
+        options.update(self.model_options.get(self.arch, {}))
+        return options
 
     @classmethod
     def from_dict(cls, config: dict) -> "TrialConfig":

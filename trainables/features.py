@@ -1,11 +1,31 @@
 """Feature front-ends, run as ``nn.Module``s on the training device (GPU when present).
 
 A model declares the input it wants (its registry ``input``); :func:`create_frontend` builds the
-module that turns a ``(B, C, T)`` waveform batch into it.
+module that turns a ``(B, C, T)`` waveform batch at the data's sample rate into it. Every
+spectrogram kind returns ``(B, C', F, T')``; each is the recipe of the paper that uses it:
+
+==================  ==========================================================================
+kind                recipe
+==================  ==========================================================================
+waveform            the waveform itself (SoundFusion ResNet1D, Pons' waveform front-ends)
+waveform+logmel     the waveform itself; the model computes its own log-mel (SoundFusion fusion)
+logmel              SoundFusion: mel n_fft 1024, hop 512, 64 bands, power dB
+stft                SoundFusion nnet1/nnet2: power STFT n_fft 1024 (513 bins), hop 512, dB
+logmel_deltas       DCASE2020: HTK mel n_fft 2048, hop 1024, 128 bands, log(x + 1e-8), per-file
+                    min-max to [0, 1], then [static, delta, delta-delta] (C' = 3C, T' = T - 8)
+mel96               Pons and Serra: Slaney mel n_fft 512, hop 256, 96 bands, dB with 80 dB range
+l3_linear           OpenL3: magnitude STFT n_fft 512, hop 242, no centring (257 bins), kapre dB
+l3_mel128           OpenL3: magnitude HTK mel n_fft 2048, hop 242, 128 bands, kapre dB
+l3_mel256           OpenL3: the same with 256 bands
+logmel48            ECAPA (GTZAN recipe): mel n_fft 2048, window 512, hop 256, 48 bands, log(x + 1e-6)
+==================  ==========================================================================
 """
+from typing import Callable
+
 import torch
 import torchaudio
 from torch import nn
+from torchaudio.transforms import AmplitudeToDB, MelSpectrogram, Spectrogram
 
 
 class LogMel(nn.Module):
@@ -35,14 +55,89 @@ class LogMel(nn.Module):
         return (s - s.mean(dim=dims, keepdim=True)) / (s.std(dim=dims, keepdim=True) + 1e-5)
 
 
-FRONTENDS = {
+class Log(nn.Module):
+    """``log(x + eps)``: the natural-log compression of DCASE2020 (1e-8) and ECAPA (1e-6)."""
+
+    def __init__(self, eps: float):
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.log(x + self.eps)
+
+
+class MinMaxScale(nn.Module):
+    """Scale each example's whole ``(C, F, T)`` tensor into [0, 1] (DCASE2020's per-file "Scale")."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        low = x.amin(dim=(-3, -2, -1), keepdim=True)
+        high = x.amax(dim=(-3, -2, -1), keepdim=True)
+        return (x - low) / (high - low).clamp_min(1e-12)
+
+
+class Deltas(nn.Module):
+    """Stack [static, delta, delta-delta] on channels with DCASE2020's unpadded 5-point delta.
+
+    ``d[t] = (x[t+1] - x[t-1]) / 10 + (x[t+2] - x[t-2]) / 5``; each application drops two frames
+    at each end, so the output is ``[x[4:-4], d[2:-2], dd]`` with ``T - 8`` frames and ``3C``
+    channels ordered [static of every channel, deltas, delta-deltas].
+    """
+
+    @staticmethod
+    def delta(x: torch.Tensor) -> torch.Tensor:
+        return (x[..., 3:-1] - x[..., 1:-3]) / 10 + (x[..., 4:] - x[..., :-4]) / 5
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d = self.delta(x)
+        dd = self.delta(d)
+        return torch.cat([x[..., 4:-4], d[..., 2:-2], dd], dim=-3)
+
+
+class RelativeDecibels(nn.Module):
+    """kapre 0.1 dB as OpenL3 used it: ``10 log10(max(x, 1e-10))`` relative to the example's maximum,
+    floored at -80 dB."""
+
+    def __init__(self):
+        super().__init__()
+        self.to_db = AmplitudeToDB(stype="power", top_db=80.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        db = self.to_db(x)
+        return db - db.amax(dim=(-3, -2, -1), keepdim=True)
+
+
+def openl3(sample_rate: int, n_mels: int | None) -> nn.Module:
+    """OpenL3's front-end: linear STFT (``n_mels=None``) or HTK mel magnitude, hop 242, kapre dB."""
+    if n_mels is None:
+        spectrogram = Spectrogram(n_fft=512, hop_length=242, power=1.0, center=False)
+    else:
+        spectrogram = MelSpectrogram(sample_rate, n_fft=2048, hop_length=242, n_mels=n_mels, power=1.0)
+    return nn.Sequential(spectrogram, RelativeDecibels())
+
+
+FRONTENDS: dict[str, Callable[[int], nn.Module]] = {
     "waveform": lambda sample_rate: nn.Identity(),
+    "waveform+logmel": lambda sample_rate: nn.Identity(),
     "logmel": LogMel,
+    "stft": lambda sample_rate: nn.Sequential(Spectrogram(n_fft=1024, hop_length=512), AmplitudeToDB()),
+    "logmel_deltas": lambda sample_rate: nn.Sequential(
+        MelSpectrogram(sample_rate, n_fft=2048, hop_length=1024, n_mels=128), Log(1e-8), MinMaxScale(), Deltas()
+    ),
+    "mel96": lambda sample_rate: nn.Sequential(
+        MelSpectrogram(sample_rate, n_fft=512, hop_length=256, n_mels=96, norm="slaney", mel_scale="slaney"),
+        AmplitudeToDB(top_db=80.0),
+    ),
+    "l3_linear": lambda sample_rate: openl3(sample_rate, None),
+    "l3_mel128": lambda sample_rate: openl3(sample_rate, 128),
+    "l3_mel256": lambda sample_rate: openl3(sample_rate, 256),
+    "logmel48": lambda sample_rate: nn.Sequential(
+        MelSpectrogram(sample_rate, n_fft=2048, win_length=512, hop_length=256, n_mels=48), Log(1e-6)
+    ),
 }
 
 
 def create_frontend(kind: str, sample_rate: int) -> nn.Module:
-    """The front-end for a model's ``input`` kind (``waveform`` or ``logmel``)."""
+    """The front-end for a model's ``input`` kind (a key of :data:`FRONTENDS`)."""
     if kind not in FRONTENDS:
         raise ValueError(f"unknown input kind {kind!r}; known: {', '.join(sorted(FRONTENDS))}")
     return FRONTENDS[kind](sample_rate)

@@ -92,12 +92,19 @@ def load_checkpoint(directory: str) -> dict:
 
 
 def build(cfg: TrialConfig) -> tuple[nn.Module, nn.Module]:
-    """Model and front-end for ``cfg``, the model initialised from the trial seed."""
+    """Model and front-end for ``cfg``, the model initialised from the trial seed.
+
+    A model that computes its own features from the waveform (input ``waveform+logmel``: the
+    SoundFusion fusions) is told the data's sample rate; its front-end here is the identity.
+    """
     torch.manual_seed(cfg.trial_seed)
     rt = cfg.runtime
-    options = {"width": cfg.width} if cfg.width is not None else {}
+    info = model_info(cfg.arch)
+    options = cfg.create_options()
+    if info.input == "waveform+logmel":
+        options["sample_rate"] = rt.sample_rate
     model = create_model(cfg.arch, num_classes=rt.num_classes, in_channels=rt.in_channels, **options)
-    return model, create_frontend(model_info(cfg.arch).input, rt.sample_rate)
+    return model, create_frontend(info.input, rt.sample_rate)
 
 
 def run(cfg: TrialConfig, session) -> None:

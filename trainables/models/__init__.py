@@ -1,8 +1,14 @@
 """Model zoo: every architecture of the papers, one file per family, one registry.
 
+Families: ``soundfusion`` (Prodan et al.), ``dcase2020`` (Hu et al.), ``random_cnn`` (Pons and
+Serra), ``openl3`` (Cramer et al.), ``ecapa`` (Heo et al.); docs/ZOO.md lists every model.
+Every model's class-dependent layers live in its ``classifier`` submodule (what
+:func:`load_compatible` may re-initialise).
+
 >>> from trainables.models import create_model, list_models
 >>> list_models("resnet*")
-['resnet1d', 'resnet2d']
+['resnet18', 'resnet1d', 'resnet2d', 'resnet34']
+>>> model = create_model("ecapa_ccs_fsa", num_classes=10, width=128, split="256/768")
 """
 from trainables.models._registry import (
     ModelConfigError,
@@ -11,16 +17,20 @@ from trainables.models._registry import (
     list_models,
     model_info,
     num_parameters,
+    parameter_count,
     register_model,
 )
-from trainables.models import soundfusion  # noqa: F401  (registers its models)
+from trainables.models._transfer import load_compatible
+from trainables.models import dcase2020, ecapa, openl3, random_cnn, soundfusion  # noqa: F401  (register their models)
 
 __all__ = [
     "ModelConfigError",
     "ModelInfo",
     "create_model",
     "list_models",
+    "load_compatible",
     "model_info",
     "num_parameters",
+    "parameter_count",
     "register_model",
 ]

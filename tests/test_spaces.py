@@ -1,0 +1,69 @@
+"""Conformance suite of the search spaces: every registered space samples with a real (in-memory)
+Optuna study, each sample makes a valid TrialConfig, and its model builds (on the meta device,
+so the paper-size ECAPA costs nothing)."""
+import optuna
+import pytest
+
+from search_spaces import get_space, list_spaces
+from trainables.config import TrialConfig
+from trainables.models import list_models, model_info, parameter_count
+
+SAMPLES = 12
+BASE = {  # what the tuner's param_space sets before a space's samples are merged on top
+    "arch": "resnet2d",
+    "width": 16,
+    "lr": 1e-3,
+    "batch_size": 32,
+    "runtime": {"data_dir": "unused", "num_classes": 8, "in_channels": 2, "sample_rate": 22050},
+}
+
+
+def flatten(config: dict, prefix: str = "") -> dict:
+    """``{"a": {"b": 1}}`` -> ``{"a/b": 1}``: the Optuna parameter names a config came from."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}/"))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+@pytest.mark.parametrize("name", list_spaces())
+def test_space_samples_build_models(name):
+    space = get_space(name)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
+    for _ in range(SAMPLES):
+        trial = study.ask()
+        sampled = space.sample(trial)
+        assert set(trial.params) <= set(flatten(sampled))
+        cfg = TrialConfig.from_dict({**BASE, **sampled})
+        rt = cfg.runtime
+        assert parameter_count(cfg.arch, rt.num_classes, rt.in_channels, **cfg.create_options()) > 0
+        assert cfg.trial_seed == TrialConfig.from_dict(cfg.params() | {"runtime": BASE["runtime"]}).trial_seed
+        study.tell(trial, float(len(study.trials)))
+
+
+def test_grid_sizes_count_conditional_branches():
+    assert get_space("augmentation").grid_size() == 972
+    assert get_space("ccs").grid_size() == get_space("ccs-paper").grid_size() == 2 * 4
+    width = get_space("width")
+    assert width.grid_size() == sum(len(model_info(a).widths) for a in width.choices["arch"])
+    assert set(get_space("architecture").choices["arch"]) == set(list_models()) - {"random_vgg"}
+
+
+def test_ccs_paper_is_one_constant_away():
+    for name, width, last in (("ccs", 128, 192), ("ccs-paper", 1024, 1536)):
+        trial = optuna.trial.FixedTrial({"arch": "ecapa_ccs_fsa", "model_options/ecapa_ccs_fsa/split": "256/768"})
+        config = get_space(name).sample(trial)
+        assert config["width"] is None
+        assert config["model_options"] == {"ecapa_ccs_fsa": {"split": "256/768", "width": width, "last_channels": last}}
+
+
+def test_model_options_reach_the_model():
+    cfg = TrialConfig.from_dict({**BASE, "arch": "ecapa_ccs", "width": None,
+                                 "model_options": {"ecapa_ccs": {"width": 64, "split": "512/512"},
+                                                   "resnet2d": {"width": 64}}})
+    assert cfg.create_options() == {"split": "512/512", "width": 64}
+    with pytest.raises(ValueError, match="maps an architecture"):
+        TrialConfig.from_dict({**BASE, "model_options": {"split": "512/512"}})
