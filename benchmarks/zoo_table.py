@@ -1,7 +1,7 @@
-"""Write docs/ZOO.md, the model zoo table, from the registry (so it stays true).
+"""Write docs/ZOO.md and README's zoo table from the registry (so they stay true).
 
-    python -m benchmarks.zoo_table            # rewrite docs/ZOO.md
-    python -m benchmarks.zoo_table --check    # exit 1 if docs/ZOO.md is out of date
+    python -m benchmarks.zoo_table            # rewrite docs/ZOO.md and the README block
+    python -m benchmarks.zoo_table --check    # exit 1 if either is out of date
 
 Parameters are counted at each model's paper configuration: the builder's defaults (width,
 options, audio channels) and the paper's class count.
@@ -12,7 +12,10 @@ import sys
 
 from trainables.models import list_models, model_info, parameter_count
 
-OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "ZOO.md")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "docs", "ZOO.md")
+README = os.path.join(ROOT, "README.md")
+START, END = "<!-- zoo:start -->", "<!-- zoo:end -->"
 
 HEADER = """\
 # Model zoo
@@ -71,20 +74,33 @@ def render() -> str:
     return HEADER + "\n".join(row(name) for name in list_models()) + "\n" + NOTES
 
 
+def render_readme(readme: str) -> str:
+    """``readme`` with the short table (model, paper, input, parameters) between the markers."""
+    lines = ["| model | paper | input | parameters |", "|---|---|---|---|"]
+    for name in list_models():
+        info = model_info(name)
+        lines.append(f"| `{name}` | {info.paper} | {info.input} | {parameter_count(name, info.classes):,} |")
+    head, rest = readme.split(START, 1)
+    return head + START + "\n" + "\n".join(lines) + "\n" + END + rest.split(END, 1)[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=OUT, help="where to write (default docs/ZOO.md)")
     parser.add_argument("--check", action="store_true", help="only check that the file is up to date")
     args = parser.parse_args()
-    text = render()
-    if args.check:
-        current = open(args.out).read() if os.path.exists(args.out) else ""
-        if current != text:
-            sys.exit(f"{args.out} is out of date: run python -m benchmarks.zoo_table")
-        return
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as handle:
-        handle.write(text)
+    with open(README) as handle:
+        readme = handle.read()
+    wanted = {args.out: render(), README: render_readme(readme)}
+    for path, text in wanted.items():
+        current = open(path).read() if os.path.exists(path) else ""
+        if current == text:
+            continue
+        if args.check:
+            sys.exit(f"{path} is out of date: run python -m benchmarks.zoo_table")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as handle:
+            handle.write(text)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     what = tune.add_argument_group("what to search")
     what.add_argument("--space", default=defaults["space"], help="search space name (see below; default %(default)s)")
     what.add_argument("--arch", default=defaults["arch"], help="model when the space does not choose one (default %(default)s)")
-    what.add_argument("--width", type=int, default=defaults["width"], help="model width (default %(default)s)")
+    what.add_argument("--width", type=int, default=None, help="model width (default: the paper's width of --arch)")
+    what.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                      help="checkpoint folder of an earlier run (its 'checkpoint:' line) whose weights start every "
+                           "trial; the classifier is re-initialised when the class count differs")
     what.add_argument("--lr", type=float, default=defaults["lr"], help="Adam learning rate (default %(default)s)")
     what.add_argument("--batch-size", type=int, default=defaults["batch_size"], help="default %(default)s")
     data = tune.add_argument_group("data")

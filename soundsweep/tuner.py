@@ -24,8 +24,8 @@ from trainables.audio import DecodeSpec
 from trainables.config import TrialConfig
 from trainables.data import iter_batches, open_split
 from trainables.evaluate import predict
-from trainables.loop import build, load_checkpoint
-from trainables.models import ModelConfigError, create_model
+from trainables.loop import build, load_checkpoint, load_weights
+from trainables.models import ModelConfigError, parameter_count
 from trainables.trial import run_trial
 
 METRIC, MODE = "val_clip_acc", "max"
@@ -38,7 +38,8 @@ class ExperimentConfig:
 
     space: str = "augmentation"
     arch: str = "resnet2d"
-    width: int | None = 16
+    width: int | None = None
+    init_from: str | None = None
     lr: float = 1e-3
     batch_size: int = 32
     data: str | None = None
@@ -80,8 +81,8 @@ class ExperimentConfig:
         except KeyError as exc:
             raise UsageError(f"--space: {exc.args[0]}") from exc
         try:
-            create_model(self.arch, num_classes=2, in_channels=self.channels,
-                         **({"width": self.width} if self.width is not None else {}))
+            parameter_count(self.arch, num_classes=2, in_channels=self.channels,
+                            **({"width": self.width} if self.width is not None else {}))
         except ModelConfigError as exc:
             raise UsageError(f"--arch/--width: {exc}") from exc
         for flag, value in (("--num-samples", self.num_samples), ("--max-epochs", self.max_epochs),
@@ -160,6 +161,8 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
                      gpus_per_worker=cfg.gpus_per_worker, max_concurrent=cfg.max_concurrent, executor=cfg.executor,
                      num_samples=cfg.num_samples)
     print(plan.describe(), flush=True)
+    if cfg.init_from:
+        check_init_from(cfg, data, plan, storage)
 
     trainable = tune.with_resources(run_trial, plan.trial_resources)
     if cfg.resume and tune.Tuner.can_restore(os.path.join(storage, name)):
@@ -194,6 +197,17 @@ def check_same_spec(name: str, recorded: dict, cfg: ExperimentConfig) -> None:
         was = ", ".join(f"--{f.replace('_', '-')} {recorded[f]}" for f in changed)
         raise UsageError(f"--resume {name}: it was run with {was}; repeat those flags, or start a new --name "
                          "for a changed search")
+
+
+def check_init_from(cfg: ExperimentConfig, data: PreparedData, plan: ResourcePlan, storage: str) -> None:
+    """Load ``--init-from`` into the experiment's model once on the driver, so a mismatch fails now."""
+    model, _ = build(trial_config({"arch": cfg.arch, "width": cfg.width}, data, cfg, plan, storage))
+    try:
+        skipped = load_weights(model, cfg.init_from)
+    except (ModelConfigError, FileNotFoundError, OSError) as exc:
+        raise UsageError(f"--init-from {cfg.init_from}: {exc}".splitlines()[0]) from exc
+    if skipped:
+        print(f"init-from: classifier re-initialised ({len(skipped)} entries differ in shape)", flush=True)
 
 
 def check_writable(storage: str) -> None:
@@ -240,6 +254,7 @@ def param_space(cfg: ExperimentConfig, data: PreparedData, plan: ResourcePlan, s
             "cpus_per_worker": plan.cpus_per_worker,
             "use_gpu": plan.gpus_per_worker > 0,
             "storage_path": storage,
+            "init_from": cfg.init_from or "",
         },
     }
 

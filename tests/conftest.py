@@ -19,7 +19,8 @@ def cache_dir(tmp_path_factory):
 def ray_session():
     """One local Ray for every test that needs it: 2 CPUs, capped object store, no dashboard."""
     if not ray.is_initialized():
-        ray.init(num_cpus=2, object_store_memory=512 * 1024**2, include_dashboard=False,
+        # address="local": always a fresh instance, even if a `ray start` cluster runs on this machine.
+        ray.init(address="local", num_cpus=2, object_store_memory=512 * 1024**2, include_dashboard=False,
                  logging_level="WARNING", log_to_driver=False)
     yield ray
     # Shut down only our own instance; `ray stop` would kill every Ray on the machine.

@@ -234,6 +234,9 @@ def test_zoo_table_is_current():
 
     with open(zoo_table.OUT) as handle:
         assert handle.read() == zoo_table.render(), "docs/ZOO.md is stale: run python -m benchmarks.zoo_table"
+    with open(zoo_table.README) as handle:
+        readme = handle.read()
+    assert zoo_table.render_readme(readme) == readme, "README's zoo table is stale: run python -m benchmarks.zoo_table"
 
 
 def test_macs_counter():

@@ -68,3 +68,17 @@ def test_torch_trainer_path_runs_one_trial(ray_session, tmp_path):
     assert trial.status == "COMPLETED" and trial.epochs == 1
     (model,) = store.models(experiment.id)
     assert "train_runs" in model.checkpoint_uri  # written by the TorchTrainer, forwarded to Tune
+
+
+def test_init_from_fine_tunes_a_stored_model_and_rejects_another_architecture(tiny_run, tmp_path, capsys):
+    _, url, _ = tiny_run
+    store = ResultsStore(url)
+    (model,) = store.models(store.experiment("tiny").id)
+    new_url = f"sqlite:///{tmp_path}/r.db"
+    common = ["--num-samples", "1", "--max-epochs", "1", "--synthetic-clips", "10", "--results", new_url,
+              "--storage-path", str(tmp_path / "runs"), "--init-from", model.checkpoint_uri]
+    assert main(["tune", "--space", "augmentation", *common, "--name", "fine-tune"]) == 0
+    capsys.readouterr()
+    assert main(["tune", "--space", "augmentation", "--arch", "resnet1d", *common, "--name", "wrong"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("soundsweep: error: --init-from") and "another architecture" in err

@@ -23,6 +23,7 @@ class Runtime:
         executor: ``train`` runs the loop in a TorchTrainer, ``local`` inside the Tune trial.
         train_workers, cpus_per_worker, use_gpu: the Train scaling of one trial.
         storage_path: where TorchTrainer runs of this experiment keep their state.
+        init_from: checkpoint (directory or URI) whose weights initialise a new trial.
     """
 
     data_dir: str
@@ -36,6 +37,7 @@ class Runtime:
     cpus_per_worker: float = 0.5
     use_gpu: bool = False
     storage_path: str = ""
+    init_from: str = ""
 
 
 @dataclass

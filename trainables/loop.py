@@ -28,7 +28,7 @@ from trainables.config import TrialConfig
 from trainables.data import iter_batches, open_split
 from trainables.evaluate import predict
 from trainables.features import create_frontend
-from trainables.models import create_model, model_info, num_parameters
+from trainables.models import create_model, load_compatible, model_info, num_parameters
 from trainables.seeding import derive_seed
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -91,6 +91,15 @@ def load_checkpoint(directory: str) -> dict:
     return torch.load(os.path.join(directory, CHECKPOINT_FILE), map_location="cpu", weights_only=True)
 
 
+def load_weights(model: nn.Module, uri: str) -> list[str]:
+    """Initialise ``model`` from a checkpoint directory or URI; returns the skipped classifier entries.
+
+    Raises ``ModelConfigError`` (one line) when the checkpoint comes from another architecture.
+    """
+    with ray.tune.Checkpoint(uri).as_directory() as directory:
+        return load_compatible(model, load_checkpoint(directory)["model"])
+
+
 def build(cfg: TrialConfig) -> tuple[nn.Module, nn.Module]:
     """Model and front-end for ``cfg``, the model initialised from the trial seed.
 
@@ -112,6 +121,9 @@ def run(cfg: TrialConfig, session) -> None:
     # Small CPU trials share cores: one intra-op thread per reserved CPU avoids oversubscription.
     torch.set_num_threads(max(1, int(rt.cpus_per_worker)))
     model, frontend = build(cfg)
+    checkpoint = session.checkpoint()
+    if checkpoint is None and rt.init_from:  # transfer: fine-tune from another run's weights
+        load_weights(model, rt.init_from)
     n_params = num_parameters(model)
     model, frontend = session.prepare_model(model), frontend.to(session.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -120,7 +132,6 @@ def run(cfg: TrialConfig, session) -> None:
 
     # Resume: a retried or restored trial continues after its last finished epoch.
     start_epoch = 0
-    checkpoint = session.checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             state = load_checkpoint(directory)
