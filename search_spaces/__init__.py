@@ -87,6 +87,20 @@ class _Replay:
 SPACES: dict[str, SearchSpace] = {}
 
 
+@dataclass(frozen=True)
+class DefineByName:
+    """The define-by-run function of a registered space, pickled as its name only.
+
+    Tune pickles its searcher into the experiment state (for ``--resume``); a space whose
+    ``conditional`` is a closure cannot be pickled, its name can.
+    """
+
+    name: str
+
+    def __call__(self, trial: optuna.Trial) -> dict:
+        return get_space(self.name).define(trial)
+
+
 def register_space(space: SearchSpace) -> SearchSpace:
     if space.name in SPACES:
         raise ValueError(f"search space {space.name!r} is registered twice")

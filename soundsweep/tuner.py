@@ -13,7 +13,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from search_spaces import get_space
+from search_spaces import DefineByName, get_space
 from soundsweep.callbacks import ProgressCallback, StoreCallback
 from soundsweep.catalog import load_manifest
 from soundsweep.errors import UsageError
@@ -262,7 +262,7 @@ def param_space(cfg: ExperimentConfig, data: PreparedData, plan: ResourcePlan, s
 def tune_config(cfg: ExperimentConfig, name: str, plan: ResourcePlan) -> tune.TuneConfig:
     """Optuna TPE (seeded, study stored in the results database) with ASHA on validation clip accuracy."""
     searcher = OptunaSearch(
-        space=get_space(cfg.space).define,
+        space=DefineByName(cfg.space),
         metric=METRIC,
         mode=MODE,
         sampler=optuna.samplers.TPESampler(seed=cfg.seed),

@@ -4,7 +4,7 @@ so the paper-size ECAPA costs nothing)."""
 import optuna
 import pytest
 
-from search_spaces import get_space, list_spaces
+from search_spaces import DefineByName, get_space, list_spaces
 from trainables.config import TrialConfig
 from trainables.models import list_models, model_info, parameter_count
 
@@ -67,3 +67,13 @@ def test_model_options_reach_the_model():
     assert cfg.create_options() == {"split": "512/512", "width": 64}
     with pytest.raises(ValueError, match="maps an architecture"):
         TrialConfig.from_dict({**BASE, "model_options": {"split": "512/512"}})
+
+
+@pytest.mark.parametrize("name", list_spaces())
+def test_the_searcher_state_of_every_space_pickles(name):
+    """Tune pickles the searcher into its experiment state; closures in a space must not break that."""
+    import pickle
+
+    define = pickle.loads(pickle.dumps(DefineByName(name)))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    assert isinstance(define(study.ask()), dict)
