@@ -24,3 +24,25 @@ def ray_session():
     yield ray
     # Shut down only our own instance; `ray stop` would kill every Ray on the machine.
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A private PostgreSQL server (see tests/postgres.py); fails, never skips, without one."""
+    from tests.postgres import PostgresServer, find_bindir
+
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.fail("PostgreSQL is not installed (no initdb): apt-get install postgresql (.ci/run does)")
+    server = PostgresServer(bindir)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """A fresh, empty results database on each backend the store supports."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/results.db"
+    return request.getfixturevalue("postgres").create_database()
