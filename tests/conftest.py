@@ -46,3 +46,15 @@ def store_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/results.db"
     return request.getfixturevalue("postgres").create_database()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip ``@pytest.mark.gpu`` tests without CUDA: the only skip this suite allows."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is false)")
+    for item in items:
+        if item.get_closest_marker("gpu"):
+            item.add_marker(skip)
