@@ -143,21 +143,22 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
         raise UsageError(f"experiment {name!r} already exists in {cfg.results}: add --resume or pick another --name")
 
     connect_ray(cfg.address)
-    manifest = load_manifest(cfg.data, cfg.seed, cfg.synthetic_clips, cfg.dataset, **cfg.reader_options())
-    spec = DecodeSpec(cfg.sample_rate, cfg.channels, cfg.segment_seconds, cfg.overlap)
-    data = prepare(manifest, spec, join_storage(storage, "cache"))
-    print(data.describe(), flush=True)
-    for failure in data.failures:
-        print(f"  skipped {failure['path']}: {failure['error']}", flush=True)
-    for split in ("train", "val", "test"):
-        if data.segments[split] == 0:
-            raise UsageError(f"the {split} split has no usable audio after decoding: check --data")
     try:
+        # Planned before any work: a plan the cluster cannot run stops here, in seconds.
         plan = plan_on_cluster(wait_s=cfg.wait_for_resources, train_workers=cfg.train_workers,
                                cpus_per_worker=cfg.cpus_per_worker, gpus_per_worker=cfg.gpus_per_worker,
                                data_cpus=cfg.data_cpus, max_concurrent=cfg.max_concurrent, executor=cfg.executor,
                                num_samples=cfg.num_samples)
         print(plan.describe(), flush=True)
+        manifest = load_manifest(cfg.data, cfg.seed, cfg.synthetic_clips, cfg.dataset, **cfg.reader_options())
+        spec = DecodeSpec(cfg.sample_rate, cfg.channels, cfg.segment_seconds, cfg.overlap)
+        data = prepare(manifest, spec, join_storage(storage, "cache"))
+        print(data.describe(), flush=True)
+        for failure in data.failures:
+            print(f"  skipped {failure['path']}: {failure['error']}", flush=True)
+        for split in ("train", "val", "test"):
+            if data.segments[split] == 0:
+                raise UsageError(f"the {split} split has no usable audio after decoding: check --data")
 
         experiment_id = store.start_experiment(name, cfg.space, cfg.data or "synthetic", asdict(cfg), storage)
         trainable = tune.with_resources(run_trial, plan.trial_resources)
@@ -171,7 +172,7 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
         tuner.fit()
     finally:
         if cfg.wait_for_resources:
-            release()
+            release()  # let the autoscaler scale down again
 
     best = register_best(store, experiment_id, data, cfg, plan, storage)
     summary = ExperimentSummary(

@@ -17,9 +17,14 @@ def cache_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def ray_session():
-    """One local Ray for every test that needs it: 2 CPUs, capped object store, no dashboard."""
+    """One local Ray for every test that needs it: 2 CPUs, capped object store, no dashboard.
+
+    ``address="local"`` always starts a private instance: without it ``ray.init`` joins the
+    last cluster that ``ray start`` (or a simulated Cluster, see test_multinode.py) recorded
+    on this machine, someone else's included.
+    """
     if not ray.is_initialized():
-        ray.init(num_cpus=2, object_store_memory=512 * 1024**2, include_dashboard=False,
+        ray.init(address="local", num_cpus=2, object_store_memory=512 * 1024**2, include_dashboard=False,
                  logging_level="WARNING", log_to_driver=False)
     yield ray
     # Shut down only our own instance; `ray stop` would kill every Ray on the machine.
