@@ -130,17 +130,18 @@ def make_plan(nodes: dict | list[dict], *, max_concurrent: int | None = None, nu
         worker_slots = sum(math.floor(g / gpw + 1e-9) for g in gpus)  # a fractional GPU never spans nodes
         fit = min(fit, worker_slots // plan.train_workers)
         if fit < 1:
-            raise UsageError(
-                f"{plan.train_workers} workers of {gpw:g} GPU do not fit on the GPU nodes ({', '.join(f'{g:g}' for g in gpus if g)} "
-                "GPUs each): lower --gpus-per-worker or --train-workers"
-            )
+            per_node = ", ".join(f"{g:g}" for g in gpus if g)
+            raise UsageError(f"{plan.train_workers} workers of {gpw:g} GPU do not fit on the GPU nodes ({per_node} GPUs "
+                             "each): lower --gpus-per-worker or --train-workers")
     if max_concurrent is None:
         max_concurrent = max(1, min(fit, num_samples))
     elif max_concurrent < 1:
         raise UsageError(f"--max-concurrent {max_concurrent}: need at least 1")
     elif max_concurrent > fit:
+        gpu_note = f", {sum(gpus):g} GPUs" if gpw else ""
         raise UsageError(
-            f"--max-concurrent {max_concurrent} needs {max_concurrent * plan.cpus_per_trial + data_cpus:g} CPUs "
-            f"but the cluster has {sum(cpus):g}: use --max-concurrent {fit} or smaller trials"
+            f"--max-concurrent {max_concurrent}: the cluster fits {fit} such trials at once ({usable:g} of its "
+            f"{sum(cpus):g} CPUs can hold trials, {data_cpus:g} per node stay free for Ray Data{gpu_note}): "
+            f"use --max-concurrent {fit} or smaller trials"
         )
     return dataclasses.replace(plan, max_concurrent=max_concurrent)

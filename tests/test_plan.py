@@ -24,7 +24,7 @@ def test_multi_worker_or_gpu_trials_use_a_torch_trainer():
 @pytest.mark.parametrize("kwargs, message", [
     ({"train_workers": 4, "cpus_per_worker": 1.0}, "one trial needs 4.1 CPUs"),
     ({"gpus_per_worker": 1.0}, "one trial needs 1 GPUs but the cluster has 0"),
-    ({"max_concurrent": 5}, "--max-concurrent 5 needs"),
+    ({"max_concurrent": 5}, "--max-concurrent 5: the cluster fits 2 such trials"),
     ({"train_workers": 0}, "--train-workers 0"),
     ({"executor": "local", "train_workers": 2}, "--executor local runs one worker"),
 ])
