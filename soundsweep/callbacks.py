@@ -8,15 +8,11 @@ import time
 from ray.tune import Callback
 
 from soundsweep.results import ResultsStore
+from soundsweep.storage import as_uri
 
 METRIC_KEYS = ("epoch", "train_loss", "train_segments", "val_loss", "val_segment_acc", "val_clip_acc",
-               "epoch_s", "train_s", "num_params", "training_iteration", "time_total_s", "node_id", "pid")
-
-
-def checkpoint_uri(checkpoint) -> str:
-    """A checkpoint's location as a path (local) or ``scheme://path`` (remote storage)."""
-    scheme = getattr(checkpoint.filesystem, "type_name", "local")
-    return checkpoint.path if scheme == "local" else f"{scheme}://{checkpoint.path}"
+               "epoch_s", "train_s", "num_params", "training_iteration", "time_total_s",
+               "node_id", "node_ip", "hostname", "pid", "device", "precision")
 
 
 def trial_params(config: dict) -> dict:
@@ -44,14 +40,18 @@ class StoreCallback(Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         metrics = {k: result[k] for k in METRIC_KEYS if k in result}
-        self.store.record_epoch(self.experiment_id, trial.trial_id, int(result["epoch"]), metrics,
-                                result.get("checkpoint_path"))  # set by TuneReportCallback (Train path)
+        # TuneReportCallback (Train path) reports its checkpoint as a path inside the storage
+        # filesystem, without the scheme: Train and Tune share that filesystem.
+        train_checkpoint = result.get("checkpoint_path")
+        uri = as_uri(trial.storage.storage_filesystem, train_checkpoint) if train_checkpoint else None
+        self.store.record_epoch(self.experiment_id, trial.trial_id, int(result["epoch"]), metrics, uri)
         self.store.record_trial(self.experiment_id, trial.trial_id, wall_time_s=float(result.get("time_total_s", 0)))
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
         epoch = (trial.last_result or {}).get("epoch")
         if epoch is not None:
-            self.store.record_epoch(self.experiment_id, trial.trial_id, int(epoch), checkpoint_uri=checkpoint_uri(checkpoint))
+            uri = as_uri(checkpoint.filesystem, checkpoint.path)
+            self.store.record_epoch(self.experiment_id, trial.trial_id, int(epoch), checkpoint_uri=uri)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         epochs = int((trial.last_result or {}).get("epoch", -1)) + 1

@@ -34,7 +34,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from soundsweep.tuner import SCHEDULERS, ExperimentConfig
+    from soundsweep.tuner import PRECISIONS, SCHEDULERS, ExperimentConfig
 
     defaults = {f.name: f.default for f in fields(ExperimentConfig)}
     parser = OneLineParser(prog="soundsweep", description="Distributed audio-classification experiments on Ray.")
@@ -88,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--train-workers", type=int, default=defaults["train_workers"], help="Train workers per trial")
     res.add_argument("--cpus-per-worker", type=float, default=defaults["cpus_per_worker"], help="default %(default)s")
     res.add_argument("--gpus-per-worker", type=float, default=defaults["gpus_per_worker"], help="whole or fractional")
+    res.add_argument("--data-cpus", type=float, default=defaults["data_cpus"],
+                     help="CPUs kept free on one node for Ray Data reads (default %(default)s)")
+    res.add_argument("--precision", default=defaults["precision"], choices=PRECISIONS,
+                     help="mixed precision on GPU trials: auto = bf16 where the GPU has it, else fp16 with loss "
+                          "scaling; CPU trials always train in fp32")
+    res.add_argument("--wait-for-resources", type=float, default=defaults["wait_for_resources"], metavar="SECONDS",
+                     help="on an autoscaling cluster, ask for the trials' resources and wait up to this long "
+                          "before planning (default: plan with the nodes that are up)")
     res.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local Ray)")
     out = tune.add_argument_group("where results go")
     out.add_argument("--results", default=defaults["results"], help="SQLAlchemy URL of the results store")

@@ -17,14 +17,17 @@ from search_spaces import DefineByName, get_space
 from soundsweep.callbacks import ProgressCallback, StoreCallback
 from soundsweep.catalog import load_manifest
 from soundsweep.errors import UsageError
-from soundsweep.plan import ResourcePlan, make_plan
+from soundsweep.cluster import plan_on_cluster, release
+from soundsweep.plan import ResourcePlan
 from soundsweep.prepare import PreparedData, prepare
 from soundsweep.results import ResultsStore
+from soundsweep.storage import join as join_storage
+from soundsweep.storage import resolve as resolve_storage
 from trainables.audio import DecodeSpec
 from trainables.config import TrialConfig
 from trainables.data import iter_batches, open_split
 from trainables.evaluate import predict
-from trainables.loop import build, load_checkpoint, load_weights
+from trainables.loop import PRECISIONS, build, load_checkpoint, load_weights
 from trainables.models import ModelConfigError, parameter_count
 from trainables.trial import run_trial
 
@@ -61,7 +64,10 @@ class ExperimentConfig:
     train_workers: int = 1
     cpus_per_worker: float = 0.5
     gpus_per_worker: float = 0.0
+    data_cpus: float = 1.0
     executor: str = "auto"
+    precision: str = "auto"
+    wait_for_resources: float = 0.0
     sample_rate: int = 22050
     channels: int = 1
     segment_seconds: float = 5.0
@@ -101,6 +107,10 @@ class ExperimentConfig:
             raise UsageError(f"--overlap {self.overlap}: must be in [0, 1)")
         if self.channels not in (1, 2):
             raise UsageError(f"--channels {self.channels}: choose 1 (mono) or 2 (stereo)")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"--precision {self.precision}: choose one of {', '.join(PRECISIONS)}")
+        if self.wait_for_resources < 0:
+            raise UsageError(f"--wait-for-resources {self.wait_for_resources}: must be >= 0 seconds")
         if self.resume and not self.name:
             raise UsageError("--resume needs --name of the experiment to continue")
 
@@ -134,7 +144,7 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
     cfg.check()
     started = time.perf_counter()
     name = cfg.name or f"{cfg.space}-{time.strftime('%Y%m%d-%H%M%S')}"
-    storage = os.path.abspath(cfg.storage_path) if "://" not in cfg.storage_path else cfg.storage_path
+    storage = resolve_storage(cfg.storage_path)
     check_writable(storage)
     store = ResultsStore(cfg.results)
     existing = store.experiment(name)
@@ -148,29 +158,37 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
     experiment_id = store.start_experiment(name, cfg.space, cfg.data or "synthetic", asdict(cfg), storage)
 
     connect_ray(cfg.address)
-    manifest = load_manifest(cfg.data, cfg.seed, cfg.synthetic_clips, cfg.dataset, **cfg.reader_options())
-    spec = DecodeSpec(cfg.sample_rate, cfg.channels, cfg.segment_seconds, cfg.overlap)
-    data = prepare(manifest, spec, os.path.join(storage, "cache"))
-    print(data.describe(), flush=True)
-    for failure in data.failures:
-        print(f"  skipped {failure['path']}: {failure['error']}", flush=True)
-    for split in ("train", "val", "test"):
-        if data.segments[split] == 0:
-            raise UsageError(f"the {split} split has no usable audio after decoding: check --data")
-    plan = make_plan(ray.cluster_resources(), train_workers=cfg.train_workers, cpus_per_worker=cfg.cpus_per_worker,
-                     gpus_per_worker=cfg.gpus_per_worker, max_concurrent=cfg.max_concurrent, executor=cfg.executor,
-                     num_samples=cfg.num_samples)
-    print(plan.describe(), flush=True)
-    if cfg.init_from:
-        check_init_from(cfg, data, plan, storage)
+    try:
+        # Planned before any work: a plan the cluster cannot run stops here, in seconds.
+        plan = plan_on_cluster(wait_s=cfg.wait_for_resources, train_workers=cfg.train_workers,
+                               cpus_per_worker=cfg.cpus_per_worker, gpus_per_worker=cfg.gpus_per_worker,
+                               data_cpus=cfg.data_cpus, max_concurrent=cfg.max_concurrent, executor=cfg.executor,
+                               num_samples=cfg.num_samples)
+        print(plan.describe(), flush=True)
+        manifest = load_manifest(cfg.data, cfg.seed, cfg.synthetic_clips, cfg.dataset, **cfg.reader_options())
+        spec = DecodeSpec(cfg.sample_rate, cfg.channels, cfg.segment_seconds, cfg.overlap)
+        data = prepare(manifest, spec, join_storage(storage, "cache"))
+        print(data.describe(), flush=True)
+        for failure in data.failures:
+            print(f"  skipped {failure['path']}: {failure['error']}", flush=True)
+        for split in ("train", "val", "test"):
+            if data.segments[split] == 0:
+                raise UsageError(f"the {split} split has no usable audio after decoding: check --data")
+        if cfg.init_from:
+            check_init_from(cfg, data, plan, storage)
 
-    trainable = tune.with_resources(run_trial, plan.trial_resources)
-    if cfg.resume and tune.Tuner.can_restore(os.path.join(storage, name)):
-        tuner = tune.Tuner.restore(os.path.join(storage, name), trainable, resume_unfinished=True, resume_errored=True)
-    else:
-        tuner = tune.Tuner(trainable, param_space=param_space(cfg, data, plan, storage),
-                           tune_config=tune_config(cfg, name, plan), run_config=run_config(cfg, name, storage, experiment_id))
-    tuner.fit()
+        trainable = tune.with_resources(run_trial, plan.trial_resources)
+        if cfg.resume and tune.Tuner.can_restore(join_storage(storage, name)):
+            tuner = tune.Tuner.restore(join_storage(storage, name), trainable, resume_unfinished=True,
+                                       resume_errored=True)
+        else:
+            tuner = tune.Tuner(trainable, param_space=param_space(cfg, data, plan, storage),
+                               tune_config=tune_config(cfg, name, plan),
+                               run_config=run_config(cfg, name, storage, experiment_id))
+        tuner.fit()
+    finally:
+        if cfg.wait_for_resources:
+            release()  # let the autoscaler scale down again
 
     best = register_best(store, experiment_id, data, cfg, plan, storage)
     summary = ExperimentSummary(
@@ -253,6 +271,7 @@ def param_space(cfg: ExperimentConfig, data: PreparedData, plan: ResourcePlan, s
             "train_workers": plan.train_workers,
             "cpus_per_worker": plan.cpus_per_worker,
             "use_gpu": plan.gpus_per_worker > 0,
+            "precision": cfg.precision,
             "storage_path": storage,
             "init_from": cfg.init_from or "",
         },

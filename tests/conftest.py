@@ -17,11 +17,49 @@ def cache_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def ray_session():
-    """One local Ray for every test that needs it: 2 CPUs, capped object store, no dashboard."""
+    """One local Ray for every test that needs it: 2 CPUs, capped object store, no dashboard.
+
+    ``address="local"`` always starts a private instance: without it ``ray.init`` joins the
+    last cluster that ``ray start`` (or a simulated Cluster, see test_multinode.py) recorded
+    on this machine, someone else's included.
+    """
     if not ray.is_initialized():
-        # address="local": always a fresh instance, even if a `ray start` cluster runs on this machine.
         ray.init(address="local", num_cpus=2, object_store_memory=512 * 1024**2, include_dashboard=False,
                  logging_level="WARNING", log_to_driver=False)
     yield ray
     # Shut down only our own instance; `ray stop` would kill every Ray on the machine.
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A private PostgreSQL server (see tests/postgres.py); fails, never skips, without one."""
+    from tests.postgres import PostgresServer, find_bindir
+
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.fail("PostgreSQL is not installed (no initdb): apt-get install postgresql (.ci/run does)")
+    server = PostgresServer(bindir)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """A fresh, empty results database on each backend the store supports."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/results.db"
+    return request.getfixturevalue("postgres").create_database()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip ``@pytest.mark.gpu`` tests without CUDA: the only skip this suite allows."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is false)")
+    for item in items:
+        if item.get_closest_marker("gpu"):
+            item.add_marker(skip)

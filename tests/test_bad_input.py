@@ -100,3 +100,16 @@ def test_real_process_prints_no_traceback(tmp_path):
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith("soundsweep: error: --space: unknown search space")
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--gpus-per-worker", "1"], ["one trial needs 1 GPUs but the cluster has 0", "start GPU nodes"]),
+    (["--cpus-per-worker", "3"], ["one worker needs 3 CPU on one node", "largest node has 2 CPU"]),
+    (["--max-concurrent", "3"], ["--max-concurrent 3: the cluster fits 2", "use --max-concurrent 2"]),
+])
+def test_plan_bigger_than_the_cluster_stops_before_any_work(ray_session, capsys, tmp_path, argv, words):
+    code, err = run(capsys, *argv, "--results", f"sqlite:///{tmp_path}/r.db", "--storage-path", str(tmp_path / "runs"))
+    assert code == 2 and len(err.splitlines()) == 1
+    for word in words:
+        assert word in err
+    assert not (tmp_path / "runs").exists()  # nothing decoded, no experiment started

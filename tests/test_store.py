@@ -1,13 +1,21 @@
-"""The results store: idempotent writes, best-epoch choice, schema version check."""
+"""The results store on SQLite and PostgreSQL: idempotent writes, best-epoch choice, schema
+version check, concurrent writers, and the Optuna study in the same database."""
+import os
+import subprocess
+import sys
+import time
+
+import optuna
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from soundsweep.errors import UsageError
 from soundsweep.results import ResultsStore
+from tests.conftest import REPO
 
 
-def test_recording_twice_updates_instead_of_duplicating(tmp_path):
-    store = ResultsStore(f"sqlite:///{tmp_path}/r.db")
+def test_recording_twice_updates_instead_of_duplicating(store_url, tmp_path):
+    store = ResultsStore(store_url)
     exp = store.start_experiment("e1", "augmentation", "synthetic", {"seed": 0}, str(tmp_path))
     assert store.start_experiment("e1", "augmentation", "synthetic", {}, str(tmp_path)) == exp
     for _ in range(2):  # a resumed run replays its last result
@@ -22,8 +30,8 @@ def test_recording_twice_updates_instead_of_duplicating(tmp_path):
     assert best_trial.trial_id == "t1" and best_epoch.epoch == 0 and best_epoch.checkpoint_uri == "/ckpt/0"
 
 
-def test_older_schema_gets_a_clear_message(tmp_path):
-    url = f"sqlite:///{tmp_path}/old.db"
+def test_older_schema_gets_a_clear_message(store_url):
+    url = store_url
     store = ResultsStore(url)
     with store.engine.begin() as conn:
         conn.execute(text("UPDATE ss_meta SET value='0' WHERE key='schema_version'"))
@@ -34,3 +42,61 @@ def test_older_schema_gets_a_clear_message(tmp_path):
 def test_bad_url_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="--results"):
         ResultsStore("not a url")
+
+
+def test_full_write_read_cycle_keeps_every_value(store_url):
+    store = ResultsStore(store_url)
+    exp = store.start_experiment("cycle", "augmentation", "synthetic", {"seed": 1, "lr": 1e-3}, "s3://bucket/runs")
+    store.record_trial(exp, "t1", status="RUNNING", params={"noise_std": 0.01, "arch": "resnet2d"})
+    metrics = {"epoch": 0, "val_clip_acc": 0.75, "val_loss": 0.5, "num_params": 123456, "node_id": "ab" * 28}
+    store.record_epoch(exp, "t1", 0, metrics, "s3://bucket/runs/cycle/trial_t1/checkpoint_000000")
+    store.record_trial(exp, "t1", status="COMPLETED", wall_time_s=12.5)
+    model_id = store.add_model(exp, trial_id="t1", epoch=0, checkpoint_uri="s3://bucket/runs/x", params={"a": 1},
+                               num_params=123456, val_clip_acc=0.75, test_segment_acc=0.6, test_clip_acc=0.7,
+                               classes=["a", "b"], confusion=[[3, 1], [0, 4]])
+    store.finish_experiment(exp, "FINISHED", {"wall_s": 1.5, "skipped_files": []})
+
+    again = ResultsStore(store_url)  # a second connection reads what the first wrote
+    experiment = again.experiment("cycle")
+    assert (experiment.status, experiment.config, experiment.summary) == (
+        "FINISHED", {"seed": 1, "lr": 1e-3}, {"wall_s": 1.5, "skipped_files": []})
+    (trial,) = again.trials(exp)
+    assert (trial.status, trial.params["noise_std"], trial.wall_time_s, trial.best_val_clip_acc, trial.metrics) == (
+        "COMPLETED", 0.01, 12.5, 0.75, metrics)
+    ((_, epoch),) = again.epochs(exp)
+    assert epoch.checkpoint_uri.endswith("checkpoint_000000") and epoch.metrics == metrics
+    (model,) = again.models(exp)
+    assert model.id == model_id and model.confusion == [[3, 1], [0, 4]] and model.classes == ["a", "b"]
+
+
+def test_two_writers_at_once_lose_no_rows(store_url):
+    """Two processes open one new store, share one experiment and write their trials together."""
+    trials, epochs = 4, 15
+    start_at = time.time() + 2.0  # both interpreters are up by then
+    writers = [subprocess.Popen([sys.executable, "-m", "tests.store_writer", store_url, w, str(trials), str(epochs),
+                                 str(start_at)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for w in ("a", "b")]
+    outputs = [w.communicate(timeout=120) for w in writers]
+    assert [w.returncode for w in writers] == [0, 0], [err for _, err in outputs]
+    (exp,) = {int(out) for out, _ in outputs}  # both found the same experiment
+    store = ResultsStore(store_url)
+    rows = store.trials(exp)
+    assert sorted(t.trial_id for t in rows) == [f"{w}-{t}" for w in "ab" for t in range(trials)]
+    assert all(t.status == "COMPLETED" and t.epochs == epochs for t in rows)
+    assert len(store.epochs(exp)) == 2 * trials * epochs
+    assert all(e.checkpoint_uri for _, e in store.epochs(exp))
+
+
+def test_optuna_study_lives_beside_the_store(store_url):
+    store = ResultsStore(store_url)
+    storage = optuna.storages.RDBStorage(store_url)
+    study = optuna.create_study(study_name="beside", storage=storage, direction="maximize",
+                                sampler=optuna.samplers.TPESampler(seed=0))
+    study.optimize(lambda trial: -(trial.suggest_float("x", -1, 1) ** 2), n_trials=5)
+    store.start_experiment("beside", "augmentation", "synthetic", {}, "/runs")
+
+    tables = set(inspect(store.engine).get_table_names())
+    assert {"ss_experiments", "ss_trials", "ss_epochs", "ss_models", "studies", "trials"} <= tables
+    loaded = optuna.load_study(study_name="beside", storage=store_url)
+    assert len(loaded.trials) == 5 and loaded.best_value <= 0
+    assert ResultsStore(store_url).experiment("beside") is not None

@@ -1,6 +1,12 @@
-"""The main job end to end on a tiny budget: real Ray, real FLAC files, real SQLite, real Optuna."""
+"""The main job end to end on a tiny budget: real Ray, real FLAC files, real SQLite, real Optuna.
+
+The tiny run keeps checkpoints and the decode cache under a ``file://`` URI: pyarrow opens it
+through the same code path as ``s3://`` or ``gs://`` (soundsweep.storage), so this is the test
+of shared cluster storage that runs on any machine.
+"""
 import optuna
 import pytest
+from ray import tune
 
 from soundsweep.cli import main
 from soundsweep.results import ResultsStore
@@ -9,6 +15,7 @@ from soundsweep.plan import make_plan
 from soundsweep.prepare import prepare
 from soundsweep.catalog import load_manifest
 from trainables.audio import DecodeSpec
+from trainables.loop import load_checkpoint
 
 TINY = ["--num-samples", "2", "--max-epochs", "2", "--synthetic-clips", "10", "--seed", "3"]
 
@@ -18,7 +25,7 @@ def tiny_run(ray_session, tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     url = f"sqlite:///{root}/results.db"
     code = main(["tune", "--space", "augmentation", *TINY, "--results", url,
-                 "--storage-path", str(root / "runs"), "--name", "tiny"])
+                 "--storage-path", (root / "runs").as_uri(), "--name", "tiny"])
     return code, url, root
 
 
@@ -39,6 +46,23 @@ def test_cli_run_fills_the_store(tiny_run, capsys):
     assert len(study.trials) == 2
 
 
+def test_uri_storage_keeps_checkpoints_that_load(tiny_run):
+    _, url, root = tiny_run
+    store = ResultsStore(url)
+    experiment = store.experiment("tiny")
+    assert experiment.storage_path == (root / "runs").as_uri()
+    epochs = store.epochs(experiment.id)
+    kept = [e.checkpoint_uri for _, e in epochs if e.checkpoint_uri]
+    assert len(kept) == len(epochs) >= 2  # every epoch checkpointed (num_to_keep=2, at most 2 epochs)
+    for uri in kept:
+        assert uri.startswith(str(root / "runs" / "tiny"))
+        with tune.Checkpoint(uri).as_directory() as directory:
+            assert set(load_checkpoint(directory)) >= {"model", "optimizer", "epoch", "params"}
+    (_, epoch), *_ = epochs
+    assert {"node_id", "node_ip", "hostname"} <= set(epoch.metrics)
+    assert (epoch.metrics["device"], epoch.metrics["precision"]) == ("cpu", "fp32")  # no mixed precision on CPU
+
+
 def test_best_checkpoint_reproduces_its_validation_accuracy(tiny_run):
     _, url, root = tiny_run
     store = ResultsStore(url)
@@ -49,6 +73,7 @@ def test_best_checkpoint_reproduces_its_validation_accuracy(tiny_run):
                    DecodeSpec(cfg.sample_rate, cfg.channels, cfg.segment_seconds, cfg.overlap),
                    f"{experiment.storage_path}/cache")
     assert data.cache_hit  # decoded once by the run, reused here
+    assert data.path.startswith(f"{experiment.storage_path}/cache/segments/")
     plan = make_plan({"CPU": 2.0})
     val = evaluate_checkpoint(model.checkpoint_uri, trial_config(model.params, data, cfg, plan, experiment.storage_path),
                               data.path, "val")

@@ -22,6 +22,7 @@ class Runtime:
         max_epochs: epochs a trial may run if the scheduler never stops it.
         executor: ``train`` runs the loop in a TorchTrainer, ``local`` inside the Tune trial.
         train_workers, cpus_per_worker, use_gpu: the Train scaling of one trial.
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``; mixed precision applies on a GPU only.
         storage_path: where TorchTrainer runs of this experiment keep their state.
         init_from: checkpoint (directory or URI) whose weights initialise a new trial.
     """
@@ -36,6 +37,7 @@ class Runtime:
     train_workers: int = 1
     cpus_per_worker: float = 0.5
     use_gpu: bool = False
+    precision: str = "auto"
     storage_path: str = ""
     init_from: str = ""
 

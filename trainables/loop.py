@@ -9,10 +9,12 @@ The same :func:`run` serves both: inside a TorchTrainer (:class:`TrainSession`, 
 to Tune by ``TuneReportCallback``) or directly inside a Tune function trial
 (:class:`TuneSession`), which avoids a TorchTrainer's ~17 s start for small single-worker CPU
 trials (DESIGN.md). Each epoch: stream the training shard with waveform augmentation,
-log-mel + SpecAugment on the device, Adam, then validation at segment and clip level, a
-checkpoint and one report.
+log-mel + SpecAugment on the device, Adam (the model in mixed precision on a GPU), then
+validation at segment and clip level, a checkpoint and one report that also says where the
+worker ran (node id, node IP, host name).
 """
 import os
+import socket
 import tempfile
 import time
 
@@ -32,6 +34,8 @@ from trainables.models import create_model, load_compatible, model_info, num_par
 from trainables.seeding import derive_seed
 
 CHECKPOINT_FILE = "checkpoint.pt"
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = ("auto", "fp32", *AMP_DTYPES)
 
 
 class TuneSession:
@@ -116,6 +120,26 @@ def build(cfg: TrialConfig) -> tuple[nn.Module, nn.Module]:
     return model, create_frontend(info.input, rt.sample_rate)
 
 
+def training_precision(precision: str, device: torch.device) -> str:
+    """What the model trains in on ``device`` for a ``--precision`` choice: fp32, bf16 or fp16.
+
+    Mixed precision is for GPUs only: on a CPU, fp16 matmuls are slow or missing and bf16 rarely
+    gains, so CPU trials always train in fp32. ``auto`` prefers bf16 (fp32's range, no loss
+    scaling) and falls back to fp16 on GPUs without it.
+    """
+    if device.type != "cuda" or precision == "fp32":
+        return "fp32"
+    if precision == "auto":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return precision
+
+
+def where() -> dict:
+    """The node and process this worker runs on, reported with every epoch."""
+    return {"node_id": ray.get_runtime_context().get_node_id(), "node_ip": ray.util.get_node_ip_address(),
+            "hostname": socket.gethostname(), "pid": os.getpid()}
+
+
 def run(cfg: TrialConfig, session) -> None:
     rt = cfg.runtime
     # Small CPU trials share cores: one intra-op thread per reserved CPU avoids oversubscription.
@@ -127,6 +151,11 @@ def run(cfg: TrialConfig, session) -> None:
     n_params = num_parameters(model)
     model, frontend = session.prepare_model(model), frontend.to(session.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    precision = training_precision(rt.precision, session.device)
+    autocast = {"device_type": session.device.type, "dtype": AMP_DTYPES.get(precision), "enabled": precision != "fp32"}
+    # fp16 is too narrow for small gradients, so its loss is scaled; bf16 and fp32 need no scaler.
+    scaler = torch.amp.GradScaler(session.device.type, enabled=precision == "fp16")
+    placement = {**where(), "device": str(session.device), "precision": precision}
     augmenter = Augmenter(cfg.augment, cfg.trial_seed)
     loss_fn = nn.CrossEntropyLoss()
 
@@ -137,6 +166,8 @@ def run(cfg: TrialConfig, session) -> None:
             state = load_checkpoint(directory)
         getattr(model, "module", model).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         start_epoch = state["epoch"] + 1
 
     for epoch in range(start_epoch, rt.max_epochs):
@@ -148,14 +179,17 @@ def run(cfg: TrialConfig, session) -> None:
         collate = AugmentingCollate(augmenter, epoch)
         shuffle_seed = (cfg.trial_seed + epoch * 7919 + session.rank) % 2**31
         for batch in iter_batches(session.dataset("train"), cfg.batch_size, collate, shuffle_seed):
+            # Features in fp32 on the device (a power spectrum overflows fp16), the model under autocast.
             x = frontend(batch["waveform"].to(session.device))
             if x.dim() == 4:  # spectrogram input: SpecAugment on the device
                 x, _ = augmenter.spectrograms(x, batch["keys"], epoch)
             y = batch["label"].to(session.device)
-            loss = loss_fn(model(x), y)
+            with torch.autocast(**autocast):
+                loss = loss_fn(model(x), y)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             seen += len(y)
             loss_sum += loss.item() * len(y)
         train_s = time.perf_counter() - started
@@ -170,8 +204,7 @@ def run(cfg: TrialConfig, session) -> None:
             "epoch_s": time.perf_counter() - started,
             "train_s": train_s,
             "num_params": n_params,
-            "node_id": ray.get_runtime_context().get_node_id(),
-            "pid": os.getpid(),
+            **placement,
         }
         with tempfile.TemporaryDirectory() as directory:
             saved = None
@@ -180,6 +213,7 @@ def run(cfg: TrialConfig, session) -> None:
                     {
                         "model": getattr(model, "module", model).state_dict(),
                         "optimizer": optimizer.state_dict(),
+                        "scaler": scaler.state_dict(),
                         "epoch": epoch,
                         "params": cfg.params(),
                     },

@@ -5,6 +5,11 @@ Optuna study tables that live beside them) and the Optuna studies, so ``optuna-d
 and SoundSweep's reports read the same file. Every write is one transaction; trials are keyed
 by (experiment, Tune trial id) and epochs by (trial, epoch), so recording the same event twice
 (a resumed run replays its last results) updates a row instead of adding one.
+
+Several processes may write one store at once (SQLite in WAL mode on one machine, PostgreSQL
+on a cluster): a transaction that loses a race to another writer (SQLite's lock, a PostgreSQL
+deadlock or serialization failure, two inserts of the same key) is retried, and the retry finds
+the other writer's row and updates it.
 """
 import json
 import os
@@ -22,14 +27,20 @@ from sqlalchemy import (
     create_engine,
     event,
     select,
+    text,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from soundsweep.errors import UsageError
 
 SCHEMA_VERSION = 1
+SCHEMA_LOCK = 0x55_5357  # PostgreSQL advisory-lock key held while tables are created
+# Messages of the errors a concurrent writer causes and a retry resolves.
+# "already exists": two SQLite processes both saw a new file without tables; the retry sees them.
+TRANSIENT = ("locked", "deadlock detected", "could not serialize", "UNIQUE constraint failed",
+             "duplicate key value", "already exists")
 
 
 class Base(DeclarativeBase):
@@ -138,35 +149,40 @@ class ResultsStore:
         if parsed.get_backend_name() == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
-            self._write(lambda s: Base.metadata.create_all(s.connection()))
-            self._check_version()
+            self._write(self._create_schema)
         except OperationalError as exc:
             reason = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
             raise UsageError(f"cannot open results store {url!r} ({reason}): check --results") from exc
 
-    def _check_version(self) -> None:
-        with Session(self.engine) as s, s.begin():
-            row = s.get(Meta, "schema_version")
-            if row is None:
-                s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
-            elif int(row.value) != SCHEMA_VERSION:
-                raise UsageError(
-                    f"results store {self.url} has schema version {row.value}, this SoundSweep writes "
-                    f"{SCHEMA_VERSION}: use a new --results database"
-                )
+    def _create_schema(self, s: Session) -> None:
+        """Create missing tables and check the schema version (one transaction).
+
+        On PostgreSQL an advisory lock serialises this, so that two processes opening a new
+        database at once do not both create the tables; on SQLite the loser's "already exists"
+        is retried.
+        """
+        if self.engine.dialect.name == "postgresql":
+            s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+        Base.metadata.create_all(s.connection())
+        row = s.get(Meta, "schema_version")
+        if row is None:
+            s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
+        elif int(row.value) != SCHEMA_VERSION:
+            raise UsageError(
+                f"results store {self.url} has schema version {row.value}, this SoundSweep writes "
+                f"{SCHEMA_VERSION}: use a new --results database"
+            )
 
     def _write(self, fn):
-        """Run ``fn(session)`` in one transaction, retrying while another writer holds the lock."""
+        """Run ``fn(session)`` in one transaction, retrying when it lost a race to another writer."""
         for attempt in range(20):
             try:
                 with Session(self.engine, expire_on_commit=False) as s, s.begin():
                     return fn(s)
-            except OperationalError as exc:
-                # "locked": another writer holds SQLite; "already exists": another process created
-                # the tables between our existence check and our CREATE.
-                if not any(w in str(exc) for w in ("locked", "already exists")) or attempt == 19:
+            except (OperationalError, IntegrityError) as exc:
+                if attempt == 19 or not _transient(exc):
                     raise
-                time.sleep(0.1 * (attempt + 1))
+                time.sleep(0.05 * (attempt + 1))
 
     # Experiments -----------------------------------------------------------------------------
 
@@ -279,6 +295,12 @@ class ResultsStore:
     def models(self, experiment_id: int) -> list[Model]:
         with Session(self.engine) as s:
             return list(s.scalars(select(Model).where(Model.experiment_id == experiment_id).order_by(Model.id)))
+
+
+def _transient(exc: DBAPIError) -> bool:
+    """Whether ``exc`` came from a concurrent writer (see ``TRANSIENT``), so a retry can succeed."""
+    message = str(exc.orig if exc.orig is not None else exc)
+    return any(m in message for m in TRANSIENT)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -1,0 +1,32 @@
+"""Where checkpoints and the decode cache live: a local folder, an NFS mount or a cloud URI.
+
+``--storage-path`` is handed to Ray Tune, Ray Train and Ray Data, which all open it through
+pyarrow's filesystem layer; the few files SoundSweep writes itself (the decode-cache summary)
+go through the same layer here, so ``s3://``, ``gs://`` and ``file://`` take one code path and
+only a plain relative path is turned into an absolute one.
+"""
+import os
+
+import pyarrow.fs
+
+
+def resolve(location: str) -> str:
+    """An absolute local path for a plain path; a URI (``s3://``, ``gs://``, ``file://``) unchanged."""
+    return location if "://" in location else os.path.abspath(location)
+
+
+def join(location: str, *parts: str) -> str:
+    """``location/part/...`` with ``/`` separators, for paths and URIs alike."""
+    return "/".join([location.rstrip("/"), *parts])
+
+
+def open_fs(location: str) -> tuple[pyarrow.fs.FileSystem, str]:
+    """The pyarrow filesystem behind ``location`` and the path inside it."""
+    return pyarrow.fs.FileSystem.from_uri(resolve(location))
+
+
+def as_uri(filesystem: pyarrow.fs.FileSystem | None, path: str) -> str:
+    """A path inside ``filesystem`` as something :func:`open_fs` opens again: local paths stay
+    paths, remote ones get their scheme back (``s3://bucket/key``)."""
+    scheme = getattr(filesystem, "type_name", "local")
+    return path if scheme == "local" else f"{scheme}://{path}"
