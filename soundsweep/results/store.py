@@ -1,0 +1,287 @@
+"""SQLAlchemy schema and writes of the results store.
+
+One database holds SoundSweep's tables (prefixed ``ss_`` so they never collide with the
+Optuna study tables that live beside them) and the Optuna studies, so ``optuna-dashboard <url>``
+and SoundSweep's reports read the same file. Every write is one transaction; trials are keyed
+by (experiment, Tune trial id) and epochs by (trial, epoch), so recording the same event twice
+(a resumed run replays its last results) updates a row instead of adding one.
+"""
+import json
+import os
+import time
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from soundsweep.errors import UsageError
+
+SCHEMA_VERSION = 1
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Meta(Base):
+    __tablename__ = "ss_meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
+
+
+class Experiment(Base):
+    __tablename__ = "ss_experiments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), unique=True)
+    space: Mapped[str] = mapped_column(String(128))
+    dataset: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(32), default="RUNNING")
+    config: Mapped[dict] = mapped_column(JSON, default=dict)
+    summary: Mapped[dict] = mapped_column(JSON, default=dict)
+    storage_path: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[str] = mapped_column(String(40))
+    finished_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+
+
+class Trial(Base):
+    __tablename__ = "ss_trials"
+    __table_args__ = (UniqueConstraint("experiment_id", "trial_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("ss_experiments.id"))
+    trial_id: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(32), default="PENDING")
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    epochs: Mapped[int] = mapped_column(Integer, default=0)
+    best_val_clip_acc: Mapped[float | None] = mapped_column(Float, nullable=True)
+    num_params: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    wall_time_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    checkpoint_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Epoch(Base):
+    __tablename__ = "ss_epochs"
+    __table_args__ = (UniqueConstraint("trial_pk", "epoch"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_pk: Mapped[int] = mapped_column(ForeignKey("ss_trials.id"))
+    epoch: Mapped[int] = mapped_column(Integer)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    checkpoint_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Model(Base):
+    """A model registered as best of an experiment, with its test-split evaluation."""
+
+    __tablename__ = "ss_models"
+    __table_args__ = (UniqueConstraint("experiment_id", "trial_id", "epoch"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("ss_experiments.id"))
+    trial_id: Mapped[str] = mapped_column(String(128))
+    epoch: Mapped[int] = mapped_column(Integer)
+    checkpoint_uri: Mapped[str] = mapped_column(Text)
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    num_params: Mapped[int] = mapped_column(Integer)
+    val_clip_acc: Mapped[float] = mapped_column(Float)
+    test_segment_acc: Mapped[float] = mapped_column(Float)
+    test_clip_acc: Mapped[float] = mapped_column(Float)
+    aggregation: Mapped[str] = mapped_column(String(64), default="majority_vote")
+    classes: Mapped[list] = mapped_column(JSON, default=list)
+    confusion: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[str] = mapped_column(String(40))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _jsonable(value):
+    """Round-trip through JSON so numpy scalars and tuples are stored as plain values."""
+    return json.loads(json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+
+
+class ResultsStore:
+    """Read and write SoundSweep's tables in any SQLAlchemy database.
+
+    SQLite files get WAL mode and a busy timeout so that several tune processes can write one
+    store at once; the parent folder of a SQLite file is created on first use.
+    """
+
+    def __init__(self, url: str):
+        self.url = url
+        try:
+            parsed = make_url(url)
+        except Exception as exc:
+            raise UsageError(f"--results {url!r} is not a database URL: use e.g. sqlite:///results/soundsweep.db") from exc
+        try:
+            if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+                os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
+            self.engine = create_engine(url, connect_args={"timeout": 60} if parsed.get_backend_name() == "sqlite" else {})
+        except OSError as exc:
+            raise UsageError(f"cannot create the results store {url!r} ({exc.strerror}): check --results") from exc
+        except ImportError as exc:  # SQLAlchemy's NoSuchModuleError and missing DBAPI drivers
+            raise UsageError(f"no database driver for {url!r} ({exc}): install it or use another --results") from exc
+        if parsed.get_backend_name() == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        try:
+            Base.metadata.create_all(self.engine)
+            self._check_version()
+        except OperationalError as exc:
+            reason = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
+            raise UsageError(f"cannot open results store {url!r} ({reason}): check --results") from exc
+
+    def _check_version(self) -> None:
+        with Session(self.engine) as s, s.begin():
+            row = s.get(Meta, "schema_version")
+            if row is None:
+                s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
+            elif int(row.value) != SCHEMA_VERSION:
+                raise UsageError(
+                    f"results store {self.url} has schema version {row.value}, this SoundSweep writes "
+                    f"{SCHEMA_VERSION}: use a new --results database"
+                )
+
+    def _write(self, fn):
+        """Run ``fn(session)`` in one transaction, retrying while another writer holds the lock."""
+        for attempt in range(20):
+            try:
+                with Session(self.engine, expire_on_commit=False) as s, s.begin():
+                    return fn(s)
+            except OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 19:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
+
+    # Experiments -----------------------------------------------------------------------------
+
+    def experiment(self, name: str) -> Experiment | None:
+        with Session(self.engine) as s:
+            return s.scalar(select(Experiment).where(Experiment.name == name))
+
+    def start_experiment(self, name: str, space: str, dataset: str, config: dict, storage_path: str) -> int:
+        """Create the experiment row, or return the existing one's id (a resumed run)."""
+
+        def write(s):
+            row = s.scalar(select(Experiment).where(Experiment.name == name))
+            if row is None:
+                row = Experiment(name=name, space=space, dataset=dataset, config=_jsonable(config),
+                                 storage_path=storage_path, created_at=_now())
+                s.add(row)
+                s.flush()
+            row.status = "RUNNING"
+            return row.id
+
+        return self._write(write)
+
+    def finish_experiment(self, experiment_id: int, status: str, summary: dict) -> None:
+        def write(s):
+            row = s.get(Experiment, experiment_id)
+            row.status, row.summary, row.finished_at = status, _jsonable(summary), _now()
+
+        self._write(write)
+
+    # Trials and epochs -----------------------------------------------------------------------
+
+    def _trial(self, s: Session, experiment_id: int, trial_id: str) -> Trial:
+        row = s.scalar(select(Trial).where(Trial.experiment_id == experiment_id, Trial.trial_id == trial_id))
+        if row is None:
+            row = Trial(experiment_id=experiment_id, trial_id=trial_id, params={}, metrics={})
+            s.add(row)
+            s.flush()
+        return row
+
+    def record_trial(self, experiment_id: int, trial_id: str, **fields) -> None:
+        """Insert or update one trial; ``fields`` are columns of ``ss_trials``."""
+
+        def write(s):
+            row = self._trial(s, experiment_id, trial_id)
+            for key, value in fields.items():
+                setattr(row, key, _jsonable(value) if key in ("params", "metrics") else value)
+
+        self._write(write)
+
+    def record_epoch(self, experiment_id: int, trial_id: str, epoch: int, metrics: dict | None = None,
+                     checkpoint_uri: str | None = None) -> None:
+        """Insert or update one epoch of a trial and keep the trial's summary columns current."""
+
+        def write(s):
+            trial = self._trial(s, experiment_id, trial_id)
+            row = s.scalar(select(Epoch).where(Epoch.trial_pk == trial.id, Epoch.epoch == epoch))
+            if row is None:
+                row = Epoch(trial_pk=trial.id, epoch=epoch, metrics={})
+                s.add(row)
+            if metrics is not None:
+                row.metrics = _jsonable(metrics)
+                trial.metrics = row.metrics
+                trial.epochs = max(trial.epochs or 0, epoch + 1)
+                trial.num_params = metrics.get("num_params", trial.num_params)
+                acc = metrics.get("val_clip_acc")
+                if acc is not None and (trial.best_val_clip_acc is None or acc > trial.best_val_clip_acc):
+                    trial.best_val_clip_acc = acc
+            if checkpoint_uri is not None:
+                row.checkpoint_uri = checkpoint_uri
+
+        self._write(write)
+
+    def trials(self, experiment_id: int) -> list[Trial]:
+        with Session(self.engine) as s:
+            return list(s.scalars(select(Trial).where(Trial.experiment_id == experiment_id).order_by(Trial.id)))
+
+    def epochs(self, experiment_id: int) -> list[tuple[Trial, Epoch]]:
+        """Every (trial, epoch) pair of an experiment."""
+        with Session(self.engine) as s:
+            rows = s.execute(
+                select(Trial, Epoch).join(Epoch, Epoch.trial_pk == Trial.id).where(Trial.experiment_id == experiment_id)
+            )
+            return [(t, e) for t, e in rows]
+
+    def best_epoch(self, experiment_id: int) -> tuple[Trial, Epoch] | None:
+        """The checkpointed epoch with the highest validation clip accuracy (then lowest loss)."""
+        candidates = [(t, e) for t, e in self.epochs(experiment_id) if e.checkpoint_uri]
+        if not candidates:
+            return None
+        return max(candidates, key=lambda te: (te[1].metrics.get("val_clip_acc", 0.0), -te[1].metrics.get("val_loss", 0.0)))
+
+    # Models ----------------------------------------------------------------------------------
+
+    def add_model(self, experiment_id: int, trial_id: str, epoch: int, **fields) -> int:
+        """Register a model; registering the same (trial, epoch) again updates it (a resumed run)."""
+
+        def write(s):
+            row = s.scalar(select(Model).where(Model.experiment_id == experiment_id, Model.trial_id == trial_id,
+                                               Model.epoch == epoch))
+            if row is None:
+                row = Model(experiment_id=experiment_id, trial_id=trial_id, epoch=epoch, created_at=_now())
+                s.add(row)
+            for key, value in _jsonable(fields).items():
+                setattr(row, key, value)
+            s.flush()
+            return row.id
+
+        return self._write(write)
+
+    def models(self, experiment_id: int) -> list[Model]:
+        with Session(self.engine) as s:
+            return list(s.scalars(select(Model).where(Model.experiment_id == experiment_id).order_by(Model.id)))
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.close()
+
