@@ -34,3 +34,14 @@ def test_older_schema_gets_a_clear_message(tmp_path):
 def test_bad_url_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="--results"):
         ResultsStore("not a url")
+
+
+def test_experiments_newest_first_and_readers_do_not_create_stores(tmp_path):
+    store = ResultsStore(f"sqlite:///{tmp_path}/r.db")
+    for name in ("first", "second"):
+        store.start_experiment(name, "augmentation", "synthetic", {}, str(tmp_path))
+    assert [e.name for e in store.experiments()] == ["second", "first"]
+    assert ResultsStore(f"sqlite:///{tmp_path}/r.db", must_exist=True).experiment("first") is not None
+    with pytest.raises(UsageError, match="no such database file"):
+        ResultsStore(f"sqlite:///{tmp_path}/typo.db", must_exist=True)
+    assert not (tmp_path / "typo.db").exists()
