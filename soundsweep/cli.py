@@ -84,6 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--storage-path", default=defaults["storage_path"], help="Tune storage (checkpoints, decode cache)")
     out.add_argument("--name", default=None, help="experiment name (default: <space>-<time>)")
     out.add_argument("--resume", action="store_true", help="continue the experiment --name after a crash or kill")
+
+    report = sub.add_parser(
+        "report",
+        help="write one experiment as a static HTML page with PNG figures",
+        description="Write the experiment's page of the dashboard, with every trial's section, as DIR/index.html "
+                    "plus its PNG figures: a folder to archive, attach or publish.",
+    )
+    report.add_argument("--experiment", required=True, help="experiment name (--name of the tune run)")
+    report.add_argument("--out", required=True, metavar="DIR", help="folder to write (created if missing)")
+    report.add_argument("--results", default=defaults["results"], help="SQLAlchemy URL of the results store")
     return parser
 
 
@@ -120,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
 
             cfg = ExperimentConfig(**{f.name: getattr(args, f.name) for f in fields(ExperimentConfig)})
             print_leaderboard(run_experiment(cfg))
+        elif args.command == "report":
+            from soundsweep.report import write_report
+
+            print(f"report: {write_report(args.results, args.experiment, args.out)}")
         return 0
     except UsageError as exc:
         print(f"soundsweep: error: {exc}", file=sys.stderr)

@@ -19,6 +19,7 @@ from soundsweep.catalog import load_manifest
 from soundsweep.errors import UsageError
 from soundsweep.plan import ResourcePlan, make_plan
 from soundsweep.prepare import PreparedData, prepare
+from soundsweep.report.views import load_experiment
 from soundsweep.results import ResultsStore
 from trainables.audio import DecodeSpec
 from trainables.config import TrialConfig
@@ -160,7 +161,7 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
     summary = ExperimentSummary(
         name=name, experiment_id=experiment_id, results_url=cfg.results, plan=plan, data=data, best=best,
         wall_s=time.perf_counter() - started,
-        trials=trial_rows(store, experiment_id),
+        trials=trial_rows(store, name),
     )
     store.finish_experiment(experiment_id, "FINISHED", {
         "plan": plan.describe(), "data": data.describe(), "cache_hit": data.cache_hit, "executor": plan.executor,
@@ -169,15 +170,10 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
     return summary
 
 
-def trial_rows(store: ResultsStore, experiment_id: int) -> list[dict]:
+def trial_rows(store: ResultsStore, name: str) -> list[dict]:
     """One dict per trial with the metrics of its best epoch (highest validation clip accuracy)."""
-    best: dict[str, dict] = {}
-    for trial, epoch in store.epochs(experiment_id):
-        current = best.get(trial.trial_id)
-        if current is None or epoch.metrics.get(METRIC, 0) > current.get(METRIC, 0):
-            best[trial.trial_id] = epoch.metrics
-    return [{"trial_id": t.trial_id, "status": t.status, "params": t.params, "epochs": t.epochs,
-             "best": best.get(t.trial_id, {})} for t in store.trials(experiment_id)]
+    return [{"trial_id": t.trial_id, "status": t.status, "params": t.params, "epochs": len(t.epochs), "best": t.best}
+            for t in load_experiment(store, name).trials]
 
 
 def param_space(cfg: ExperimentConfig, data: PreparedData, plan: ResourcePlan, storage: str) -> dict:

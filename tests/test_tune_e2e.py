@@ -1,4 +1,6 @@
-"""The main job end to end on a tiny budget: real Ray, real FLAC files, real SQLite, real Optuna."""
+"""The main job end to end on a tiny budget (the session's ``tiny_run``, see conftest.py)."""
+import glob
+
 import optuna
 import pytest
 
@@ -9,17 +11,6 @@ from soundsweep.plan import make_plan
 from soundsweep.prepare import prepare
 from soundsweep.catalog import load_manifest
 from trainables.audio import DecodeSpec
-
-TINY = ["--num-samples", "2", "--max-epochs", "2", "--synthetic-clips", "10", "--seed", "3"]
-
-
-@pytest.fixture(scope="module")
-def tiny_run(ray_session, tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e")
-    url = f"sqlite:///{root}/results.db"
-    code = main(["tune", "--space", "augmentation", *TINY, "--results", url,
-                 "--storage-path", str(root / "runs"), "--name", "tiny"])
-    return code, url, root
 
 
 def test_cli_run_fills_the_store(tiny_run, capsys):
@@ -37,6 +28,15 @@ def test_cli_run_fills_the_store(tiny_run, capsys):
     assert sum(map(sum, model.confusion)) == 12  # 2 test clips per class x 6 classes
     study = optuna.load_study(study_name="tiny", storage=url)
     assert len(study.trials) == 2
+
+
+def test_tune_writes_tensorboard_logs_beside_each_trial(tiny_run):
+    """Tune's default TensorBoardX logger: one event file per trial folder (README, Dashboard and reports)."""
+    _, url, root = tiny_run
+    store = ResultsStore(url)
+    trials = store.trials(store.experiment("tiny").id)
+    for trial in trials:
+        assert glob.glob(str(root / "runs" / "tiny" / f"trial_{trial.trial_id}" / "events.out.tfevents.*"))
 
 
 def test_best_checkpoint_reproduces_its_validation_accuracy(tiny_run):
@@ -68,3 +68,4 @@ def test_torch_trainer_path_runs_one_trial(ray_session, tmp_path):
     assert trial.status == "COMPLETED" and trial.epochs == 1
     (model,) = store.models(experiment.id)
     assert "train_runs" in model.checkpoint_uri  # written by the TorchTrainer, forwarded to Tune
+    assert glob.glob(str(tmp_path / "runs" / "trainer" / f"trial_{trial.trial_id}" / "events.out.tfevents.*"))
