@@ -20,6 +20,7 @@ th { background: #f3f3f3; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 code { font-size: 12px; word-break: break-all; }
 td a { white-space: nowrap; }
+code.config { word-break: normal; }
 .bar { background: #4c78a8; height: 0.8em; display: inline-block; }
 .note { color: #666; }
 section.trial { border-top: 2px solid #ccc; margin-top: 1.5em; }
@@ -53,7 +54,8 @@ def index_page(experiments: list[ExperimentView], links: Links) -> str:
         rows.append([
             _a(links.experiment(e.name), e.name), escape(e.row.space), escape(e.row.dataset), escape(e.row.status),
             _num(len(e.trials)), _num(best.best.get(METRIC) if best else None),
-            _num(model.test_clip_acc if model else None), escape(e.row.created_at), escape(e.row.finished_at or ""),
+            _num(model.test_clip_acc if model else None),
+            escape(_time(e.row.created_at)), escape(_time(e.row.finished_at)),
         ])
     body = [
         "<h2>Experiments</h2>",
@@ -78,8 +80,9 @@ def experiment_page(experiment: ExperimentView, links: Links, axes: tuple[str | 
     summary = e.row.summary or {}
     facts = [
         ("status", e.row.status), ("space", e.row.space), ("dataset", e.row.dataset),
-        ("started", e.row.created_at), ("finished", e.row.finished_at or "-"),
-        ("data", summary.get("data", "-")), ("resources", summary.get("plan", "-")),
+        ("started", _time(e.row.created_at)), ("finished", _time(e.row.finished_at)),
+        ("data", summary.get("data", "-").removeprefix("data: ")),
+        ("resources", summary.get("plan", "-").removeprefix("plan: ")),
         ("wall time", f"{summary['wall_s']:.0f} s" if "wall_s" in summary else "-"),
         ("skipped files", str(len(summary.get("skipped_files", [])))),
     ]
@@ -118,7 +121,7 @@ def _leaderboard(trials: list[TrialView], links: Links, across: bool) -> str:
             _num(rank),
             *([_a(links.experiment(t.experiment), t.experiment), escape(t.space)] if across else []),
             _a(links.trial(t.experiment, t.trial_id), t.trial_id), escape(t.model_name),
-            f'<code>{escape(" ".join(f"{k}={t.params[k]}" for k in t.searched if k in t.params))}</code>',
+            f'<code class="config">{escape(" ".join(f"{k}={t.params[k]}" for k in t.searched if k in t.params))}</code>',
             escape(t.status), _num(best.get("epoch")), _num(best.get("val_segment_acc")), _num(best.get(METRIC)),
             _num(t.model.test_segment_acc if t.model else None), _num(t.model.test_clip_acc if t.model else None),
             _num(t.num_params), _num(t.epoch_s, "{:.1f}"),
@@ -152,7 +155,7 @@ def _models(e: ExperimentView) -> str:
     rows = [[
         _num(m.id), escape(m.trial_id), _num(m.epoch), escape(model_name(m.params)),
         _num(m.num_params), _num(m.val_clip_acc), _num(m.test_segment_acc), _num(m.test_clip_acc),
-        escape(m.aggregation), f"<code>{escape(m.checkpoint_uri)}</code>", escape(m.created_at),
+        escape(m.aggregation), f"<code>{escape(m.checkpoint_uri)}</code>", escape(_time(m.created_at)),
     ] for m in e.models]
     return _table("models", ["model", "trial", "epoch", "architecture", "parameters", "val clip acc",
                              "test segment acc", "test clip acc", "clip vote", "checkpoint", "registered"], rows)
@@ -221,6 +224,11 @@ def _num(value, fmt: str | None = None) -> str:
     if fmt is None:
         fmt = "{:,}" if isinstance(value, int) else "{:.3f}"
     return _Num(escape(fmt.format(value)))
+
+
+def _time(iso: str | None) -> str:
+    """A stored UTC timestamp (ISO 8601) as ``YYYY-MM-DD HH:MM:SS UTC`` (plain text)."""
+    return iso.replace("T", " ").replace("+00:00", " UTC") if iso else "-"
 
 
 def _bar(fraction: float | None) -> str:
