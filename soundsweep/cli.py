@@ -11,7 +11,7 @@ from soundsweep.catalog import list_datasets
 from soundsweep.errors import UsageError
 from trainables.models import list_models, model_info
 
-DEFAULT_DASHBOARD_HINT = "optuna-dashboard {url} --host 127.0.0.1"
+DEFAULT_DASHBOARD_HINT = "soundsweep dashboard --results {url}"
 
 
 def _registry_epilog() -> str:
@@ -23,7 +23,8 @@ def _registry_epilog() -> str:
     )
     return (f"search spaces (--space):\n{spaces}\n\nmodels (--arch):\n{models}\n\n"
             "With no --data, the embedded synthetic dataset is generated once into ~/.cache/soundsweep.\n"
-            "Watch the search: optuna-dashboard <--results URL> (Ray's own dashboard shows the cluster).")
+            "Watch the search: soundsweep dashboard --results URL (SoundSweep's pages and optuna-dashboard;\n"
+            "Ray's own dashboard shows the cluster).")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -102,6 +103,29 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--storage-path", default=defaults["storage_path"], help="Tune storage (checkpoints, decode cache)")
     out.add_argument("--name", default=None, help="experiment name (default: <space>-<time>)")
     out.add_argument("--resume", action="store_true", help="continue the experiment --name after a crash or kill")
+
+    dash = sub.add_parser(
+        "dashboard",
+        help="serve the live view of a results store: SoundSweep's pages and optuna-dashboard",
+        description="Serve SoundSweep's pages (experiments, leaderboard, trials, figures) and optuna-dashboard "
+                    "on one port, both reading the results database live; print their URLs and the Ray "
+                    "dashboard's when a Ray cluster is running. Ctrl-C stops it.",
+    )
+    dash.add_argument("--results", default=defaults["results"], help="SQLAlchemy URL of the results store")
+    dash.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s: this machine only)")
+    dash.add_argument("--port", type=int, default=8080, help="port (default %(default)s; 0 = any free port)")
+    dash.add_argument("--address", default=None,
+                      help="Ray cluster whose dashboard URL to print (default: $RAY_ADDRESS, else one running here)")
+
+    report = sub.add_parser(
+        "report",
+        help="write one experiment as a static HTML page with PNG figures",
+        description="Write the experiment's page of the dashboard, with every trial's section, as DIR/index.html "
+                    "plus its PNG figures: a folder to archive, attach or publish.",
+    )
+    report.add_argument("--experiment", required=True, help="experiment name (--name of the tune run)")
+    report.add_argument("--out", required=True, metavar="DIR", help="folder to write (created if missing)")
+    report.add_argument("--results", default=defaults["results"], help="SQLAlchemy URL of the results store")
     return parser
 
 
@@ -141,6 +165,14 @@ def main(argv: list[str] | None = None) -> int:
 
             cfg = ExperimentConfig(**{f.name: getattr(args, f.name) for f in fields(ExperimentConfig)})
             print_leaderboard(run_experiment(cfg))
+        elif args.command == "dashboard":
+            from soundsweep.dashboard import serve
+
+            serve(args.results, args.host, args.port, args.address)
+        elif args.command == "report":
+            from soundsweep.report import write_report
+
+            print(f"report: {write_report(args.results, args.experiment, args.out)}")
         return 0
     except UsageError as exc:
         print(f"soundsweep: error: {exc}", file=sys.stderr)

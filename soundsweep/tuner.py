@@ -20,6 +20,7 @@ from soundsweep.errors import UsageError
 from soundsweep.cluster import plan_on_cluster, release
 from soundsweep.plan import ResourcePlan
 from soundsweep.prepare import PreparedData, prepare
+from soundsweep.report.views import load_experiment
 from soundsweep.results import ResultsStore
 from soundsweep.storage import join as join_storage
 from soundsweep.storage import resolve as resolve_storage
@@ -194,7 +195,7 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
     summary = ExperimentSummary(
         name=name, experiment_id=experiment_id, results_url=cfg.results, plan=plan, data=data, best=best,
         wall_s=time.perf_counter() - started,
-        trials=trial_rows(store, experiment_id),
+        trials=trial_rows(store, name),
     )
     store.finish_experiment(experiment_id, "FINISHED", {
         "plan": plan.describe(), "data": data.describe(), "cache_hit": data.cache_hit, "executor": plan.executor,
@@ -242,15 +243,10 @@ def check_writable(storage: str) -> None:
         raise UsageError(f"--storage-path {storage} is not writable ({exc.strerror}): choose a folder you can write") from exc
 
 
-def trial_rows(store: ResultsStore, experiment_id: int) -> list[dict]:
+def trial_rows(store: ResultsStore, name: str) -> list[dict]:
     """One dict per trial with the metrics of its best epoch (highest validation clip accuracy)."""
-    best: dict[str, dict] = {}
-    for trial, epoch in store.epochs(experiment_id):
-        current = best.get(trial.trial_id)
-        if current is None or epoch.metrics.get(METRIC, 0) > current.get(METRIC, 0):
-            best[trial.trial_id] = epoch.metrics
-    return [{"trial_id": t.trial_id, "status": t.status, "params": t.params, "epochs": t.epochs,
-             "best": best.get(t.trial_id, {})} for t in store.trials(experiment_id)]
+    return [{"trial_id": t.trial_id, "status": t.status, "params": t.params, "epochs": len(t.epochs), "best": t.best}
+            for t in load_experiment(store, name).trials]
 
 
 def param_space(cfg: ExperimentConfig, data: PreparedData, plan: ResourcePlan, storage: str) -> dict:

@@ -1,4 +1,4 @@
-"""Shared fixtures: one Ray instance for the whole session, a private cache, tiny data."""
+"""Shared fixtures: one Ray instance and one tiny tune run for the whole session, a private cache."""
 import os
 
 import pytest
@@ -63,3 +63,23 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("gpu"):
             item.add_marker(skip)
+
+
+# The tiny run's budget: 2 trials x 2 epochs on 10 synthetic clips per class (about 60-90 s here).
+TINY = ["--num-samples", "2", "--max-epochs", "2", "--synthetic-clips", "10", "--seed", "3"]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(ray_session, tmp_path_factory):
+    """``(exit code, results URL, folder)`` of one real tiny ``soundsweep tune`` run (experiment
+    ``tiny``), shared by every test that needs a filled results store: real Ray, FLAC, SQLite, Optuna.
+
+    Its checkpoints and decode cache live under a ``file://`` URI, which pyarrow opens through the
+    same code path as ``s3://`` or ``gs://`` (soundsweep.storage)."""
+    from soundsweep.cli import main
+
+    root = tmp_path_factory.mktemp("e2e")
+    url = f"sqlite:///{root}/results.db"
+    code = main(["tune", "--space", "augmentation", *TINY, "--results", url,
+                 "--storage-path", (root / "runs").as_uri(), "--name", "tiny"])
+    return code, url, root

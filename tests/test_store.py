@@ -100,3 +100,14 @@ def test_optuna_study_lives_beside_the_store(store_url):
     loaded = optuna.load_study(study_name="beside", storage=store_url)
     assert len(loaded.trials) == 5 and loaded.best_value <= 0
     assert ResultsStore(store_url).experiment("beside") is not None
+
+
+def test_experiments_newest_first_and_readers_do_not_create_stores(tmp_path):
+    store = ResultsStore(f"sqlite:///{tmp_path}/r.db")
+    for name in ("first", "second"):
+        store.start_experiment(name, "augmentation", "synthetic", {}, str(tmp_path))
+    assert [e.name for e in store.experiments()] == ["second", "first"]
+    assert ResultsStore(f"sqlite:///{tmp_path}/r.db", must_exist=True).experiment("first") is not None
+    with pytest.raises(UsageError, match="no such database file"):
+        ResultsStore(f"sqlite:///{tmp_path}/typo.db", must_exist=True)
+    assert not (tmp_path / "typo.db").exists()

@@ -4,6 +4,8 @@ The tiny run keeps checkpoints and the decode cache under a ``file://`` URI: pya
 through the same code path as ``s3://`` or ``gs://`` (soundsweep.storage), so this is the test
 of shared cluster storage that runs on any machine.
 """
+import glob
+
 import optuna
 import pytest
 from ray import tune
@@ -16,17 +18,6 @@ from soundsweep.prepare import prepare
 from soundsweep.catalog import load_manifest
 from trainables.audio import DecodeSpec
 from trainables.loop import load_checkpoint
-
-TINY = ["--num-samples", "2", "--max-epochs", "2", "--synthetic-clips", "10", "--seed", "3"]
-
-
-@pytest.fixture(scope="module")
-def tiny_run(ray_session, tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e")
-    url = f"sqlite:///{root}/results.db"
-    code = main(["tune", "--space", "augmentation", *TINY, "--results", url,
-                 "--storage-path", (root / "runs").as_uri(), "--name", "tiny"])
-    return code, url, root
 
 
 def test_cli_run_fills_the_store(tiny_run, capsys):
@@ -63,6 +54,15 @@ def test_uri_storage_keeps_checkpoints_that_load(tiny_run):
     assert (epoch.metrics["device"], epoch.metrics["precision"]) == ("cpu", "fp32")  # no mixed precision on CPU
 
 
+def test_tune_writes_tensorboard_logs_beside_each_trial(tiny_run):
+    """Tune's default TensorBoardX logger: one event file per trial folder (README, Dashboard and reports)."""
+    _, url, root = tiny_run
+    store = ResultsStore(url)
+    trials = store.trials(store.experiment("tiny").id)
+    for trial in trials:
+        assert glob.glob(str(root / "runs" / "tiny" / f"trial_{trial.trial_id}" / "events.out.tfevents.*"))
+
+
 def test_best_checkpoint_reproduces_its_validation_accuracy(tiny_run):
     _, url, root = tiny_run
     store = ResultsStore(url)
@@ -93,6 +93,7 @@ def test_torch_trainer_path_runs_one_trial(ray_session, tmp_path):
     assert trial.status == "COMPLETED" and trial.epochs == 1
     (model,) = store.models(experiment.id)
     assert "train_runs" in model.checkpoint_uri  # written by the TorchTrainer, forwarded to Tune
+    assert glob.glob(str(tmp_path / "runs" / "trainer" / f"trial_{trial.trial_id}" / "events.out.tfevents.*"))
 
 
 def test_init_from_fine_tunes_a_stored_model_and_rejects_another_architecture(tiny_run, tmp_path, capsys):

@@ -129,10 +129,11 @@ class ResultsStore:
     """Read and write SoundSweep's tables in any SQLAlchemy database.
 
     SQLite files get WAL mode and a busy timeout so that several tune processes can write one
-    store at once; the parent folder of a SQLite file is created on first use.
+    store at once; the parent folder of a SQLite file is created on first use. Readers pass
+    ``must_exist=True``: a mistyped SQLite path is then an error instead of a new empty store.
     """
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, must_exist: bool = False):
         self.url = url
         try:
             parsed = make_url(url)
@@ -140,6 +141,8 @@ class ResultsStore:
             raise UsageError(f"--results {url!r} is not a database URL: use e.g. sqlite:///results/soundsweep.db") from exc
         try:
             if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+                if must_exist and not os.path.exists(parsed.database):
+                    raise UsageError(f"--results {url}: no such database file; run soundsweep tune first or fix the path")
                 os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
             self.engine = create_engine(url, connect_args={"timeout": 60} if parsed.get_backend_name() == "sqlite" else {})
         except OSError as exc:
@@ -189,6 +192,11 @@ class ResultsStore:
     def experiment(self, name: str) -> Experiment | None:
         with Session(self.engine) as s:
             return s.scalar(select(Experiment).where(Experiment.name == name))
+
+    def experiments(self) -> list[Experiment]:
+        """Every experiment, newest first (what the dashboard lists)."""
+        with Session(self.engine) as s:
+            return list(s.scalars(select(Experiment).order_by(Experiment.created_at.desc(), Experiment.id.desc())))
 
     def start_experiment(self, name: str, space: str, dataset: str, config: dict, storage_path: str) -> int:
         """Create the experiment row, or return the existing one's id (a resumed run)."""
