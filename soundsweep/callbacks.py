@@ -50,7 +50,8 @@ class StoreCallback(Callback):
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
         epoch = (trial.last_result or {}).get("epoch")
         if epoch is not None:
-            self.store.record_epoch(self.experiment_id, trial.trial_id, int(epoch), checkpoint_uri=as_uri(checkpoint.filesystem, checkpoint.path))
+            self.store.record_epoch(self.experiment_id, trial.trial_id, int(epoch),
+                                    checkpoint_uri=as_uri(checkpoint.filesystem, checkpoint.path))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         epochs = int((trial.last_result or {}).get("epoch", -1)) + 1
