@@ -131,8 +131,8 @@ def make_plan(nodes: dict | list[dict], *, max_concurrent: int | None = None, nu
         fit = min(fit, worker_slots // plan.train_workers)
         if fit < 1:
             per_node = ", ".join(f"{g:g}" for g in gpus if g)
-            raise UsageError(f"{plan.train_workers} workers of {gpw:g} GPU do not fit on the GPU nodes ({per_node} GPUs "
-                             "each): lower --gpus-per-worker or --train-workers")
+            raise UsageError(f"{plan.train_workers} workers of {gpw:g} GPU do not fit on the GPU nodes "
+                             f"({per_node} GPUs each): lower --gpus-per-worker or --train-workers")
     if max_concurrent is None:
         max_concurrent = max(1, min(fit, num_samples))
     elif max_concurrent < 1:

@@ -11,6 +11,10 @@ cannot rename a folder, so a preparation writes its own ``<attempt>`` folder and
 it by writing ``<key>/_prepared.json`` last (one object, replaced whole): a reader sees either
 no summary or a complete one, and two runs that prepare the same key at once each keep a
 complete copy, the later summary winning.
+
+The audio files of a manifest are only known to exist on the driver's node (a local ``--data``
+folder, or the synthetic set generated there), so the decode tasks are pinned to that node;
+what they write goes to the cache, which on a cluster is shared storage every trial reads.
 """
 import hashlib
 import json
@@ -22,6 +26,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import pyarrow.fs
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from soundsweep import storage
 from trainables.audio import DecodeSpec, decode_segments
@@ -78,10 +83,12 @@ def prepare(manifest: pd.DataFrame, spec: DecodeSpec, cache_dir: str) -> Prepare
     out = storage.join(root, attempt)
     columns = manifest[["path", "clip_id", "label_index", "split"]].astype({"path": str, "clip_id": str, "split": str})
     blocks = max(1, min(len(columns) // 8, 64))
+    on_this_node = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     try:
         (
             ray.data.from_items(columns.to_dict("records"), override_num_blocks=blocks)
-            .map_batches(decode_segments, fn_kwargs={"spec": spec}, batch_size=4, batch_format="numpy")
+            .map_batches(decode_segments, fn_kwargs={"spec": spec}, batch_size=4, batch_format="numpy",
+                         scheduling_strategy=on_this_node)
             .write_parquet(out, partition_cols=["split"])
         )
         index = ray.data.read_parquet(out).select_columns(["clip_id", "split", "error"]).to_pandas()

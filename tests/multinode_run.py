@@ -1,13 +1,15 @@
-"""A small search on a simulated three-node cluster; prints one JSON line (see test_multinode.py).
+"""A small search on a simulated three-node cluster; writes WORKDIR/report.json (see test_multinode.py).
 
     python -m tests.multinode_run WORKDIR
 
 The test session already runs its own Ray, so this runs in a process of its own: a head with
 1 CPU and two nodes with 2 CPUs each (``ray.cluster_utils.Cluster``, all on this machine), then
 ``run_experiment`` with three one-epoch local trials. The plan keeps 1 CPU per node for Ray
-Data and fits 3 trials of 0.5 CPU, more than the head can hold, so trials must spread.
+Data and fits 3 trials of 0.5 CPU, more than the head can hold, so trials must spread. The
+report goes to a file because Ray keeps printing worker logs to stdout until it shuts down.
 """
 import json
+import os
 import sys
 
 import ray
@@ -33,14 +35,16 @@ def main(workdir: str) -> None:
         trials = [{"trial_id": t.trial_id, "status": t.status, "epochs": t.epochs,
                    **{k: t.metrics.get(k) for k in ("node_id", "node_ip", "hostname")}}
                   for t in store.trials(summary.experiment_id)]
-        print(json.dumps({
+        report = {
             "nodes": [n["NodeID"] for n in ray.nodes() if n["Alive"]],
             "plan": summary.plan.describe(),
             "max_concurrent": summary.plan.max_concurrent,
             "trials": trials,
             "best_model": summary.best is not None,
             "wall_s": summary.wall_s,
-        }), flush=True)
+        }
+        with open(os.path.join(workdir, "report.json"), "w") as f:
+            json.dump(report, f)
     finally:
         ray.shutdown()
         cluster.shutdown()
