@@ -155,8 +155,8 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
         check_same_spec(name, existing.config, cfg)
     elif existing is not None:
         raise UsageError(f"experiment {name!r} already exists in {cfg.results}: add --resume or pick another --name")
-    # Recorded first, so that a run killed at any later point can be resumed by name.
-    experiment_id = store.start_experiment(name, cfg.space, cfg.data or "synthetic", asdict(cfg), storage)
+    # The manifest needs no Ray: bad --data fails here, before a cluster is joined or started.
+    manifest = load_manifest(cfg.data, cfg.seed, cfg.synthetic_clips, cfg.dataset, **cfg.reader_options())
 
     connect_ray(cfg.address)
     try:
@@ -166,7 +166,8 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
                                data_cpus=cfg.data_cpus, max_concurrent=cfg.max_concurrent, executor=cfg.executor,
                                num_samples=cfg.num_samples)
         print(plan.describe(), flush=True)
-        manifest = load_manifest(cfg.data, cfg.seed, cfg.synthetic_clips, cfg.dataset, **cfg.reader_options())
+        # Recorded before the long work (decoding, trials), so a run killed from here on resumes by name.
+        experiment_id = store.start_experiment(name, cfg.space, cfg.data or "synthetic", asdict(cfg), storage)
         spec = DecodeSpec(cfg.sample_rate, cfg.channels, cfg.segment_seconds, cfg.overlap)
         data = prepare(manifest, spec, join_storage(storage, "cache"))
         print(data.describe(), flush=True)
@@ -230,17 +231,15 @@ def check_init_from(cfg: ExperimentConfig, data: PreparedData, plan: ResourcePla
 
 
 def check_writable(storage: str) -> None:
-    """Fail before any work if a local ``--storage-path`` cannot be written."""
+    """Fail before any work if a local ``--storage-path`` cannot be written (creates nothing)."""
     if "://" in storage:
         return
-    try:
-        os.makedirs(storage, exist_ok=True)
-        probe = os.path.join(storage, f".write-test-{os.getpid()}")
-        with open(probe, "w"):
-            pass
-        os.remove(probe)
-    except OSError as exc:
-        raise UsageError(f"--storage-path {storage} is not writable ({exc.strerror}): choose a folder you can write") from exc
+    existing = storage
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK):
+        reason = "not a folder" if not os.path.isdir(existing) else "permission denied"
+        raise UsageError(f"--storage-path {storage} is not writable ({existing}: {reason}): choose a folder you can write")
 
 
 def trial_rows(store: ResultsStore, name: str) -> list[dict]:
