@@ -5,13 +5,19 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: tune test install clean-venv
+.PHONY: tune test install test-services clean-venv
 
 tune: $(STAMP)
 	$(PY) -m platform.tune --space augmentation $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) test-services
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The suite starts a private PostgreSQL server and drives a headless Chromium (Debian packages).
+test-services:
+	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		(apt-get update -qq && apt-get install -y -qq postgresql >/dev/null)
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
 install: $(STAMP)
 
