@@ -34,7 +34,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from soundsweep.tuner import SCHEDULERS, ExperimentConfig
+    from soundsweep.tuner import SCHEDULERS, SEGMENT_MODES, ExperimentConfig
 
     defaults = {f.name: f.default for f in fields(ExperimentConfig)}
     parser = OneLineParser(prog="soundsweep", description="Distributed audio-classification experiments on Ray.")
@@ -68,7 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="clips per class of the synthetic set (default %(default)s)")
     data.add_argument("--sample-rate", type=int, default=defaults["sample_rate"], help="resample to this rate (Hz)")
     data.add_argument("--channels", type=int, default=defaults["channels"], help="1 = mono, 2 = stereo")
-    data.add_argument("--segment-seconds", type=float, default=defaults["segment_seconds"], help="window length (s)")
+    data.add_argument("--segment-seconds", type=float, default=defaults["segment_seconds"],
+                      help="window length, or the fixed clip length with --segment-mode full (s)")
+    data.add_argument("--segment-mode", default=defaults["segment_mode"], choices=SEGMENT_MODES,
+                      help="window: overlapping windows per clip; full: one segment per clip, cut or zero-padded "
+                           "(training clips at a seeded random position)")
     data.add_argument("--overlap", type=float, default=defaults["overlap"], help="window overlap fraction")
     budget = tune.add_argument_group("budget and scheduling")
     budget.add_argument("--num-samples", type=int, default=defaults["num_samples"], help="trials (default %(default)s)")

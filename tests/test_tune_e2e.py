@@ -8,7 +8,6 @@ from soundsweep.tuner import ExperimentConfig, evaluate_checkpoint, trial_config
 from soundsweep.plan import make_plan
 from soundsweep.prepare import prepare
 from soundsweep.catalog import load_manifest
-from trainables.audio import DecodeSpec
 
 TINY = ["--num-samples", "2", "--max-epochs", "2", "--synthetic-clips", "10", "--seed", "3"]
 
@@ -45,8 +44,7 @@ def test_best_checkpoint_reproduces_its_validation_accuracy(tiny_run):
     experiment = store.experiment("tiny")
     (model,) = store.models(experiment.id)
     cfg = ExperimentConfig(**{k: v for k, v in experiment.config.items()})
-    data = prepare(load_manifest(None, cfg.seed, cfg.synthetic_clips),
-                   DecodeSpec(cfg.sample_rate, cfg.channels, cfg.segment_seconds, cfg.overlap),
+    data = prepare(load_manifest(None, cfg.seed, cfg.synthetic_clips), cfg.decode_spec(),
                    f"{experiment.storage_path}/cache")
     assert data.cache_hit  # decoded once by the run, reused here
     plan = make_plan({"CPU": 2.0})
