@@ -17,9 +17,13 @@ def cache_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def ray_session():
-    """One local Ray for every test that needs it: 2 CPUs, capped object store, no dashboard."""
+    """One local Ray for every test that needs it: 2 CPUs, capped object store, no dashboard.
+
+    ``address="local"`` always starts our own: a plain ``ray.init()`` joins any cluster that
+    ``ray start`` left running on the machine (someone else's, on a shared host).
+    """
     if not ray.is_initialized():
-        ray.init(num_cpus=2, object_store_memory=512 * 1024**2, include_dashboard=False,
+        ray.init(address="local", num_cpus=2, object_store_memory=512 * 1024**2, include_dashboard=False,
                  logging_level="WARNING", log_to_driver=False)
     yield ray
     # Shut down only our own instance; `ray stop` would kill every Ray on the machine.
