@@ -23,6 +23,9 @@ class Runtime:
         executor: ``train`` runs the loop in a TorchTrainer, ``local`` inside the Tune trial.
         train_workers, cpus_per_worker, use_gpu: the Train scaling of one trial.
         storage_path: where TorchTrainer runs of this experiment keep their state.
+        record_augmentation: write the parameters applied to every training example, per
+            epoch, under ``<trial_dir>/augmentation/`` (see ``trainables.augment.AugmentationLog``).
+        trial_dir: the trial's folder in the experiment storage (set by the trial itself).
     """
 
     data_dir: str
@@ -36,6 +39,8 @@ class Runtime:
     cpus_per_worker: float = 0.5
     use_gpu: bool = False
     storage_path: str = ""
+    record_augmentation: bool = False
+    trial_dir: str = ""
 
 
 @dataclass

@@ -10,7 +10,8 @@ to Tune by ``TuneReportCallback``) or directly inside a Tune function trial
 (:class:`TuneSession`), which avoids a TorchTrainer's ~17 s start for small single-worker CPU
 trials (DESIGN.md). Each epoch: stream the training shard with waveform augmentation,
 log-mel + SpecAugment on the device, Adam, then validation at segment and clip level, a
-checkpoint and one report.
+checkpoint and one report. With ``--record-augmentation`` each worker also writes what every
+training example got, per epoch, so any batch can be replayed exactly.
 """
 import os
 import tempfile
@@ -23,7 +24,7 @@ import ray.tune
 import torch
 from torch import nn
 
-from trainables.augment import Augmenter, AugmentingCollate, example_keys
+from trainables.augment import AugmentationLog, Augmenter, AugmentingCollate
 from trainables.config import TrialConfig
 from trainables.data import iter_batches, open_split
 from trainables.evaluate import predict
@@ -129,17 +130,20 @@ def run(cfg: TrialConfig, session) -> None:
         seen, loss_sum = 0, 0.0
         collate = AugmentingCollate(augmenter, epoch)
         shuffle_seed = (cfg.trial_seed + epoch * 7919 + session.rank) % 2**31
-        for batch in iter_batches(session.dataset("train"), cfg.batch_size, collate, shuffle_seed):
-            x = frontend(batch["waveform"].to(session.device))
-            if x.dim() == 4:  # spectrogram input: SpecAugment on the device
-                x, _ = augmenter.spectrograms(x, batch["keys"], epoch)
-            y = batch["label"].to(session.device)
-            loss = loss_fn(model(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            seen += len(y)
-            loss_sum += loss.item() * len(y)
+        with AugmentationLog(rt.trial_dir if rt.record_augmentation else None, epoch, session.rank) as log:
+            for batch in iter_batches(session.dataset("train"), cfg.batch_size, collate, shuffle_seed):
+                x = frontend(batch["waveform"].to(session.device))
+                spectrogram_applied = None
+                if x.dim() == 4:  # spectrogram input: SpecAugment on the device
+                    x, spectrogram_applied = augmenter.spectrograms(x, batch["keys"], epoch)
+                log.write(batch["keys"], batch["applied"], spectrogram_applied)
+                y = batch["label"].to(session.device)
+                loss = loss_fn(model(x), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                seen += len(y)
+                loss_sum += loss.item() * len(y)
         train_s = time.perf_counter() - started
 
         # Every worker sees the whole (unsplit) validation set, so clip votes are complete.
