@@ -15,7 +15,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces import get_space
 from soundsweep.callbacks import ProgressCallback, StoreCallback
-from soundsweep.catalog import load_manifest
+from soundsweep.catalog import READER_OPTIONS, load_manifest
 from soundsweep.errors import UsageError
 from soundsweep.plan import ResourcePlan, make_plan
 from soundsweep.prepare import PreparedData, prepare
@@ -67,13 +67,13 @@ class ExperimentConfig:
     segment_seconds: float = 5.0
     overlap: float = 0.25
     segment_mode: str = "window"
+    record_augmentation: bool = False
     max_failures: int = 1
     address: str | None = None
 
     def reader_options(self) -> dict:
         """The dataset-reader options that were given (each reader accepts its own subset)."""
-        names = ("test_fold", "subset", "split_dir", "val_fraction")
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        return {n: getattr(self, n) for n in READER_OPTIONS if getattr(self, n) is not None}
 
     def decode_spec(self) -> DecodeSpec:
         """How files become segments. Full clips pad training clips at a random position seeded
@@ -250,6 +250,7 @@ def param_space(cfg: ExperimentConfig, data: PreparedData, plan: ResourcePlan, s
             "cpus_per_worker": plan.cpus_per_worker,
             "use_gpu": plan.gpus_per_worker > 0,
             "storage_path": storage,
+            "record_augmentation": cfg.record_augmentation,
         },
     }
 
