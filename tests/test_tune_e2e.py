@@ -9,7 +9,7 @@ from soundsweep.plan import make_plan
 from soundsweep.prepare import prepare
 from soundsweep.catalog import load_manifest
 
-TINY = ["--num-samples", "2", "--max-epochs", "2", "--synthetic-clips", "10", "--seed", "3"]
+TINY = ["--num-samples", "2", "--max-epochs", "2", "--synthetic-clips", "10", "--seed", "3", "--record-augmentation"]
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def tiny_run(ray_session, tmp_path_factory):
 
 
 def test_cli_run_fills_the_store(tiny_run, capsys):
-    code, url, _ = tiny_run
+    code, url, root = tiny_run
     assert code == 0
     store = ResultsStore(url)
     experiment = store.experiment("tiny")
@@ -31,6 +31,9 @@ def test_cli_run_fills_the_store(tiny_run, capsys):
     assert len(trials) == 2
     assert all(t.status in ("COMPLETED", "STOPPED") and t.epochs >= 1 for t in trials)
     assert all(set(t.params) >= {"noise_std", "specaug_p", "arch", "width"} for t in trials)
+    for t in trials:  # --record-augmentation: one record per epoch run, in the trial's folder in storage
+        records = root / "runs" / "tiny" / f"trial_{t.trial_id}" / "augmentation"
+        assert len(list(records.glob("epoch*-rank0.jsonl"))) == t.epochs
     (model,) = store.models(experiment.id)
     assert 0.0 <= model.test_clip_acc <= 1.0 and len(model.confusion) == 6
     assert sum(map(sum, model.confusion)) == 12  # 2 test clips per class x 6 classes
@@ -57,7 +60,7 @@ def test_torch_trainer_path_runs_one_trial(ray_session, tmp_path):
     url = f"sqlite:///{tmp_path}/results.db"
     code = main(["tune", "--space", "augmentation", "--num-samples", "1", "--max-epochs", "1", "--synthetic-clips",
                  "10", "--executor", "train", "--results", url, "--storage-path", str(tmp_path / "runs"),
-                 "--name", "trainer"])
+                 "--name", "trainer", "--record-augmentation"])
     assert code == 0
     store = ResultsStore(url)
     experiment = store.experiment("trainer")
@@ -66,3 +69,4 @@ def test_torch_trainer_path_runs_one_trial(ray_session, tmp_path):
     assert trial.status == "COMPLETED" and trial.epochs == 1
     (model,) = store.models(experiment.id)
     assert "train_runs" in model.checkpoint_uri  # written by the TorchTrainer, forwarded to Tune
+    assert (tmp_path / "runs" / "trainer" / f"trial_{trial.trial_id}" / "augmentation" / "epoch0000-rank0.jsonl").stat().st_size
