@@ -1,6 +1,6 @@
 """Decode, resample and segment every clip once per (manifest, decode settings), with Ray Data.
 
-The result is the segment store of :mod:`trainables.data` under ``<cache>/segments/<key>/``
+The result is the segment store of :mod:`trainables.segments` under ``<cache>/segments/<key>/``
 where the key hashes the manifest (clip ids, paths, labels, splits, file sizes and times) and
 the :class:`~trainables.audio.DecodeSpec`; every trial of every experiment with the same key
 streams it instead of decoding again. Clips come from loose files or from a shard set
@@ -25,7 +25,7 @@ import pyarrow.fs
 import ray
 
 from trainables.audio import DecodeSpec
-from trainables.data import SPLITS, decode_part
+from trainables.segments import SPLITS, decode_part
 
 CLIPS_PER_PART = 32  # loose files per Ray Data task: enough parts to keep every CPU busy, few files per split
 SUMMARY_FILE = "_prepared.json"
@@ -73,7 +73,7 @@ def cache_key(manifest: pd.DataFrame, spec: DecodeSpec) -> str:
 
 
 def parts(manifest: pd.DataFrame) -> list[dict]:
-    """The manifest cut into units of work for :func:`trainables.data.decode_part`: one per
+    """The manifest cut into units of work for :func:`trainables.segments.decode_part`: one per
     shard of a shard set (rows with ``shard_format``), else runs of :data:`CLIPS_PER_PART` files."""
     sharded = "shard_format" in manifest
     keys = manifest["path"] if sharded else np.arange(len(manifest)) // CLIPS_PER_PART

@@ -19,7 +19,7 @@ from soundsweep.tuner import ExperimentConfig
 from trainables.audio import DecodeSpec, decode, decode_segments
 from trainables.augment import record_path, replay
 from trainables.config import TrialConfig
-from trainables.data import split_path
+from trainables.segments import split_path
 from trainables.loop import TuneSession, run
 from trainables.shards import iter_shard
 
