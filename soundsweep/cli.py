@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--val-fraction", type=float, default=None, help="DCASE2020: share of train locations used for val")
     data.add_argument("--synthetic-clips", type=int, default=defaults["synthetic_clips"],
                       help="clips per class of the synthetic set (default %(default)s)")
+    data.add_argument("--coarse", action="store_true",
+                      help="train on super-classes (the first stage of two-stage classification): each label "
+                           "becomes its super-class from --hierarchy, or from the dataset (DCASE2020 coarse_label)")
+    data.add_argument("--hierarchy", default=None, metavar="FILE",
+                      help="with --coarse: CSV with the header fine,coarse giving each label's super-class")
     data.add_argument("--sample-rate", type=int, default=defaults["sample_rate"], help="resample to this rate (Hz)")
     data.add_argument("--channels", type=int, default=defaults["channels"], help="1 = mono, 2 = stereo")
     data.add_argument("--segment-seconds", type=float, default=defaults["segment_seconds"], help="window length (s)")
@@ -81,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--seed", type=int, default=defaults["seed"], help="experiment seed; every other seed derives from it")
     budget.add_argument("--max-failures", type=int, default=defaults["max_failures"],
                         help="retries of a failing trial from its last checkpoint")
+    budget.add_argument("--max-model-kb", type=float, default=None, metavar="KB",
+                        help="int8 model size budget (DCASE2020 1b: 500): a configuration whose quantized model is "
+                             "larger is pruned before it trains")
+    budget.add_argument("--tta-views", type=int, default=defaults["tta_views"],
+                        help="test-time augmentation views per segment in the final test (1 = off; default "
+                             "%(default)s)")
     res = tune.add_argument_group("resources")
     res.add_argument("--executor", default=defaults["executor"], choices=("auto", "train", "local"),
                      help="train = a TorchTrainer per trial; local = the loop inside the trial (auto: train for "
@@ -94,7 +105,41 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--storage-path", default=defaults["storage_path"], help="Tune storage (checkpoints, decode cache)")
     out.add_argument("--name", default=None, help="experiment name (default: <space>-<time>)")
     out.add_argument("--resume", action="store_true", help="continue the experiment --name after a crash or kill")
+    _protocol_parsers(sub, defaults)
     return parser
+
+
+def _protocol_parsers(sub, defaults: dict) -> None:
+    """The commands that work on stored models: two-stage, ensemble, quantize."""
+    from soundsweep.protocols.ensemble import METHODS
+
+    def common(command):
+        command.add_argument("--results", default=defaults["results"], help="SQLAlchemy URL of the results store")
+        command.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local Ray)")
+
+    two = sub.add_parser("two-stage", help="fuse a fine and a coarse model (DCASE2020 two-stage classification)",
+                         description="Score each fine class by its fine probability times the probability of its "
+                                     "super-class, with the best models of two experiments; report coarse, fine and "
+                                     "fused accuracy and store the fused model.")
+    two.add_argument("--fine-experiment", required=True, metavar="NAME", help="experiment trained on the labels")
+    two.add_argument("--coarse-experiment", required=True, metavar="NAME", help="experiment trained with --coarse")
+    two.add_argument("--hierarchy", default=None, metavar="FILE",
+                     help="CSV fine,coarse (default: the coarse experiment's, else the dataset's coarse_label)")
+    common(two)
+    ens = sub.add_parser("ensemble", help="combine stored models: mean probabilities or logistic-regression stacking",
+                         description="Average the members' probabilities (mean) or stack them with a logistic "
+                                     "regression fit on the validation split (stack); evaluate on the test split and "
+                                     "store the ensemble as a model.")
+    ens.add_argument("--experiment", default=None, metavar="NAME", help="take the --top-k best trials of this experiment")
+    ens.add_argument("--top-k", type=int, default=3, help="members from --experiment (default %(default)s)")
+    ens.add_argument("--models", default=None, metavar="ID,ID,...", help="stored model ids instead of --experiment")
+    ens.add_argument("--method", default="mean", choices=METHODS, help="default %(default)s")
+    common(ens)
+    quant = sub.add_parser("quantize", help="int8 weights for a stored model: size and accuracy before and after",
+                           description="Quantize every convolution and linear layer to int8 per output channel, "
+                                       "compare size (KB) and test accuracy with the float model, store the result.")
+    quant.add_argument("--model", type=int, required=True, metavar="ID", help="stored model id")
+    common(quant)
 
 
 def print_leaderboard(summary, top: int = 5) -> None:
@@ -109,16 +154,68 @@ def print_leaderboard(summary, top: int = 5) -> None:
         values = " ".join(f"{k}={t['params'].get(k)}" for k in varying)
         print(f"  {t['trial_id']:<10} {t['status']:<10} {t['epochs']:>6} {m.get('epoch', '-'):>5} "
               f"{m.get('val_segment_acc', 0):>8.3f} {m.get('val_clip_acc', 0):>9.3f}  {values}")
+    pruned = [t for t in summary.trials if t["status"] == "PRUNED"]
+    if pruned:
+        print(f"pruned before training: {len(pruned)} trial(s) over --max-model-kb")
     best = summary.best
     if best:
-        print(f"\nbest model: trial {best['trial_id']} epoch {best['epoch']}: test segment acc "
-              f"{best['test_segment_acc']:.3f}, test clip acc {best['test_clip_acc']:.3f} (majority vote), "
+        print(f"\nbest model {best['model_id']}: trial {best['trial_id']} epoch {best['epoch']}, "
               f"{best['num_params']:,} parameters")
+        print_evaluation(best)
         print(f"checkpoint: {best['checkpoint_uri']}")
     skipped = summary.data.failures
     print(f"skipped files: {len(skipped)}" + "".join(f"\n  {f['path']}: {f['error']}" for f in skipped))
     print(f"results store: {summary.results_url}")
     print(f"dashboard: {DEFAULT_DASHBOARD_HINT.format(url=summary.results_url)}")
+
+
+def print_evaluation(row: dict) -> None:
+    """Test accuracy at segment level and at clip level by both aggregations (and with TTA)."""
+    m = row["metrics"]
+    print(f"  test: segment acc {m['test_segment_acc']:.3f}, clip acc {m['test_clip_acc']:.3f} (majority vote), "
+          f"{m['test_clip_acc_mean']:.3f} (mean probability)")
+    if "tta" in m:
+        t = m["tta"]
+        print(f"  test with TTA ({t['views']} views): segment acc {t['test_segment_acc']:.3f}, clip acc "
+              f"{t['test_clip_acc']:.3f} (majority vote), {t['test_clip_acc_mean']:.3f} (mean probability)")
+
+
+def run_protocol(args) -> None:
+    """two-stage, ensemble or quantize: evaluate, store, print what was computed."""
+    from soundsweep.protocols import ensemble, quantize_model, two_stage
+    from soundsweep.results import ResultsStore
+    from soundsweep.tuner import connect_ray
+
+    store = ResultsStore(args.results)
+    connect_ray(args.address)
+    if args.command == "two-stage":
+        row = two_stage(store, args.fine_experiment, args.coarse_experiment, args.hierarchy)
+        m = row["metrics"]
+        for part in ("coarse", "fine"):
+            print(f"{part} model {row['params'][part + '_model']}: test segment acc {m[part]['test_segment_acc']:.3f}, "
+                  f"clip acc {m[part]['test_clip_acc']:.3f} (majority vote), {m[part]['test_clip_acc_mean']:.3f} (mean)")
+        print(f"two-stage model {row['model_id']} (fine x coarse):")
+    elif args.command == "ensemble":
+        try:
+            ids = [int(i) for i in args.models.split(",")] if args.models else None
+        except ValueError as exc:
+            raise UsageError(f"--models {args.models}: give model ids separated by commas, e.g. 3,5,7") from exc
+        row = ensemble(store, args.method, args.experiment, args.top_k, ids)
+        for member, m in row["metrics"]["members"].items():
+            print(f"member {member}: test segment acc {m['test_segment_acc']:.3f}, clip acc {m['test_clip_acc']:.3f} "
+                  f"(majority vote), {m['test_clip_acc_mean']:.3f} (mean)")
+        fit = " (stacking fit on the validation split)" if args.method == "stack" else ""
+        print(f"ensemble model {row['model_id']}, {args.method} of {len(row['sources'])}{fit}:")
+    else:
+        row = quantize_model(store, args.model)
+        m = row["metrics"]
+        print(f"float model {args.model}: {m['float_kb']:.1f} KB; test segment acc {m['float']['test_segment_acc']:.3f}, "
+              f"clip acc {m['float']['test_clip_acc']:.3f} (majority vote), {m['float']['test_clip_acc_mean']:.3f} (mean)")
+        print(f"int8 model {row['model_id']}: {m['int8_kb']:.1f} KB ({m['size_ratio']:.2f}x smaller); agrees with the "
+              f"float model on {m['clip_agreement']:.1%} of test clips, {m['segment_agreement']:.1%} of segments; "
+              f"saved to {row['checkpoint_uri']}")
+    print_evaluation(row)
+    print(f"results store: {args.results}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
 
             cfg = ExperimentConfig(**{f.name: getattr(args, f.name) for f in fields(ExperimentConfig)})
             print_leaderboard(run_experiment(cfg))
+        else:
+            run_protocol(args)
         return 0
     except UsageError as exc:
         print(f"soundsweep: error: {exc}", file=sys.stderr)
@@ -141,3 +240,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def console_main() -> None:
     sys.exit(main())
+
+
+def run_command(command: str) -> None:
+    """``python -m platform.<command>``: ``soundsweep <command>`` with the process's arguments."""
+    sys.exit(main([command, *sys.argv[1:]]))

@@ -18,8 +18,10 @@ def test_recording_twice_updates_instead_of_duplicating(tmp_path):
     (trial,) = store.trials(exp)
     assert trial.epochs == 2 and trial.best_val_clip_acc == 0.5 and trial.num_params == 10
     assert len(store.epochs(exp)) == 2
-    best_trial, best_epoch = store.best_epoch(exp)
+    store.record_epoch(exp, "t2", 0, {"val_clip_acc": 0.45, "val_loss": 1.0, "num_params": 10}, "/ckpt/t2")
+    (best_trial, best_epoch), (second, _) = store.best_epochs(exp, 2)  # one epoch per trial, best trial first
     assert best_trial.trial_id == "t1" and best_epoch.epoch == 0 and best_epoch.checkpoint_uri == "/ckpt/0"
+    assert second.trial_id == "t2" and [t.trial_id for t, _ in store.best_epochs(exp, 1)] == ["t1"]
 
 
 def test_older_schema_gets_a_clear_message(tmp_path):

@@ -24,6 +24,7 @@ class Runtime:
         train_workers, cpus_per_worker, use_gpu: the Train scaling of one trial.
         storage_path: where TorchTrainer runs of this experiment keep their state.
         init_from: checkpoint (directory or URI) whose weights initialise a new trial.
+        max_model_kb: int8 size budget; a larger configuration is pruned before it trains (0: none).
     """
 
     data_dir: str
@@ -38,6 +39,7 @@ class Runtime:
     use_gpu: bool = False
     storage_path: str = ""
     init_from: str = ""
+    max_model_kb: float = 0.0
 
 
 @dataclass

@@ -29,7 +29,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from soundsweep.errors import UsageError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class Base(DeclarativeBase):
@@ -85,7 +85,17 @@ class Epoch(Base):
 
 
 class Model(Base):
-    """A model registered as best of an experiment, with its test-split evaluation."""
+    """A model with its test-split evaluation: a trained checkpoint, or one derived from stored models.
+
+    ``kind`` is ``single`` (a trial's checkpoint), ``two_stage`` (fine x coarse score fusion),
+    ``ensemble`` (mean or stacked probabilities) or ``quantized`` (int8 weights); ``sources``
+    lists the ids of the models a derived one was built from. ``test_clip_acc`` and
+    ``confusion`` use the clip aggregation named in ``aggregation`` (majority vote);
+    ``test_clip_acc_mean`` is the clip accuracy by mean probability. ``metrics`` holds every
+    figure of the evaluation by name (``test_*``/``val_*`` with ``_clip_acc`` = majority vote and
+    ``_clip_acc_mean`` = mean probability, test-time augmentation under ``tta``, and what the
+    protocol adds). ``size_kb`` is the int8 size of a quantized model.
+    """
 
     __tablename__ = "ss_models"
     __table_args__ = (UniqueConstraint("experiment_id", "trial_id", "epoch"),)
@@ -99,6 +109,11 @@ class Model(Base):
     val_clip_acc: Mapped[float] = mapped_column(Float)
     test_segment_acc: Mapped[float] = mapped_column(Float)
     test_clip_acc: Mapped[float] = mapped_column(Float)
+    test_clip_acc_mean: Mapped[float | None] = mapped_column(Float, nullable=True)
+    kind: Mapped[str] = mapped_column(String(32), default="single")
+    sources: Mapped[list] = mapped_column(JSON, default=list)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    size_kb: Mapped[float | None] = mapped_column(Float, nullable=True)
     aggregation: Mapped[str] = mapped_column(String(64), default="majority_vote")
     classes: Mapped[list] = mapped_column(JSON, default=list)
     confusion: Mapped[list] = mapped_column(JSON, default=list)
@@ -251,12 +266,19 @@ class ResultsStore:
             )
             return [(t, e) for t, e in rows]
 
-    def best_epoch(self, experiment_id: int) -> tuple[Trial, Epoch] | None:
-        """The checkpointed epoch with the highest validation clip accuracy (then lowest loss)."""
-        candidates = [(t, e) for t, e in self.epochs(experiment_id) if e.checkpoint_uri]
-        if not candidates:
-            return None
-        return max(candidates, key=lambda te: (te[1].metrics.get("val_clip_acc", 0.0), -te[1].metrics.get("val_loss", 0.0)))
+    def best_epochs(self, experiment_id: int, k: int) -> list[tuple[Trial, Epoch]]:
+        """The best checkpointed epoch of each trial, for the ``k`` best trials, best first.
+
+        Best = highest validation clip accuracy, then lowest validation loss.
+        """
+        def score(te):
+            return te[1].metrics.get("val_clip_acc", 0.0), -te[1].metrics.get("val_loss", 0.0)
+
+        per_trial: dict[str, tuple[Trial, Epoch]] = {}
+        for t, e in self.epochs(experiment_id):
+            if e.checkpoint_uri and (t.trial_id not in per_trial or score((t, e)) > score(per_trial[t.trial_id])):
+                per_trial[t.trial_id] = (t, e)
+        return sorted(per_trial.values(), key=score, reverse=True)[:k]
 
     # Models ----------------------------------------------------------------------------------
 
@@ -279,6 +301,14 @@ class ResultsStore:
     def models(self, experiment_id: int) -> list[Model]:
         with Session(self.engine) as s:
             return list(s.scalars(select(Model).where(Model.experiment_id == experiment_id).order_by(Model.id)))
+
+    def model(self, model_id: int) -> Model | None:
+        with Session(self.engine) as s:
+            return s.get(Model, model_id)
+
+    def experiment_by_id(self, experiment_id: int) -> Experiment | None:
+        with Session(self.engine) as s:
+            return s.get(Experiment, experiment_id)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
