@@ -33,6 +33,11 @@ class SearchSpace:
     constants: dict = field(default_factory=dict)
     conditional: Callable[[optuna.Trial, dict], dict] | None = None
 
+    def __reduce__(self):
+        """Pickle a space by its registered name: Tune pickles the searcher, ``define`` included,
+        into its experiment state, and a ``conditional`` hook may be a lambda."""
+        return get_space, (self.name,)
+
     def define(self, trial: optuna.Trial) -> dict:
         """Optuna define-by-run function: sample every choice, return the constants."""
         sampled = {name: trial.suggest_categorical(name, list(values)) for name, values in self.choices.items()}

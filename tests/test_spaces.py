@@ -1,6 +1,8 @@
 """Conformance suite of the search spaces: every registered space samples with a real (in-memory)
 Optuna study, each sample makes a valid TrialConfig, and its model builds (on the meta device,
 so the paper-size ECAPA costs nothing)."""
+import pickle
+
 import optuna
 import pytest
 
@@ -67,3 +69,9 @@ def test_model_options_reach_the_model():
     assert cfg.create_options() == {"split": "512/512", "width": 64}
     with pytest.raises(ValueError, match="maps an architecture"):
         TrialConfig.from_dict({**BASE, "model_options": {"split": "512/512"}})
+
+
+@pytest.mark.parametrize("name", list_spaces())
+def test_space_survives_tune_experiment_state(name):
+    """Tune pickles the searcher with ``define``; conditional hooks are often lambdas."""
+    assert pickle.loads(pickle.dumps(get_space(name).define)).__self__ is get_space(name)
