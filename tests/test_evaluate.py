@@ -19,3 +19,11 @@ def test_majority_vote_and_tie_break():
     assert pred.segment_accuracy() == 2 / 5
     assert pred.confusion(3).tolist() == [[1, 0, 0], [0, 0, 0], [0, 1, 0]]
     assert np.isclose(pred.loss, -np.mean(np.log([0.9, 0.4, 0.1, 0.1, 0.8])))
+
+
+def test_summed_likelihood_can_overrule_the_vote():
+    """OpenL3's clip prediction sums window likelihoods: one confident window beats two weak ones."""
+    probs = np.array([[0.45, 0.55], [0.45, 0.55], [1.0, 0.0]])
+    clip = np.array(["c", "c", "c"], dtype=object)
+    assert Predictions(clip, np.array([0, 0, 0]), probs).clips()[2].tolist() == [1]
+    assert Predictions(clip, np.array([0, 0, 0]), probs, aggregation="summed_likelihood").clips()[2].tolist() == [0]

@@ -1,7 +1,8 @@
-"""Segment- and clip-level evaluation shared by the training loop and the final test.
+"""Segment- and clip-level evaluation shared by the training loop, the final test and the probe.
 
 Clip-level prediction is SoundFusion's majority vote over a clip's segments; ties go to the
-class with the largest summed softmax probability (ARCHITECTURES.md 1.1).
+class with the largest summed softmax probability (ARCHITECTURES.md 1.1). OpenL3's probe
+instead sums its windows' likelihoods (``aggregation="summed_likelihood"``).
 """
 from dataclasses import dataclass
 from typing import Iterable
@@ -11,13 +12,18 @@ import torch
 from torch import nn
 
 
+AGGREGATIONS = ("majority_vote", "summed_likelihood")
+
+
 @dataclass
 class Predictions:
-    """Per-segment outputs: ``clip_ids`` (N,), ``labels`` (N,), ``probs`` (N, classes)."""
+    """Per-segment outputs: ``clip_ids`` (N,), ``labels`` (N,), ``probs`` (N, classes), and how
+    segments make a clip's prediction (one of :data:`AGGREGATIONS`)."""
 
     clip_ids: np.ndarray
     labels: np.ndarray
     probs: np.ndarray
+    aggregation: str = "majority_vote"
 
     @property
     def loss(self) -> float:
@@ -28,13 +34,17 @@ class Predictions:
         return float((self.probs.argmax(1) == self.labels).mean())
 
     def clips(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(clip_ids, true labels, majority-vote predictions)``, one entry per clip."""
+        """``(clip_ids, true labels, predictions)``, one entry per clip."""
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"unknown aggregation {self.aggregation!r}: choose one of {', '.join(AGGREGATIONS)}")
         ids, inverse = np.unique(self.clip_ids, return_inverse=True)
         n_classes = self.probs.shape[1]
         votes = np.zeros((len(ids), n_classes))
         summed = np.zeros((len(ids), n_classes))
         np.add.at(votes, (inverse, self.probs.argmax(1)), 1)
         np.add.at(summed, inverse, self.probs)
+        if self.aggregation == "summed_likelihood":
+            votes = summed
         tied = votes == votes.max(1, keepdims=True)
         predicted = np.where(tied, summed, -np.inf).argmax(1)
         labels = np.zeros(len(ids), dtype=np.int64)
