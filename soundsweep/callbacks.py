@@ -6,11 +6,13 @@ resumed run gets them back; the database engine is opened lazily.
 import time
 
 from ray.tune import Callback
+from ray.tune.search.repeater import TRIAL_INDEX
 
 from soundsweep.results import ResultsStore
 
 METRIC_KEYS = ("epoch", "train_loss", "train_segments", "val_loss", "val_segment_acc", "val_clip_acc",
-               "epoch_s", "train_s", "num_params", "training_iteration", "time_total_s", "node_id", "pid")
+               "epoch_s", "train_s", "num_params", "training_iteration", "time_total_s", "node_id", "pid",
+               "fold", "repeat", "test_clip_acc", "selected", "feature_dim", "features_s", "classifier_s")
 
 
 def checkpoint_uri(checkpoint) -> str:
@@ -20,7 +22,9 @@ def checkpoint_uri(checkpoint) -> str:
 
 
 def trial_params(config: dict) -> dict:
-    return {k: v for k, v in config.items() if k != "runtime"}
+    """A trial's configuration: its config without the runtime and the repeat index (the fold and
+    seed a repeated configuration ran on are in its metrics)."""
+    return {k: v for k, v in config.items() if k not in ("runtime", TRIAL_INDEX)}
 
 
 class StoreCallback(Callback):

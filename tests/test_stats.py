@@ -1,10 +1,18 @@
-"""Statistics of repeated scores against SciPy and a published table (Student's sleep data)."""
+"""Statistics of repeated scores against SciPy and a published table (Student's sleep data); the
+per-configuration table and ``compare`` on a results store; cross-validation folds and views."""
 import math
+import os
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
+from soundsweep.catalog import cv_folds
+from soundsweep.configurations import compare, configuration_table, configurations, format_table
+from soundsweep.errors import UsageError
+from soundsweep.prepare import PreparedData, fold_view
+from soundsweep.results import ResultsStore
 from soundsweep.stats import paired_tests, summarize
 
 # Cushny and Peebles' sleep data (Student 1908): extra hours of sleep under two drugs, 10 patients.
@@ -45,3 +53,56 @@ def test_degenerate_scores():
         paired_tests([0.5], [0.4])
     with pytest.raises(ValueError, match="equal-length"):
         paired_tests([0.5, 0.6], [0.4])
+
+
+def test_configurations_are_summarized_and_compared_from_the_store(tmp_path):
+    """Two configurations scored on the same 5 folds: the table and the paired tests match SciPy."""
+    store = ResultsStore(f"sqlite:///{tmp_path}/r.db")
+    exp = store.start_experiment("cv", "random-cnn", "synthetic", {}, str(tmp_path))
+    scores = {"mfcc": [0.60, 0.55, 0.62, 0.58, 0.50], "random_7x86": [0.66, 0.61, 0.63, 0.64, 0.59]}
+    for arch, values in scores.items():
+        for fold, value in enumerate(values):
+            store.record_trial(exp, f"{arch}-{fold}", status="COMPLETED", params={"arch": arch, "classifier": "svm"},
+                               metrics={"test_clip_acc": value, "fold": fold, "repeat": 0})
+    rows = configuration_table(configurations(store, "cv"))
+    assert [r["configuration"] for r in rows] == ["cv/random_7x86-0", "cv/mfcc-0"]  # best mean first
+    assert rows[0]["setting"] == "arch=random_7x86" and rows[0]["score"]["n"] == 5
+    low, high = stats.t.interval(0.95, 4, loc=np.mean(scores["mfcc"]), scale=stats.sem(scores["mfcc"]))
+    assert (rows[1]["score"]["ci_low"], rows[1]["score"]["ci_high"]) == (pytest.approx(low), pytest.approx(high))
+    assert "cv/mfcc-0" in format_table(rows)
+
+    result = compare(store, "cv/random_7x86-3", "cv/mfcc-1")  # any trial names its configuration
+    assert result["a"] == "cv/random_7x86-0" and result["n"] == 5
+    assert result["t"] == pytest.approx(stats.ttest_rel(scores["random_7x86"], scores["mfcc"]).statistic)
+    assert result["wilcoxon_p"] == pytest.approx(stats.wilcoxon(scores["random_7x86"], scores["mfcc"]).pvalue)
+    (stored,) = store.comparisons()
+    assert stored.a == "cv/random_7x86-0" and stored.result["t_p"] == pytest.approx(result["t_p"])
+    assert compare(store, "cv", "cv/mfcc-0")["a"] == "cv/random_7x86-0"  # an experiment: its best configuration
+    with pytest.raises(UsageError, match="no experiment named"):
+        compare(store, "missing", "cv")
+
+
+def test_cross_validation_folds_official_or_stratified():
+    official = pd.DataFrame({"label": list("aabbcc") * 2, "group": [str(i) for i in range(12)],
+                             "fold": [1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4]})
+    fold, pairs = cv_folds(official, 3, seed=0, source="test")
+    assert fold.tolist() == official["fold"].tolist() and pairs == [(1, 2), (2, 3), (3, 4)]
+    with pytest.raises(UsageError, match="has 4 folds"):
+        cv_folds(official, 5, seed=0, source="test")
+    unfolded = official.assign(fold=-1, label=list("ab") * 6)
+    fold, pairs = cv_folds(unfolded, 3, seed=0, source="test")
+    assert sorted(set(fold.tolist())) == [0, 1, 2] and pairs == [(0, 1), (1, 2), (2, 0)]
+    for k in range(3):  # stratified: every fold holds both classes
+        assert set(unfolded["label"][fold == k]) == {"a", "b"}
+
+
+def test_fold_view_links_partitions_into_splits(tmp_path):
+    for part in ("fold0", "fold1", "fold2"):
+        os.makedirs(tmp_path / f"split={part}")
+        (tmp_path / f"split={part}" / "block.parquet").write_bytes(part.encode())
+    data = PreparedData(str(tmp_path), ["a"], {}, {"fold0": 3, "fold1": 4, "fold2": 5}, {"fold0": 1, "fold1": 1, "fold2": 2})
+    view = fold_view(data, "fold1", "fold2")
+    assert view.segments == {"train": 3, "val": 5, "test": 4} and view.clips == {"train": 1, "val": 2, "test": 1}
+    assert os.listdir(os.path.join(view.path, "split=test")) == ["fold1-block.parquet"]
+    assert "=" not in os.path.basename(view.path)  # Ray Data would parse it as a partition
+    assert fold_view(data, "fold1", "fold2").path == view.path  # built once

@@ -7,6 +7,8 @@ search space fails at once instead of being silently ignored.
 """
 from dataclasses import asdict, dataclass, field, fields
 
+from ray.tune.search.repeater import TRIAL_INDEX
+
 from trainables.augment import AugmentConfig
 from trainables.seeding import derive_seed
 
@@ -24,6 +26,9 @@ class Runtime:
         train_workers, cpus_per_worker, use_gpu: the Train scaling of one trial.
         storage_path: where TorchTrainer runs of this experiment keep their state.
         init_from: checkpoint (directory or URI) whose weights initialise a new trial.
+        folds: prepared data of each cross-validation fold (empty: ``data_dir`` only); with
+            ``repeats``, how :func:`resolve_repeat` maps Tune's repeat index to a fold and a seed.
+        fold, repeat: the fold and seed repeat this trial runs on (set by :func:`resolve_repeat`).
     """
 
     data_dir: str
@@ -38,6 +43,33 @@ class Runtime:
     use_gpu: bool = False
     storage_path: str = ""
     init_from: str = ""
+    folds: list[str] = field(default_factory=list)
+    repeats: int = 1
+    fold: int | None = None
+    repeat: int = 0
+
+
+def resolve_repeat(config: dict) -> dict:
+    """The config of one run of a repeated configuration (``--folds`` / ``--repeats``).
+
+    Tune's ``Repeater`` gives every copy of a configuration the same config plus its index
+    ``__trial_index__``; index ``i`` runs fold ``i // repeats`` (its prepared data replaces
+    ``data_dir``) with seed repeat ``i % repeats``. Repeat 0 keeps the experiment seed, so it
+    is the run without repeats; repeat r > 0 derives its own. A config without the index is
+    returned as it is.
+    """
+    if TRIAL_INDEX not in config:
+        return config
+    config = dict(config)
+    runtime = dict(config["runtime"])
+    fold, repeat = divmod(config.pop(TRIAL_INDEX), runtime.get("repeats", 1))
+    if runtime.get("folds"):
+        runtime["data_dir"], runtime["fold"] = runtime["folds"][fold], fold
+    if repeat:
+        runtime["seed"] = derive_seed(runtime.get("seed", 0), "repeat", repeat)
+    runtime["repeat"] = repeat
+    config["runtime"] = runtime
+    return config
 
 
 @dataclass

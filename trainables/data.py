@@ -23,7 +23,18 @@ def open_split(data_dir: str, split: str) -> ray.data.Dataset:
     Its tasks ask Ray for the default 1 CPU; the resource plan keeps that free next to the
     trials, so reads never starve behind training (DESIGN.md, Ray facts).
     """
-    dataset = ray.data.read_parquet(split_path(data_dir, split)).select_columns(["waveform", "clip_id", "segment", "label"])
+    return _read([split_path(data_dir, split)], ["waveform", "clip_id", "segment", "label"])
+
+
+def open_splits(data_dir: str, splits: tuple[str, ...] = SPLITS) -> ray.data.Dataset:
+    """Several splits in one Dataset, each row with its ``split``: one read where a consumer needs
+    every split once (a screening trial), instead of one read per split."""
+    return _read([split_path(data_dir, s) for s in splits], ["waveform", "clip_id", "segment", "label", "split"])
+
+
+def _read(paths: list[str], columns: list[str]) -> ray.data.Dataset:
+    # The ``split`` column comes from the hive-style ``split=<name>`` folder names.
+    dataset = ray.data.read_parquet(paths).select_columns(columns)
     dataset.context.enable_progress_bars = False  # trials print one progress line, not bars
     # Same seed, same data order: blocks reach the local shuffle in file order on every run.
     dataset.context.execution_options.preserve_order = True

@@ -100,13 +100,13 @@ def load_weights(model: nn.Module, uri: str) -> list[str]:
         return load_compatible(model, load_checkpoint(directory)["model"])
 
 
-def build(cfg: TrialConfig) -> tuple[nn.Module, nn.Module]:
-    """Model and front-end for ``cfg``, the model initialised from the trial seed.
+def build(cfg: TrialConfig, seed: int | None = None) -> tuple[nn.Module, nn.Module]:
+    """Model and front-end for ``cfg``, the model initialised from ``seed`` (default: the trial seed).
 
     A model that computes its own features from the waveform (input ``waveform+logmel``: the
     SoundFusion fusions) is told the data's sample rate; its front-end here is the identity.
     """
-    torch.manual_seed(cfg.trial_seed)
+    torch.manual_seed(cfg.trial_seed if seed is None else seed)
     rt = cfg.runtime
     info = model_info(cfg.arch)
     options = cfg.create_options()
@@ -170,6 +170,8 @@ def run(cfg: TrialConfig, session) -> None:
             "epoch_s": time.perf_counter() - started,
             "train_s": train_s,
             "num_params": n_params,
+            "fold": rt.fold,
+            "repeat": rt.repeat,
             "node_id": ray.get_runtime_context().get_node_id(),
             "pid": os.getpid(),
         }

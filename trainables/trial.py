@@ -1,7 +1,13 @@
-"""The Tune function trainable: one trial = one configuration trained by the loop.
+"""The Tune function trainable: one trial = one configuration run by its protocol.
 
-Train V2 does not accept a TorchTrainer as a Tune trainable, so each trial is a function that
-either runs the loop itself (``executor="local"``) or builds and fits a TorchTrainer whose
+A search space's ``protocol`` constant says what a trial does: ``train`` (the default) trains
+the configuration with the loop; ``screening`` computes features with a frozen random
+front-end and fits shallow classifiers (:mod:`trainables.screening`). A repeated
+configuration (``--folds`` / ``--repeats``) first picks its fold and seed
+(:func:`~trainables.config.resolve_repeat`).
+
+Train V2 does not accept a TorchTrainer as a Tune trainable, so a training trial is a function
+that either runs the loop itself (``executor="local"``) or builds and fits a TorchTrainer whose
 ``TuneReportCallback`` forwards every report to this trial (``executor="train"``). The
 TorchTrainer's run is named after the trial, so a retried or restored trial finds its own
 Train checkpoints and continues.
@@ -14,13 +20,23 @@ from ray.train import DataConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
-from trainables.config import TrialConfig
+from trainables.config import TrialConfig, resolve_repeat
 from trainables.data import open_split
 from trainables.loop import TuneSession, run, train_loop_per_worker
+from trainables.screening import run_screening
 
 
 def run_trial(config: dict) -> None:
     """Tune function trainable (wrap with ``tune.with_resources`` per the resource plan)."""
+    config = resolve_repeat(config)
+    protocol = config.get("protocol", "train")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}: known are {', '.join(sorted(PROTOCOLS))}")
+    PROTOCOLS[protocol]({k: v for k, v in config.items() if k != "protocol"})
+
+
+def train_trial(config: dict) -> None:
+    """The ``train`` protocol: the loop in this trial, or in a TorchTrainer it fits."""
     cfg = TrialConfig.from_dict(config)
     rt = cfg.runtime
     if rt.executor == "local":
@@ -46,3 +62,7 @@ def run_trial(config: dict) -> None:
         ),
     )
     trainer.fit()
+
+
+PROTOCOLS = {"train": train_trial, "screening": run_screening}
+"""Protocol name (a search space's ``protocol`` constant) -> what one trial runs."""

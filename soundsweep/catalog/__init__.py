@@ -19,14 +19,14 @@ import os
 import pandas as pd
 
 from soundsweep.catalog import fma, gtzan, folds, dcase, generic  # noqa: F401  registration order = detection order
-from soundsweep.catalog._manifest import MANIFEST_COLUMNS, complete_manifest
+from soundsweep.catalog._manifest import MANIFEST_COLUMNS, complete_manifest, cv_folds
 from soundsweep.catalog._reader import READERS, Reader, register_reader
 from soundsweep.catalog.dcase import scene_hierarchy
 from soundsweep.catalog.synthetic import cache_root, synthetic_default
 from soundsweep.errors import UsageError
 
 __all__ = [
-    "MANIFEST_COLUMNS", "Reader", "cache_root", "complete_manifest", "detect_dataset", "list_datasets",
+    "MANIFEST_COLUMNS", "Reader", "cache_root", "complete_manifest", "cv_folds", "detect_dataset", "list_datasets",
     "load_manifest", "register_reader", "scene_hierarchy", "synthetic_default",
 ]
 

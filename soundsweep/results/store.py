@@ -30,6 +30,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from soundsweep.errors import UsageError
 
 SCHEMA_VERSION = 1
+"""Bumped when an existing store cannot take the change; a new table (``ss_comparisons``) is
+simply created in older stores on open, so it needs no bump."""
 
 
 class Base(DeclarativeBase):
@@ -102,6 +104,22 @@ class Model(Base):
     aggregation: Mapped[str] = mapped_column(String(64), default="majority_vote")
     classes: Mapped[list] = mapped_column(JSON, default=list)
     confusion: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[str] = mapped_column(String(40))
+
+
+class Comparison(Base):
+    """A paired test of two configurations' per-fold / per-seed scores (``soundsweep compare``).
+
+    ``a`` and ``b`` name the configurations (``experiment/trial``); ``result`` holds the scores
+    compared and the tests (:class:`soundsweep.stats.PairedTests`).
+    """
+
+    __tablename__ = "ss_comparisons"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    a: Mapped[str] = mapped_column(Text)
+    b: Mapped[str] = mapped_column(Text)
+    metric: Mapped[str] = mapped_column(String(64))
+    result: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[str] = mapped_column(String(40))
 
 
@@ -251,12 +269,17 @@ class ResultsStore:
             )
             return [(t, e) for t, e in rows]
 
+    def best_epochs(self, experiment_id: int) -> list[tuple[Trial, Epoch]]:
+        """Each trial's checkpointed epoch with the highest validation clip accuracy (then lowest loss)."""
+        best: dict[str, tuple[Trial, Epoch]] = {}
+        for trial, epoch in self.epochs(experiment_id):
+            if epoch.checkpoint_uri and (trial.trial_id not in best or _rank(epoch) > _rank(best[trial.trial_id][1])):
+                best[trial.trial_id] = (trial, epoch)
+        return list(best.values())
+
     def best_epoch(self, experiment_id: int) -> tuple[Trial, Epoch] | None:
-        """The checkpointed epoch with the highest validation clip accuracy (then lowest loss)."""
-        candidates = [(t, e) for t, e in self.epochs(experiment_id) if e.checkpoint_uri]
-        if not candidates:
-            return None
-        return max(candidates, key=lambda te: (te[1].metrics.get("val_clip_acc", 0.0), -te[1].metrics.get("val_loss", 0.0)))
+        """The experiment's checkpointed epoch with the highest validation clip accuracy (then lowest loss)."""
+        return max(self.best_epochs(experiment_id), key=lambda te: _rank(te[1]), default=None)
 
     # Models ----------------------------------------------------------------------------------
 
@@ -279,6 +302,28 @@ class ResultsStore:
     def models(self, experiment_id: int) -> list[Model]:
         with Session(self.engine) as s:
             return list(s.scalars(select(Model).where(Model.experiment_id == experiment_id).order_by(Model.id)))
+
+    # Comparisons -----------------------------------------------------------------------------
+
+    def add_comparison(self, a: str, b: str, metric: str, result: dict) -> int:
+        """Record one paired comparison; returns its id."""
+
+        def write(s):
+            row = Comparison(a=a, b=b, metric=metric, result=_jsonable(result), created_at=_now())
+            s.add(row)
+            s.flush()
+            return row.id
+
+        return self._write(write)
+
+    def comparisons(self) -> list[Comparison]:
+        with Session(self.engine) as s:
+            return list(s.scalars(select(Comparison).order_by(Comparison.id)))
+
+
+def _rank(epoch: Epoch) -> tuple[float, float]:
+    """How epochs are ranked: validation clip accuracy, then the lower validation loss."""
+    return epoch.metrics.get("val_clip_acc", 0.0), -epoch.metrics.get("val_loss", 0.0)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
