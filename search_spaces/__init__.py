@@ -95,6 +95,18 @@ class _Replay:
         return self.params[name]
 
 
+def flatten(config: dict, prefix: str = "") -> dict:
+    """The inverse of :meth:`SearchSpace.sample`'s nesting: ``{"a": {"b": 1}}`` -> ``{"a/b": 1}``,
+    the Optuna parameter names a config came from."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}/"))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 SPACES: dict[str, SearchSpace] = {}
 
 

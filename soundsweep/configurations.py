@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from search_spaces import flatten
 from soundsweep.errors import UsageError
 from soundsweep.results import ResultsStore
 from soundsweep.stats import paired_tests, summarize
@@ -53,22 +54,11 @@ def configurations(store: ResultsStore, experiment: str, metric: str = DEFAULT_M
     return list(groups.values())
 
 
-def _flat(params: dict, prefix: str = "") -> dict:
-    """``{"model_options": {"a": {"width": 8}}}`` -> ``{"model_options/a/width": 8}``."""
-    flat = {}
-    for key, value in params.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}/"))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def configuration_table(configs: list[Configuration]) -> list[dict]:
     """One row per configuration, best mean score first: its name, the settings that differ
     between configurations, the mean validation accuracy and the score summary (n, mean, std,
     95% interval)."""
-    flats = [_flat(c.params) for c in configs]
+    flats = [flatten(c.params) for c in configs]
     varying = [k for k in dict.fromkeys(k for f in flats for k in f) if len({json.dumps(f.get(k)) for f in flats}) > 1]
     rows = [{
         "configuration": c.name,

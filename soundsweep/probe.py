@@ -20,7 +20,7 @@ import numpy as np
 import ray
 import torch
 
-from soundsweep.catalog import load_manifest
+from soundsweep.catalog import DatasetOptions
 from soundsweep.errors import UsageError
 from soundsweep.results import ResultsStore
 from soundsweep.tuner import check_writable, connect_ray
@@ -30,21 +30,14 @@ from trainables.models.openl3 import downstream_mlp
 from trainables.probe import GRID, WINDOW_S, FrontEnd, Windows, WindowEmbedder, predict, standardize, train_mlp
 
 
-@dataclass
-class ProbeConfig:
+@dataclass(kw_only=True)
+class ProbeConfig(DatasetOptions):
     """Everything ``soundsweep probe`` takes; each field is a CLI flag of the same name."""
 
     frontend: str
     checkpoint: str | None = None
     width: int | None = None
     sample_rate: int | None = None
-    data: str | None = None
-    dataset: str | None = None
-    test_fold: int | None = None
-    subset: str | None = None
-    split_dir: str | None = None
-    val_fraction: float | None = None
-    synthetic_clips: int = 24
     max_epochs: int = 50
     patience: int = 20
     seed: int = 0
@@ -52,10 +45,6 @@ class ProbeConfig:
     storage_path: str = "results/runs"
     name: str | None = None
     address: str | None = None
-
-    def reader_options(self) -> dict:
-        names = ("test_fold", "subset", "split_dir", "val_fraction")
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
     def rate(self) -> int:
         """The decoding rate: ``sample_rate``, else the one the front-end's paper uses."""
@@ -110,7 +99,7 @@ def run_probe(cfg: ProbeConfig) -> dict:
     store = ResultsStore(cfg.results)
     if store.experiment(name) is not None:
         raise UsageError(f"experiment {name!r} already exists in {cfg.results}: pick another --name")
-    manifest = load_manifest(cfg.data, cfg.seed, cfg.synthetic_clips, cfg.dataset, **cfg.reader_options())
+    manifest = cfg.manifest(cfg.seed)
     classes = sorted(manifest["label"].astype(str).unique())
     frontend = FrontEnd(cfg.frontend, cfg.width, cfg.checkpoint or "", cfg.rate(), len(classes), cfg.seed)
     if cfg.checkpoint:  # load once on the driver, so a mismatch fails now with one line

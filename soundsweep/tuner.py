@@ -22,7 +22,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces import SearchSpace, get_space
 from soundsweep.callbacks import ProgressCallback, StoreCallback
-from soundsweep.catalog import cv_folds, load_manifest
+from soundsweep.catalog import DatasetOptions, cv_folds
 from soundsweep.configurations import configuration_table, configurations
 from soundsweep.errors import UsageError
 from soundsweep.plan import ResourcePlan, make_plan
@@ -41,7 +41,7 @@ SCHEDULERS = ("asha", "fifo")
 
 
 @dataclass
-class ExperimentConfig:
+class ExperimentConfig(DatasetOptions):
     """Everything ``soundsweep tune`` takes; each field is a CLI flag of the same name."""
 
     space: str = "augmentation"
@@ -50,13 +50,6 @@ class ExperimentConfig:
     init_from: str | None = None
     lr: float = 1e-3
     batch_size: int = 32
-    data: str | None = None
-    dataset: str | None = None
-    test_fold: int | None = None
-    subset: str | None = None
-    split_dir: str | None = None
-    val_fraction: float | None = None
-    synthetic_clips: int = 24
     num_samples: int = 12
     max_epochs: int = 4
     max_concurrent: int | None = None
@@ -78,11 +71,6 @@ class ExperimentConfig:
     overlap: float = 0.25
     max_failures: int = 1
     address: str | None = None
-
-    def reader_options(self) -> dict:
-        """The dataset-reader options that were given (each reader accepts its own subset)."""
-        names = ("test_fold", "subset", "split_dir", "val_fraction")
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
     def check(self) -> None:
         """Reject impossible values before anything starts (one-line errors)."""
@@ -196,7 +184,7 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
     experiment_id = store.start_experiment(name, cfg.space, cfg.data or "synthetic", asdict(cfg), storage)
 
     connect_ray(cfg.address)
-    manifest = load_manifest(cfg.data, cfg.seed, cfg.synthetic_clips, cfg.dataset, **cfg.reader_options())
+    manifest = cfg.manifest(cfg.seed)
     spec = DecodeSpec(cfg.sample_rate, cfg.channels, cfg.segment_seconds, cfg.overlap)
     prepared, folds = prepare_data(cfg, manifest, spec, storage)
     print(prepared.describe(), flush=True)

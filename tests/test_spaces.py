@@ -6,7 +6,7 @@ import pickle
 import optuna
 import pytest
 
-from search_spaces import get_space, list_spaces
+from search_spaces import flatten, get_space, list_spaces
 from trainables.config import TrialConfig
 from trainables.baselines import MFCC
 from trainables.screening import ScreeningConfig
@@ -20,17 +20,6 @@ BASE = {  # what the tuner's param_space sets before a space's samples are merge
     "batch_size": 32,
     "runtime": {"data_dir": "unused", "num_classes": 8, "in_channels": 2, "sample_rate": 22050},
 }
-
-
-def flatten(config: dict, prefix: str = "") -> dict:
-    """``{"a": {"b": 1}}`` -> ``{"a/b": 1}``: the Optuna parameter names a config came from."""
-    flat = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}/"))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 @pytest.mark.parametrize("name", list_spaces())

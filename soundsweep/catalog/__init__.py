@@ -15,6 +15,7 @@ default instead. Example::
 """
 import inspect
 import os
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -26,7 +27,8 @@ from soundsweep.catalog.synthetic import cache_root, synthetic_default
 from soundsweep.errors import UsageError
 
 __all__ = [
-    "MANIFEST_COLUMNS", "Reader", "cache_root", "complete_manifest", "cv_folds", "detect_dataset", "list_datasets",
+    "MANIFEST_COLUMNS", "DatasetOptions", "Reader", "cache_root", "complete_manifest", "cv_folds", "detect_dataset",
+    "list_datasets",
     "load_manifest", "register_reader", "scene_hierarchy", "synthetic_default",
 ]
 
@@ -73,3 +75,26 @@ def load_manifest(data: str | None, seed: int = 0, synthetic_clips: int = 24, da
         raise UsageError(f"dataset {dataset} has no option(s) {', '.join(unknown)}; "
                          f"its options: {', '.join(accepted) or 'none'}")
     return complete_manifest(reader.read(root, **options), seed, source=f"{reader.title} {root}")
+
+
+@dataclass
+class DatasetOptions:
+    """Which dataset a command reads: ``--data``, ``--dataset``, the reader options and the size of
+    the synthetic default (the flags ``soundsweep tune`` and ``soundsweep probe`` share)."""
+
+    data: str | None = None
+    dataset: str | None = None
+    test_fold: int | None = None
+    subset: str | None = None
+    split_dir: str | None = None
+    val_fraction: float | None = None
+    synthetic_clips: int = 24
+
+    def reader_options(self) -> dict:
+        """The dataset-reader options that were given (each reader accepts its own subset)."""
+        names = ("test_fold", "subset", "split_dir", "val_fraction")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+    def manifest(self, seed: int) -> pd.DataFrame:
+        """The manifest these options select (:func:`load_manifest`)."""
+        return load_manifest(self.data, seed, self.synthetic_clips, self.dataset, **self.reader_options())
