@@ -161,8 +161,9 @@ def print_leaderboard(summary, top: int = 5) -> None:
     for t in ranked:
         m = t["best"]
         values = " ".join(f"{k}={t['params'].get(k)}" for k in varying)
+        seg = f"{m['val_segment_acc']:>8.3f}" if "val_segment_acc" in m else f"{'-':>8}"  # screening: clips only
         print(f"  {t['trial_id']:<10} {t['status']:<10} {t['epochs']:>6} {m.get('epoch', '-'):>5} "
-              f"{m.get('val_segment_acc', 0):>8.3f} {m.get('val_clip_acc', 0):>9.3f}  {values}")
+              f"{seg} {m.get('val_clip_acc', 0):>9.3f}  {values}")
     best = summary.best
     if best:
         print(f"\nbest model: trial {best['trial_id']} epoch {best['epoch']}: test segment acc "

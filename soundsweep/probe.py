@@ -121,13 +121,14 @@ def run_probe(cfg: ProbeConfig) -> dict:
           ", ".join(f"{s} {len(w.y)}" for s, w in windows.items()) + f"; {len(failures)} file(s) skipped", flush=True)
     for failure in failures:
         print(f"  skipped {failure['path']}: {failure['error']}", flush=True)
-    scaled = standardize(windows)
+    scaled, mean, std = standardize(windows)
     train, val = ray.put(scaled["train"]), ray.put(scaled["val"])
     task = ray.remote(num_cpus=1)(train_mlp)
     futures = [task.remote(train, val, len(classes), lr, wd, cfg.seed, cfg.max_epochs, cfg.patience) for lr, wd in GRID]
     results = ray.get(futures)
-    for (lr, wd), result in zip(GRID, results):
-        store.record_trial(experiment_id, f"lr={lr:g},wd={wd:g}", status="COMPLETED", epochs=result["epochs"],
+    points = [f"lr={lr:g},wd={wd:g}" for lr, wd in GRID]  # a grid point's trial id
+    for point, (lr, wd), result in zip(points, GRID, results):
+        store.record_trial(experiment_id, point, status="COMPLETED", epochs=result["epochs"],
                            params={"lr": lr, "weight_decay": wd},
                            metrics={k: v for k, v in result.items() if k != "state"},
                            best_val_clip_acc=result["val_clip_acc"])
@@ -137,13 +138,12 @@ def run_probe(cfg: ProbeConfig) -> dict:
     mlp.load_state_dict(best["state"])
     test = predict(mlp, scaled["test"])
 
-    train_x = windows["train"].x
     checkpoint = os.path.join(storage, name, "probe.pt")
     os.makedirs(os.path.dirname(checkpoint), exist_ok=True)
-    torch.save({"mlp": best["state"], "mean": torch.from_numpy(train_x.mean(0)), "std": torch.from_numpy(train_x.std(0)),
+    torch.save({"mlp": best["state"], "mean": torch.from_numpy(mean), "std": torch.from_numpy(std),
                 "frontend": asdict(frontend), "classes": classes, "lr": lr, "weight_decay": wd}, checkpoint)
     model = {
-        "trial_id": f"lr={lr:g},wd={wd:g}", "epoch": best["best_epoch"], "checkpoint_uri": checkpoint,
+        "trial_id": points[index], "epoch": best["best_epoch"], "checkpoint_uri": checkpoint,
         "params": {"frontend": cfg.frontend, "width": cfg.width, "checkpoint": cfg.checkpoint, "lr": lr,
                    "weight_decay": wd},
         "num_params": num_parameters(mlp), "val_clip_acc": best["val_clip_acc"],

@@ -52,16 +52,21 @@ def test_repeat_index_picks_fold_and_seed():
     assert resolve_repeat({"runtime": {"seed": 5}}) == {"runtime": {"seed": 5}}
 
 
-TINY = ["--num-samples", "2", "--folds", "2", "--synthetic-clips", "10", "--sample-rate", "12000", "--seed", "1"]
+FOLDS = ["--folds", "2", "--synthetic-clips", "10", "--sample-rate", "12000", "--seed", "1"]
 
 
 @pytest.fixture(scope="module")
-def screening(ray_session, tmp_path_factory):
+def root(tmp_path_factory):
+    """Results store and storage of this module's runs: the folds are decoded once, for all of them."""
+    return tmp_path_factory.mktemp("screening")
+
+
+@pytest.fixture(scope="module")
+def screening(ray_session, root):
     """One tiny screening: MFCC and the random 7x86 front-end, SVM, 2 folds of the synthetic set."""
-    root = tmp_path_factory.mktemp("screening")
     url = f"sqlite:///{root}/results.db"
-    code = main(["tune", "--space", "random-cnn", *TINY, "--results", url, "--storage-path", str(root / "runs"),
-                 "--name", "screen"])
+    code = main(["tune", "--space", "random-cnn", "--num-samples", "2", *FOLDS, "--results", url,
+                 "--storage-path", str(root / "runs"), "--name", "screen"])
     return code, url
 
 
@@ -101,6 +106,24 @@ def test_compare_two_screened_configurations(screening, capsys):
     (comparison,) = store.comparisons()
     assert comparison.result["n"] == 2 and comparison.result["pairs"] == [[0, 0], [1, 0]]
     assert main(["compare", "screen", "nothing", "--results", url]) == 2
+
+
+def test_training_runs_every_fold_and_is_scored_on_its_own_test_fold(screening, root):
+    """The train protocol with --folds: one trial per fold, each scored on its fold's test split."""
+    _, url = screening
+    assert main(["tune", "--space", "augmentation", "--num-samples", "1", "--max-epochs", "1", *FOLDS,
+                 "--results", url, "--storage-path", str(root / "runs"), "--name", "cv"]) == 0
+    store = ResultsStore(url)
+    experiment = store.experiment("cv")
+    trials = store.trials(experiment.id)
+    assert sorted(t.metrics["fold"] for t in trials) == [0, 1] and len({str(t.params) for t in trials}) == 1
+    assert all(0 <= t.metrics["test_clip_acc"] <= 1 for t in trials)
+    (row,) = experiment.summary["configurations"]
+    assert row["score"]["n"] == 2
+    assert row["score"]["mean"] == pytest.approx(np.mean([t.metrics["test_clip_acc"] for t in trials]))
+    assert experiment.summary["cache_hit"]  # the screening decoded these folds already
+    (model,) = store.models(experiment.id)
+    assert sum(map(sum, model.confusion)) == 12  # its own fold's test split: 2 clips per class
 
 
 def test_window_embedder_cuts_1s_windows_every_100ms_and_reads_the_classifier_input(tmp_path):

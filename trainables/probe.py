@@ -123,11 +123,12 @@ class Windows:
     clip_ids: np.ndarray
 
 
-def standardize(splits: dict[str, Windows]) -> dict[str, Windows]:
-    """Scale every split with the training windows' mean and standard deviation."""
+def standardize(splits: dict[str, Windows]) -> tuple[dict[str, Windows], np.ndarray, np.ndarray]:
+    """Every split scaled with the training windows' mean and standard deviation (1 where a value
+    never varies), and those two vectors."""
     mean, std = splits["train"].x.mean(0), splits["train"].x.std(0)
     std[std == 0] = 1.0
-    return {name: Windows((w.x - mean) / std, w.y, w.clip_ids) for name, w in splits.items()}
+    return {name: Windows((w.x - mean) / std, w.y, w.clip_ids) for name, w in splits.items()}, mean, std
 
 
 def penalized_loss(mlp: nn.Sequential, x: torch.Tensor, y: torch.Tensor, weight_decay: float) -> torch.Tensor:

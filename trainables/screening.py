@@ -117,7 +117,6 @@ class ScreeningConfig:
 
     @classmethod
     def from_dict(cls, config: dict) -> "ScreeningConfig":
-        config = dict(config)
         return cls(TrialConfig.from_dict({k: v for k, v in config.items() if k != "classifier"}),
                    config.get("classifier", "svm"))
 
