@@ -30,3 +30,9 @@ def as_uri(filesystem: pyarrow.fs.FileSystem | None, path: str) -> str:
     paths, remote ones get their scheme back (``s3://bucket/key``)."""
     scheme = getattr(filesystem, "type_name", "local")
     return path if scheme == "local" else f"{scheme}://{path}"
+
+
+def exists(location: str) -> bool:
+    """Whether a file or folder is at ``location`` (a path or a URI)."""
+    fs, path = open_fs(location)
+    return fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound

@@ -22,6 +22,7 @@ from soundsweep.plan import ResourcePlan
 from soundsweep.prepare import PreparedData, prepare
 from soundsweep.report.views import load_experiment
 from soundsweep.results import ResultsStore
+from soundsweep.storage import exists
 from soundsweep.storage import join as join_storage
 from soundsweep.storage import resolve as resolve_storage
 from trainables.audio import DecodeSpec
@@ -326,7 +327,7 @@ def evaluate_checkpoint(uri: str, tcfg: TrialConfig, data_dir: str, split: str):
 def register_best(store: ResultsStore, experiment_id: int, data: PreparedData, cfg: ExperimentConfig,
                   plan: ResourcePlan, storage: str) -> dict | None:
     """Evaluate the best checkpointed epoch on the test split and record it as a model."""
-    found = store.best_epoch(experiment_id)
+    found = store.best_epoch(experiment_id, usable=exists)
     if found is None:
         return None
     trial, epoch = found

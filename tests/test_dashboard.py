@@ -81,7 +81,7 @@ def test_pages_in_chromium(dashboard, tiny_run, screenshots, capsys):
     assert [row[0] for row in index.tables["experiments"]] == ["tiny"]
     board = index.tables["leaderboard"]
     assert sorted(row[3] for row in board) == sorted(trials)  # one row per trial: rank, experiment, space, trial
-    assert all(row[1] == "tiny" and row[2] == "augmentation" and row[4] == "resnet2d w16" for row in board)
+    assert [(row[1], row[2], row[4]) for row in board] == [("tiny", "augmentation", "resnet2d w16")] * len(board)
     best_row = next(row for row in board if row[3] == model.trial_id)
     assert best_row[9] == f"{model.val_clip_acc:.3f}" and best_row[11] == f"{model.test_clip_acc:.3f}"
 

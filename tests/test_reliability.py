@@ -1,4 +1,5 @@
 """Nothing lost: a SIGKILLed driver resumes, killed trials retry, and a run outlives bad audio."""
+import json
 import os
 import signal
 import subprocess
@@ -167,8 +168,9 @@ def test_a_tune_outlives_bad_audio_and_lists_what_it_skipped(ray_session, tmp_pa
     assert all(reason for reason in skipped.values())
     assert store.trials(experiment.id)[0].status == "COMPLETED"
     # the handled ones were decoded into training segments
-    segments_dir = next(p for p in os.scandir(tmp_path / "runs" / "cache" / "segments") if p.is_dir())
-    train = pq.read_table(os.path.join(segments_dir.path, "split=train"), columns=["clip_id"]).column("clip_id").to_pylist()
+    (published,) = (tmp_path / "runs" / "cache" / "segments").glob("*/_prepared.json")
+    segments_dir = json.loads(published.read_text())["path"]
+    train = pq.read_table(os.path.join(segments_dir, "split=train"), columns=["clip_id"]).column("clip_id").to_pylist()
     for handled in ("wav_named", "silent", "odd_rate", "six_channels"):
         assert train.count(handled) == 1, handled
     assert train.count("10min") == 159  # 600 s in 5 s windows every 3.75 s

@@ -28,6 +28,10 @@ def test_recording_twice_updates_instead_of_duplicating(store_url, tmp_path):
     assert len(store.epochs(exp)) == 2
     best_trial, best_epoch = store.best_epoch(exp)
     assert best_trial.trial_id == "t1" and best_epoch.epoch == 0 and best_epoch.checkpoint_uri == "/ckpt/0"
+    # Tune deleted epoch 0's checkpoint (it keeps its own top checkpoints): the next best one is used
+    _, kept = store.best_epoch(exp, usable=lambda uri: uri != "/ckpt/0")
+    assert kept.epoch == 1 and kept.checkpoint_uri == "/ckpt/1"
+    assert store.best_epoch(exp, usable=lambda uri: False) is None
 
 
 def test_older_schema_gets_a_clear_message(store_url):

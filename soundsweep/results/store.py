@@ -14,6 +14,7 @@ the other writer's row and updates it.
 import json
 import os
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from sqlalchemy import (
@@ -275,12 +276,16 @@ class ResultsStore:
             )
             return [(t, e) for t, e in rows]
 
-    def best_epoch(self, experiment_id: int) -> tuple[Trial, Epoch] | None:
-        """The checkpointed epoch with the highest validation clip accuracy (then lowest loss)."""
+    def best_epoch(self, experiment_id: int, usable: Callable[[str], bool] = lambda uri: True) -> tuple[Trial, Epoch] | None:
+        """The checkpointed epoch with the highest validation clip accuracy (then lowest loss)
+        whose checkpoint passes ``usable``.
+
+        Ray Tune keeps only the best ``num_to_keep`` checkpoints of a trial and breaks ties its
+        own way (the newer one wins), so the caller passes a check that the files still exist."""
         candidates = [(t, e) for t, e in self.epochs(experiment_id) if e.checkpoint_uri]
-        if not candidates:
-            return None
-        return max(candidates, key=lambda te: (te[1].metrics.get("val_clip_acc", 0.0), -te[1].metrics.get("val_loss", 0.0)))
+        candidates.sort(key=lambda te: (te[1].metrics.get("val_clip_acc", 0.0), -te[1].metrics.get("val_loss", 0.0)),
+                        reverse=True)
+        return next(((t, e) for t, e in candidates if usable(e.checkpoint_uri)), None)
 
     # Models ----------------------------------------------------------------------------------
 
