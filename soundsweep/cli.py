@@ -7,9 +7,10 @@ import sys
 from dataclasses import fields
 
 from search_spaces import SPACES, list_spaces
-from soundsweep.catalog import list_datasets
+from soundsweep.catalog import READER_OPTIONS, list_datasets, load_manifest
 from soundsweep.errors import UsageError
 from trainables.models import list_models, model_info
+from trainables.shards import WRITERS
 
 DEFAULT_DASHBOARD_HINT = "soundsweep dashboard --results {url}"
 
@@ -35,7 +36,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from soundsweep.tuner import PRECISIONS, SCHEDULERS, ExperimentConfig
+    from soundsweep.tuner import PRECISIONS, SCHEDULERS, SEGMENT_MODES, ExperimentConfig
 
     defaults = {f.name: f.default for f in fields(ExperimentConfig)}
     parser = OneLineParser(prog="soundsweep", description="Distributed audio-classification experiments on Ray.")
@@ -58,21 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
                            "trial; the classifier is re-initialised when the class count differs")
     what.add_argument("--lr", type=float, default=defaults["lr"], help="Adam learning rate (default %(default)s)")
     what.add_argument("--batch-size", type=int, default=defaults["batch_size"], help="default %(default)s")
-    data = tune.add_argument_group("data")
-    data.add_argument("--data", default=None, help="dataset root (FMA, GTZAN, ESC-50, UrbanSound8K, DCASE2020: "
-                      "detected), a folder with one sub-folder per class, or a manifest CSV "
-                      "(path,label[,split,fold,group]); default: the embedded synthetic set")
-    data.add_argument("--dataset", default=None, choices=list_datasets(), help="force the layout instead of detecting it")
-    data.add_argument("--test-fold", type=int, default=None,
-                      help="fold held out for test (esc50: 1, urbansound8k: 10, gtzan: 1); the next fold is val")
-    data.add_argument("--subset", default=None, help="FMA subset: small or medium")
-    data.add_argument("--split-dir", default=None, help="GTZAN: folder with train/valid/test lists (fault-filtered split)")
-    data.add_argument("--val-fraction", type=float, default=None, help="DCASE2020: share of train locations used for val")
-    data.add_argument("--synthetic-clips", type=int, default=defaults["synthetic_clips"],
-                      help="clips per class of the synthetic set (default %(default)s)")
+    data = add_dataset_arguments(tune, defaults)
     data.add_argument("--sample-rate", type=int, default=defaults["sample_rate"], help="resample to this rate (Hz)")
     data.add_argument("--channels", type=int, default=defaults["channels"], help="1 = mono, 2 = stereo")
-    data.add_argument("--segment-seconds", type=float, default=defaults["segment_seconds"], help="window length (s)")
+    data.add_argument("--segment-seconds", type=float, default=defaults["segment_seconds"],
+                      help="window length, or the fixed clip length with --segment-mode full (s)")
+    data.add_argument("--segment-mode", default=defaults["segment_mode"], choices=SEGMENT_MODES,
+                      help="window: overlapping windows per clip; full: one segment per clip, cut or zero-padded "
+                           "(training clips at a seeded random position)")
     data.add_argument("--overlap", type=float, default=defaults["overlap"], help="window overlap fraction")
     budget = tune.add_argument_group("budget and scheduling")
     budget.add_argument("--num-samples", type=int, default=defaults["num_samples"], help="trials (default %(default)s)")
@@ -101,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     out = tune.add_argument_group("where results go")
     out.add_argument("--results", default=defaults["results"], help="SQLAlchemy URL of the results store")
     out.add_argument("--storage-path", default=defaults["storage_path"], help="Tune storage (checkpoints, decode cache)")
+    out.add_argument("--record-augmentation", action="store_true",
+                     help="write each training example's augmentation parameters per epoch to "
+                          "<trial folder>/augmentation/*.jsonl (replayable)")
     out.add_argument("--name", default=None, help="experiment name (default: <space>-<time>)")
     out.add_argument("--resume", action="store_true", help="continue the experiment --name after a crash or kill")
 
@@ -126,7 +123,38 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--experiment", required=True, help="experiment name (--name of the tune run)")
     report.add_argument("--out", required=True, metavar="DIR", help="folder to write (created if missing)")
     report.add_argument("--results", default=defaults["results"], help="SQLAlchemy URL of the results store")
+
+    shard = sub.add_parser(
+        "shard",
+        help="pack a dataset's audio files into shards (Parquet or WebDataset tar)",
+        description="Pack every clip's encoded audio, unchanged, with its manifest row into shards of about "
+                    "--shard-size-mb, plus shards.json (the shard manifest) and index.parquet (one row per clip). "
+                    "Train from them with 'soundsweep tune --data OUT': one Ray Data task decodes each shard.",
+    )
+    add_dataset_arguments(shard, defaults)
+    shard.add_argument("--seed", type=int, default=defaults["seed"], help="seed of the split for layouts that state none")
+    shard.add_argument("--out", required=True, help="folder or URI (s3://..., gs://...) to write the shard set to")
+    shard.add_argument("--shard-size-mb", type=float, default=64.0, help="audio MiB per shard (default %(default)s)")
+    shard.add_argument("--format", default="parquet", choices=list(WRITERS), help="default %(default)s")
     return parser
+
+
+def add_dataset_arguments(parser: argparse.ArgumentParser, defaults: dict):
+    """The flags that pick a dataset and its reader options; returns their argument group."""
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", default=None, help="dataset root (FMA, GTZAN, ESC-50, UrbanSound8K, DCASE2020: "
+                      "detected), a folder with one sub-folder per class, a manifest CSV "
+                      "(path,label[,split,fold,group]) or a shard set (folder or URI with shards.json); "
+                      "default: the embedded synthetic set")
+    data.add_argument("--dataset", default=None, choices=list_datasets(), help="force the layout instead of detecting it")
+    data.add_argument("--test-fold", type=int, default=None,
+                      help="fold held out for test (esc50: 1, urbansound8k: 10, gtzan: 1); the next fold is val")
+    data.add_argument("--subset", default=None, help="FMA subset: small or medium")
+    data.add_argument("--split-dir", default=None, help="GTZAN: folder with train/valid/test lists (fault-filtered split)")
+    data.add_argument("--val-fraction", type=float, default=None, help="DCASE2020: share of train locations used for val")
+    data.add_argument("--synthetic-clips", type=int, default=defaults["synthetic_clips"],
+                      help="clips per class of the synthetic set (default %(default)s)")
+    return data
 
 
 def print_leaderboard(summary, top: int = 5) -> None:
@@ -173,6 +201,16 @@ def main(argv: list[str] | None = None) -> int:
             from soundsweep.report import write_report
 
             print(f"report: {write_report(args.results, args.experiment, args.out)}")
+        elif args.command == "shard":
+            from soundsweep.catalog.shards import pack
+
+            options = {n: getattr(args, n) for n in READER_OPTIONS if getattr(args, n) is not None}
+            manifest = load_manifest(args.data, args.seed, args.synthetic_clips, args.dataset, **options)
+            summary = pack(manifest, args.out, args.shard_size_mb, args.format)
+            print(f"packed {summary['clips']} clips ({summary['bytes'] / 2**20:.1f} MiB) into {len(summary['shards'])} "
+                  f"{args.format} shard(s) at {args.out}; train from them with --data {args.out}")
+            if summary["unreadable"]:
+                print(f"{summary['unreadable']} file(s) could not be read: stored empty, the decode step lists them")
         return 0
     except UsageError as exc:
         print(f"soundsweep: error: {exc}", file=sys.stderr)

@@ -1,10 +1,16 @@
-"""Decode, resample and segment every file once per (manifest, decode settings), with Ray Data.
+"""Decode, resample and segment every clip once per (manifest, decode settings), with Ray Data.
 
-The result is Parquet partitioned by split under ``<cache>/segments/<key>/<attempt>/`` where
-the key hashes the manifest (paths, labels, splits, file sizes and times) and the
-:class:`~trainables.audio.DecodeSpec`; every trial of every experiment with the same key streams
-it instead of decoding again. Files that cannot be used land in the ``failed`` partition with
-their reason and are listed in the run summary.
+The result is the segment store of :mod:`trainables.segments` under
+``<cache>/segments/<key>/<attempt>/`` where the key hashes the manifest (clip ids, paths, labels,
+splits, file sizes and times) and the :class:`~trainables.audio.DecodeSpec`; every trial of every
+experiment with the same key streams it instead of decoding again. Clips come from loose files or
+from a shard set (``soundsweep shard``), and are decoded the same way. Files that cannot be used
+are skipped and listed, with their reason, in the summary.
+
+Memory stays bounded whatever the corpus size: the manifest is cut into parts (a shard each,
+or :data:`CLIPS_PER_PART` loose files), each part is one Ray Data task that decodes and writes
+a few clips at a time, and the driver only streams one small summary row per clip back. The
+manifest itself (paths and labels, not audio) is the one thing held whole.
 
 The cache may be a local folder or a cloud URI (see :mod:`soundsweep.storage`). Object stores
 cannot rename a folder, so a preparation writes its own ``<attempt>`` folder and then publishes
@@ -12,9 +18,10 @@ it by writing ``<key>/_prepared.json`` last (one object, replaced whole): a read
 no summary or a complete one, and two runs that prepare the same key at once each keep a
 complete copy, the later summary winning.
 
-The audio files of a manifest are only known to exist on the driver's node (a local ``--data``
-folder, or the synthetic set generated there), so the decode tasks are pinned to that node;
-what they write goes to the cache, which on a cluster is shared storage every trial reads.
+Local audio files (a ``--data`` folder, a local shard set, the synthetic set) are only known to
+exist on the driver's node, so their decode tasks are pinned to that node; shards on a URI
+decode anywhere. What the tasks write goes to the cache, which on a cluster is shared storage
+every trial reads.
 """
 import hashlib
 import json
@@ -23,15 +30,17 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 import pyarrow.fs
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from soundsweep import storage
-from trainables.audio import DecodeSpec, decode_segments
-from trainables.data import SPLITS
+from trainables.audio import DecodeSpec
+from trainables.segments import SPLITS, decode_part
 
+CLIPS_PER_PART = 32  # loose files per Ray Data task: enough parts to keep every CPU busy, few files per split
 SUMMARY_FILE = "_prepared.json"
 
 
@@ -54,16 +63,42 @@ class PreparedData:
         return f"data: {len(self.classes)} classes; {counts}; {origin} ({self.path})"
 
 
+def file_stamp(path: str) -> str:
+    """``size:mtime_ns`` of a local file or URI (``missing`` if it cannot be seen): a changed
+    or touched file changes the cache key."""
+    try:
+        if "://" in path:
+            fs, inner = pyarrow.fs.FileSystem.from_uri(path)
+            info = fs.get_file_info(inner)
+            return f"{info.size}:{info.mtime_ns}" if info.type == pyarrow.fs.FileType.File else "missing"
+        st = os.stat(path)
+        return f"{st.st_size}:{st.st_mtime_ns}"
+    except (OSError, ValueError):
+        return "missing"
+
+
 def cache_key(manifest: pd.DataFrame, spec: DecodeSpec) -> str:
     h = hashlib.sha256(json.dumps(spec.as_dict(), sort_keys=True).encode())
+    stamps = {path: file_stamp(path) for path in manifest["path"].unique()}  # a shard holds many clips
     for row in manifest[["clip_id", "path", "label", "split"]].itertuples(index=False):
-        try:
-            st = os.stat(row.path)
-            stamp = f"{st.st_size}:{st.st_mtime_ns}"
-        except OSError:
-            stamp = "missing"
-        h.update(f"{row.clip_id}|{row.path}|{row.label}|{row.split}|{stamp}\n".encode())
+        h.update(f"{row.clip_id}|{row.path}|{row.label}|{row.split}|{stamps[row.path]}\n".encode())
     return h.hexdigest()[:20]
+
+
+def parts(manifest: pd.DataFrame) -> list[dict]:
+    """The manifest cut into units of work for :func:`trainables.segments.decode_part`: one per
+    shard of a shard set (rows with ``shard_format``), else runs of :data:`CLIPS_PER_PART` files."""
+    sharded = "shard_format" in manifest
+    keys = manifest["path"] if sharded else np.arange(len(manifest)) // CLIPS_PER_PART
+    return [{
+        "part": i,
+        "shard": str(group["path"].iloc[0]) if sharded else "",
+        "shard_format": str(group["shard_format"].iloc[0]) if sharded else "",
+        "path": [] if sharded else group["path"].astype(str).tolist(),
+        "clip_id": group["clip_id"].astype(str).tolist(),
+        "label_index": group["label_index"].astype(int).tolist(),
+        "split": group["split"].astype(str).tolist(),
+    } for i, (_, group) in enumerate(manifest.groupby(keys, sort=False))]
 
 
 def prepare(manifest: pd.DataFrame, spec: DecodeSpec, cache_dir: str) -> PreparedData:
@@ -81,32 +116,34 @@ def prepare(manifest: pd.DataFrame, spec: DecodeSpec, cache_dir: str) -> Prepare
     started = time.perf_counter()
     attempt = uuid.uuid4().hex[:12]
     out = storage.join(root, attempt)
-    columns = manifest[["path", "clip_id", "label_index", "split"]].astype({"path": str, "clip_id": str, "split": str})
-    blocks = max(1, min(len(columns) // 8, 64))
-    on_this_node = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    work = parts(manifest)
+    local = not manifest["path"].astype(str).str.contains("://").all()
+    placement = ({"scheduling_strategy": NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)}
+                 if local else {})
+    summary = ray.data.from_items(work, override_num_blocks=len(work)).flat_map(
+        decode_part, fn_kwargs={"spec": spec, "data_dir": out}, **placement)
+    segments, clips, failures = dict.fromkeys(SPLITS, 0), dict.fromkeys(SPLITS, 0), []
+    paths = dict(zip(manifest["clip_id"].astype(str), manifest["path"].astype(str)))
     try:
-        (
-            ray.data.from_items(columns.to_dict("records"), override_num_blocks=blocks)
-            .map_batches(decode_segments, fn_kwargs={"spec": spec}, batch_size=4, batch_format="numpy",
-                         scheduling_strategy=on_this_node)
-            .write_parquet(out, partition_cols=["split"])
-        )
-        index = ray.data.read_parquet(out).select_columns(["clip_id", "split", "error"]).to_pandas()
+        for batch in summary.iter_batches(batch_size=1024):  # streamed: one small row per clip
+            for clip_id, split, error, count in zip(batch["clip_id"], batch["split"], batch["error"], batch["segments"]):
+                if error:
+                    failures.append({"clip_id": str(clip_id), "path": paths.get(str(clip_id), ""), "error": str(error)})
+                else:
+                    segments[split] += int(count)
+                    clips[split] += 1
     except BaseException:
         partial = storage.join(root_path, attempt)  # nothing points at it yet
         if fs.get_file_info(partial).type != pyarrow.fs.FileType.NotFound:
             fs.delete_dir(partial)
         raise
-    failed = index[index["split"] == "failed"]
-    paths = dict(zip(manifest["clip_id"].astype(str), manifest["path"].astype(str)))
-    ok = index[index["split"] != "failed"]
     prepared = PreparedData(
         path=out,
         classes=sorted(manifest["label"].astype(str).unique()),
         spec=spec.as_dict(),
-        segments={s: int((ok["split"] == s).sum()) for s in SPLITS},
-        clips={s: int(ok.loc[ok["split"] == s, "clip_id"].nunique()) for s in SPLITS},
-        failures=[{"clip_id": c, "path": paths.get(c, ""), "error": e} for c, e in zip(failed["clip_id"], failed["error"])],
+        segments=segments,
+        clips=clips,
+        failures=sorted(failures, key=lambda f: f["clip_id"]),
         seconds=time.perf_counter() - started,
     )
     # Publish: write the summary beside the final name, then move it there in one step.

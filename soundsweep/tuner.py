@@ -15,7 +15,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces import DefineByName, get_space
 from soundsweep.callbacks import ProgressCallback, StoreCallback
-from soundsweep.catalog import load_manifest
+from soundsweep.catalog import READER_OPTIONS, load_manifest
 from soundsweep.errors import UsageError
 from soundsweep.cluster import plan_on_cluster, release
 from soundsweep.plan import ResourcePlan
@@ -35,6 +35,7 @@ from trainables.trial import run_trial
 
 METRIC, MODE = "val_clip_acc", "max"
 SCHEDULERS = ("asha", "fifo")
+SEGMENT_MODES = ("window", "full")
 
 
 @dataclass
@@ -74,13 +75,21 @@ class ExperimentConfig:
     channels: int = 1
     segment_seconds: float = 5.0
     overlap: float = 0.25
+    segment_mode: str = "window"
+    record_augmentation: bool = False
     max_failures: int = 1
     address: str | None = None
 
     def reader_options(self) -> dict:
         """The dataset-reader options that were given (each reader accepts its own subset)."""
-        names = ("test_fold", "subset", "split_dir", "val_fraction")
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        return {n: getattr(self, n) for n in READER_OPTIONS if getattr(self, n) is not None}
+
+    def decode_spec(self) -> DecodeSpec:
+        """How files become segments. Full clips pad training clips at a random position seeded
+        by the experiment seed (SoundFusion); windows pad the rare too-short clip at its end."""
+        full = self.segment_mode == "full"
+        return DecodeSpec(self.sample_rate, self.channels, self.segment_seconds, self.overlap,
+                          full_clip=full, pad_seed=self.seed if full else None)
 
     def check(self) -> None:
         """Reject impossible values before anything starts (one-line errors)."""
@@ -107,6 +116,8 @@ class ExperimentConfig:
             raise UsageError(f"--max-failures {self.max_failures}: must be 0 or more")
         if not 0 <= self.overlap < 1:
             raise UsageError(f"--overlap {self.overlap}: must be in [0, 1)")
+        if self.segment_mode not in SEGMENT_MODES:
+            raise UsageError(f"--segment-mode {self.segment_mode}: choose {' or '.join(SEGMENT_MODES)}")
         if self.channels not in (1, 2):
             raise UsageError(f"--channels {self.channels}: choose 1 (mono) or 2 (stereo)")
         if self.precision not in PRECISIONS:
@@ -169,8 +180,7 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
         print(plan.describe(), flush=True)
         # Recorded before the long work (decoding, trials), so a run killed from here on resumes by name.
         experiment_id = store.start_experiment(name, cfg.space, cfg.data or "synthetic", asdict(cfg), storage)
-        spec = DecodeSpec(cfg.sample_rate, cfg.channels, cfg.segment_seconds, cfg.overlap)
-        data = prepare(manifest, spec, join_storage(storage, "cache"))
+        data = prepare(manifest, cfg.decode_spec(), join_storage(storage, "cache"))
         print(data.describe(), flush=True)
         for failure in data.failures:
             print(f"  skipped {failure['path']}: {failure['error']}", flush=True)
@@ -209,7 +219,7 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
 # The settings that define what an experiment searches; --resume must repeat them unchanged.
 SPEC_FIELDS = ("space", "arch", "width", "lr", "batch_size", "data", "dataset", "test_fold", "subset", "split_dir",
                "val_fraction", "synthetic_clips", "num_samples", "max_epochs", "scheduler", "seed", "sample_rate",
-               "channels", "segment_seconds", "overlap")
+               "channels", "segment_seconds", "overlap", "segment_mode")
 
 
 def check_same_spec(name: str, recorded: dict, cfg: ExperimentConfig) -> None:
@@ -270,6 +280,7 @@ def param_space(cfg: ExperimentConfig, data: PreparedData, plan: ResourcePlan, s
             "precision": cfg.precision,
             "storage_path": storage,
             "init_from": cfg.init_from or "",
+            "record_augmentation": cfg.record_augmentation,
         },
     }
 

@@ -66,7 +66,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 # The tiny run's budget: 2 trials x 2 epochs on 10 synthetic clips per class (about 60-90 s here).
-TINY = ["--num-samples", "2", "--max-epochs", "2", "--synthetic-clips", "10", "--seed", "3"]
+TINY = ["--num-samples", "2", "--max-epochs", "2", "--synthetic-clips", "10", "--seed", "3", "--record-augmentation"]
 
 
 @pytest.fixture(scope="session")

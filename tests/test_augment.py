@@ -16,7 +16,7 @@ def test_same_seed_same_draws_regardless_of_batching():
     b0, rec_b0 = Augmenter(CONFIG, seed=7).waveforms(x[2:], KEYS[2:], epoch=3)
     b1, _ = Augmenter(CONFIG, seed=7).waveforms(x[:2], KEYS[:2], epoch=3)
     assert torch.equal(a[2], b0[0]) and torch.equal(a[:2], b1)
-    assert rec_a[2] == rec_b0[0] and "gain_db" in rec_a[0] and abs(rec_a[0]["gain_db"]) <= 12.0
+    assert rec_a[2] == rec_b0[0] and "gain" in rec_a[0] and abs(rec_a[0]["gain"]["db"]) <= 12.0
 
 
 def test_other_epoch_or_seed_changes_draws():

@@ -28,6 +28,7 @@ def run(capsys, *argv):
     (["--overlap", "1.5"], ["--overlap 1.5", "[0, 1)"]),
     (["--channels", "3"], ["--channels 3", "mono"]),
     (["--segment-seconds", "0"], ["--segment-seconds 0"]),
+    (["--segment-mode", "whole"], ["--segment-mode", "invalid choice: 'whole'"]),
     (["--lr", "0"], ["--lr 0.0"]),
     (["--dataset", "bogus"], ["--dataset", "invalid choice: 'bogus'"]),
     (["--num-samples", "two"], ["--num-samples", "invalid int value"]),

@@ -46,7 +46,7 @@ def test_every_reader_detects_its_layout_and_keeps_the_contract(tmp_path, datase
 
 
 def test_registry_tries_named_datasets_before_generic_layouts():
-    assert list_datasets() == ["fma", "gtzan", "esc50", "urbansound8k", "dcase2020", "folder", "csv"]
+    assert list_datasets() == ["fma", "gtzan", "esc50", "urbansound8k", "dcase2020", "shards", "folder", "csv"]
 
 
 def test_fma_reads_the_two_row_header_subsets_splits_and_artist_groups(tmp_path):

@@ -5,8 +5,10 @@ through the same code path as ``s3://`` or ``gs://`` (soundsweep.storage), so th
 of shared cluster storage that runs on any machine.
 """
 import glob
+import json
 
 import optuna
+import pyarrow.parquet as pq
 import pytest
 from ray import tune
 
@@ -16,12 +18,12 @@ from soundsweep.tuner import ExperimentConfig, evaluate_checkpoint, trial_config
 from soundsweep.plan import make_plan
 from soundsweep.prepare import prepare
 from soundsweep.catalog import load_manifest
-from trainables.audio import DecodeSpec
 from trainables.loop import load_checkpoint
+from tests.catalog_fixtures import write_esc50
 
 
 def test_cli_run_fills_the_store(tiny_run, capsys):
-    code, url, _ = tiny_run
+    code, url, root = tiny_run
     assert code == 0
     store = ResultsStore(url)
     experiment = store.experiment("tiny")
@@ -30,6 +32,9 @@ def test_cli_run_fills_the_store(tiny_run, capsys):
     assert len(trials) == 2
     assert all(t.status in ("COMPLETED", "STOPPED") and t.epochs >= 1 for t in trials)
     assert all(set(t.params) >= {"noise_std", "specaug_p", "arch", "width"} for t in trials)
+    for t in trials:  # --record-augmentation: one record per epoch run, in the trial's folder in storage
+        records = root / "runs" / "tiny" / f"trial_{t.trial_id}" / "augmentation"
+        assert len(list(records.glob("epoch*-rank0.jsonl"))) == t.epochs
     (model,) = store.models(experiment.id)
     assert 0.0 <= model.test_clip_acc <= 1.0 and len(model.confusion) == 6
     assert sum(map(sum, model.confusion)) == 12  # 2 test clips per class x 6 classes
@@ -69,8 +74,7 @@ def test_best_checkpoint_reproduces_its_validation_accuracy(tiny_run):
     experiment = store.experiment("tiny")
     (model,) = store.models(experiment.id)
     cfg = ExperimentConfig(**{k: v for k, v in experiment.config.items()})
-    data = prepare(load_manifest(None, cfg.seed, cfg.synthetic_clips),
-                   DecodeSpec(cfg.sample_rate, cfg.channels, cfg.segment_seconds, cfg.overlap),
+    data = prepare(load_manifest(None, cfg.seed, cfg.synthetic_clips), cfg.decode_spec(),
                    f"{experiment.storage_path}/cache")
     assert data.cache_hit  # decoded once by the run, reused here
     assert data.path.startswith(f"{experiment.storage_path}/cache/segments/")
@@ -84,7 +88,7 @@ def test_torch_trainer_path_runs_one_trial(ray_session, tmp_path):
     url = f"sqlite:///{tmp_path}/results.db"
     code = main(["tune", "--space", "augmentation", "--num-samples", "1", "--max-epochs", "1", "--synthetic-clips",
                  "10", "--executor", "train", "--results", url, "--storage-path", str(tmp_path / "runs"),
-                 "--name", "trainer"])
+                 "--name", "trainer", "--record-augmentation"])
     assert code == 0
     store = ResultsStore(url)
     experiment = store.experiment("trainer")
@@ -94,6 +98,7 @@ def test_torch_trainer_path_runs_one_trial(ray_session, tmp_path):
     (model,) = store.models(experiment.id)
     assert "train_runs" in model.checkpoint_uri  # written by the TorchTrainer, forwarded to Tune
     assert glob.glob(str(tmp_path / "runs" / "trainer" / f"trial_{trial.trial_id}" / "events.out.tfevents.*"))
+    assert (tmp_path / "runs" / "trainer" / f"trial_{trial.trial_id}" / "augmentation" / "epoch0000-rank0.jsonl").stat().st_size
 
 
 def test_init_from_fine_tunes_a_stored_model_and_rejects_another_architecture(tiny_run, tmp_path, capsys):
@@ -108,3 +113,23 @@ def test_init_from_fine_tunes_a_stored_model_and_rejects_another_architecture(ti
     assert main(["tune", "--space", "augmentation", "--arch", "resnet1d", *common, "--name", "wrong"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("soundsweep: error: --init-from") and "another architecture" in err
+
+
+def test_tune_on_an_esc50_layout_trains_on_its_official_folds(ray_session, tmp_path):
+    root = tmp_path / "ESC-50-master"
+    table = write_esc50(str(root))
+    url = f"sqlite:///{tmp_path}/r.db"
+    assert main(["tune", "--data", str(root), "--test-fold", "3", "--num-samples", "1", "--max-epochs", "1",
+                 "--results", url, "--storage-path", str(tmp_path / "runs"), "--name", "esc50"]) == 0
+    store = ResultsStore(url)
+    experiment = store.experiment("esc50")
+    (published,) = (tmp_path / "runs" / "cache" / "segments").glob("*/_prepared.json")
+    data_dir = json.loads(published.read_text())["path"]
+    folds = {}  # split -> the official folds its clips come from ("3-100303-A-2" is fold 3)
+    for split in ("train", "val", "test"):
+        clip_ids = pq.read_table(f"{data_dir}/split={split}", columns=["clip_id"]).column("clip_id").to_pylist()
+        folds[split] = {int(c.split("-")[0]) for c in clip_ids}
+    assert folds == {"train": {1, 2, 5}, "val": {4}, "test": {3}}  # --test-fold 3, the next fold is val
+    (model,) = store.models(experiment.id)
+    assert sum(map(sum, model.confusion)) == int((table["fold"] == 3).sum())  # every test-fold clip scored
+    assert len(model.confusion) == table["category"].nunique()

@@ -2,7 +2,11 @@
 
 :func:`decode_segments` is the Ray Data ``map_batches`` function. It turns manifest rows into
 fixed-length segments, one output row per segment; a file that cannot be used becomes a single
-row in the ``failed`` split carrying the reason, so one broken file never stops a run.
+row in the ``failed`` split carrying the reason, so one broken file never stops a run. Audio
+comes from a file path or from encoded bytes (a shard), decoded the same way.
+
+Two input policies (SoundFusion): *window* cuts each clip into overlapping windows, *full clip*
+makes each clip one segment of a fixed length, cut or zero-padded.
 
 Output batch schema (numpy format), N segments:
     waveform  float32 (N, channels, segment_samples)
@@ -12,11 +16,14 @@ Output batch schema (numpy format), N segments:
     split     str (N,)      train / val / test, or ``failed``
     error     str (N,)      empty, or why the file was skipped
 """
+import io
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import soundfile
 import soxr
+
+from trainables.seeding import numpy_generator
 
 
 class AudioError(ValueError):
@@ -28,12 +35,19 @@ class DecodeSpec:
     """How every file of an experiment is turned into segments.
 
     Attributes:
-        sample_rate: target rate in Hz (SoundFusion: 22,050 for the waveform branch).
+        sample_rate: target rate in Hz (SoundFusion: 22,050 for the waveform branch, 44,100
+            for the spectrogram branch).
         channels: 1 mixes down to mono; 2 keeps stereo and duplicates mono files.
-        segment_s: window length in seconds (SoundFusion: 5 s).
+        segment_s: segment length in seconds (SoundFusion: 5 s windows, 30 s full clips).
         overlap: fraction of a window shared with the next one (SoundFusion: 0.25).
-        min_fill: a clip shorter than ``min_fill`` windows is skipped; a shorter tail is
-            dropped; anything between is zero-padded at the end to one window.
+        min_fill: a clip shorter than ``min_fill`` segments is skipped; in window mode a
+            shorter tail is dropped; a clip between is zero-padded to one segment.
+        full_clip: one segment per clip, its first ``segment_s`` or the whole clip padded,
+            instead of windows (SoundFusion's full-clip input).
+        pad_seed: where a training clip's padding goes. None: at the end. An integer: the
+            zeros form one block at a uniformly random position, drawn per clip from
+            ``(pad_seed, clip_id)`` (SoundFusion's random padding). Validation and test clips
+            are always padded at the end, so evaluation is deterministic.
     """
 
     sample_rate: int = 22050
@@ -41,6 +55,8 @@ class DecodeSpec:
     segment_s: float = 5.0
     overlap: float = 0.25
     min_fill: float = 0.1
+    full_clip: bool = False
+    pad_seed: int | None = None
 
     @property
     def segment_samples(self) -> int:
@@ -54,10 +70,12 @@ class DecodeSpec:
         return asdict(self)
 
 
-def decode(path: str) -> tuple[np.ndarray, int]:
-    """Read ``path`` with soundfile; return float32 ``(channels, samples)`` and its rate."""
+def decode(source: str | bytes) -> tuple[np.ndarray, int]:
+    """Read a file path or encoded bytes with soundfile; return float32 ``(channels, samples)``
+    and its rate. Bytes decode exactly as the file they came from."""
     try:
-        data, rate = soundfile.read(path, dtype="float32", always_2d=True)
+        data, rate = soundfile.read(io.BytesIO(source) if isinstance(source, bytes) else source,
+                                    dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile raises several types for unreadable input
         raise AudioError(f"cannot decode: {exc}".splitlines()[0]) from exc
     if data.size == 0:
@@ -85,33 +103,57 @@ def resample(x: np.ndarray, rate: int, target: int) -> np.ndarray:
     return np.ascontiguousarray(soxr.resample(x.T, rate, target).T, dtype=np.float32)
 
 
-def segment(x: np.ndarray, spec: DecodeSpec) -> list[np.ndarray]:
-    """Cut ``(channels, samples)`` into windows of ``spec.segment_samples`` with ``spec.overlap``."""
-    win, hop = spec.segment_samples, spec.hop_samples
+def fit_length(x: np.ndarray, length: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Cut ``(channels, samples)`` to ``length`` or zero-pad it up to ``length``.
+
+    The zeros form one block: at the end without ``rng``, else at one of the ``samples + 1``
+    positions drawn uniformly from ``rng``; the samples keep their order either way.
+    """
     n = x.shape[1]
-    if n < win:
-        if n < spec.min_fill * win:
-            raise AudioError(f"too short: {n / spec.sample_rate:.3f} s (minimum {spec.min_fill * spec.segment_s:g} s)")
-        return [np.pad(x, ((0, 0), (0, win - n)))]
-    return [x[:, s : s + win] for s in range(0, n - win + 1, hop)]
+    if n >= length:
+        return x[:, :length]
+    at = n if rng is None else int(rng.integers(0, n + 1))
+    zeros = np.zeros((x.shape[0], length - n), x.dtype)
+    return np.concatenate([x[:, :at], zeros, x[:, at:]], axis=1)
 
 
-def load_segments(path: str, spec: DecodeSpec) -> list[np.ndarray]:
-    """Decode, apply the channel policy, resample and segment one file."""
-    x, rate = decode(path)
+def segment(x: np.ndarray, spec: DecodeSpec, pad_rng: np.random.Generator | None = None) -> list[np.ndarray]:
+    """Cut ``(channels, samples)`` into segments of ``spec.segment_samples``: windows with
+    ``spec.overlap``, or the one full-clip segment; ``pad_rng`` places padding (:func:`fit_length`)."""
+    win, n = spec.segment_samples, x.shape[1]
+    if n < spec.min_fill * win:
+        raise AudioError(f"too short: {n / spec.sample_rate:.3f} s (minimum {spec.min_fill * spec.segment_s:g} s)")
+    if spec.full_clip or n < win:
+        return [fit_length(x, win, pad_rng)]
+    return [x[:, s : s + win] for s in range(0, n - win + 1, spec.hop_samples)]
+
+
+def load_segments(source: str | bytes, spec: DecodeSpec, pad_rng: np.random.Generator | None = None) -> list[np.ndarray]:
+    """Decode (a path or encoded bytes), apply the channel policy, resample and segment one clip."""
+    x, rate = decode(source)
     x = resample(set_channels(x, spec.channels), rate, spec.sample_rate)
-    return segment(x, spec)
+    return segment(x, spec, pad_rng)
+
+
+def padding_rng(spec: DecodeSpec, clip_id: str, split: str) -> np.random.Generator | None:
+    """The generator that places a clip's padding: per clip for training with ``pad_seed``, else None."""
+    if spec.pad_seed is None or split != "train":
+        return None
+    return numpy_generator(spec.pad_seed, "pad", clip_id)
 
 
 def decode_segments(batch: dict, spec: DecodeSpec) -> dict:
-    """Ray Data ``map_batches`` function: manifest rows in, segment rows out (schema above)."""
+    """Ray Data ``map_batches`` function: clip rows in, segment rows out (schema above).
+
+    Input columns: ``clip_id``, ``label_index``, ``split`` and either ``audio`` (encoded bytes)
+    or ``path`` (a file to read).
+    """
     out = {k: [] for k in ("waveform", "clip_id", "segment", "label", "split", "error")}
     empty = np.zeros((spec.channels, spec.segment_samples), np.float32)
-    for path, clip_id, label, split in zip(
-        batch["path"], batch["clip_id"], batch["label_index"], batch["split"]
-    ):
+    sources = [bytes(a) for a in batch["audio"]] if "audio" in batch else [str(p) for p in batch["path"]]
+    for source, clip_id, label, split in zip(sources, batch["clip_id"], batch["label_index"], batch["split"]):
         try:
-            pieces, error = load_segments(str(path), spec), ""
+            pieces, error = load_segments(source, spec, padding_rng(spec, str(clip_id), str(split))), ""
         except AudioError as exc:
             pieces, error = [empty], str(exc)
         for i, piece in enumerate(pieces):

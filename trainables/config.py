@@ -25,6 +25,9 @@ class Runtime:
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``; mixed precision applies on a GPU only.
         storage_path: where TorchTrainer runs of this experiment keep their state.
         init_from: checkpoint (directory or URI) whose weights initialise a new trial.
+        record_augmentation: write the parameters applied to every training example, per
+            epoch, under ``<trial_dir>/augmentation/`` (see ``trainables.augment.AugmentationLog``).
+        trial_dir: the trial's folder in the experiment storage (set by the trial itself).
     """
 
     data_dir: str
@@ -40,6 +43,8 @@ class Runtime:
     precision: str = "auto"
     storage_path: str = ""
     init_from: str = ""
+    record_augmentation: bool = False
+    trial_dir: str = ""
 
 
 @dataclass

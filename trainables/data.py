@@ -1,29 +1,28 @@
-"""Reading the prepared (decoded, resampled, segmented) data of an experiment with Ray Data.
+"""Streaming an experiment's prepared segments into training and evaluation.
 
-The driver decodes every file once into Parquet, partitioned by split (``split=train/`` ...,
-see ``soundsweep.prepare``); trials only stream those segments, so decode and resample are
-never repeated per trial. Rows follow the schema of :mod:`trainables.audio`.
+The driver decodes every clip once into the segment store (:mod:`trainables.segments`,
+``soundsweep.prepare``); trials only stream those segments, so decode and resample are never
+repeated per trial.
 """
-import os
-
 import ray
 
 from trainables.augment import AugmentingCollate
-
-SPLITS = ("train", "val", "test")
-
-
-def split_path(data_dir: str, split: str) -> str:
-    return os.path.join(data_dir, f"split={split}")
+from trainables.segments import read_segment_files, segment_files
 
 
 def open_split(data_dir: str, split: str) -> ray.data.Dataset:
     """A lazy, streaming Dataset of one split's segments (nothing is read until iterated).
 
-    Its tasks ask Ray for the default 1 CPU; the resource plan keeps that free next to the
-    trials, so reads never starve behind training (DESIGN.md, Ray facts).
+    One task per store file streams it a row group (a few MB) at a time, so a reader never
+    holds more than a few row groups whatever the corpus size. ``ray.data.read_parquet`` is
+    not used: in Ray 2.60 every execution of it starts a pool of up to 32 footer-reading
+    actors (about 190 MB and a second or two of CPU each), and a trial executes its datasets
+    every epoch. The tasks ask Ray for the default 1 CPU; the resource plan keeps that free
+    next to the trials, so reads never starve behind training (DESIGN.md, Ray facts).
     """
-    dataset = ray.data.read_parquet(split_path(data_dir, split)).select_columns(["waveform", "clip_id", "segment", "label"])
+    files = segment_files(data_dir, split)
+    dataset = ray.data.from_items([{"path": f} for f in files], override_num_blocks=max(1, len(files)))
+    dataset = dataset.map_batches(read_segment_files, batch_size=1)
     dataset.context.enable_progress_bars = False  # trials print one progress line, not bars
     # Same seed, same data order: blocks reach the local shuffle in file order on every run.
     dataset.context.execution_options.preserve_order = True

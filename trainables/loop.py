@@ -11,7 +11,8 @@ to Tune by ``TuneReportCallback``) or directly inside a Tune function trial
 trials (DESIGN.md). Each epoch: stream the training shard with waveform augmentation,
 log-mel + SpecAugment on the device, Adam (the model in mixed precision on a GPU), then
 validation at segment and clip level, a checkpoint and one report that also says where the
-worker ran (node id, node IP, host name).
+worker ran (node id, node IP, host name). With ``--record-augmentation`` each worker also
+writes what every training example got, per epoch, so any batch can be replayed exactly.
 """
 import os
 import socket
@@ -25,7 +26,7 @@ import ray.tune
 import torch
 from torch import nn
 
-from trainables.augment import Augmenter, AugmentingCollate, example_keys
+from trainables.augment import AugmentationLog, Augmenter, AugmentingCollate
 from trainables.config import TrialConfig
 from trainables.data import iter_batches, open_split
 from trainables.evaluate import predict
@@ -178,20 +179,23 @@ def run(cfg: TrialConfig, session) -> None:
         seen, loss_sum = 0, 0.0
         collate = AugmentingCollate(augmenter, epoch)
         shuffle_seed = (cfg.trial_seed + epoch * 7919 + session.rank) % 2**31
-        for batch in iter_batches(session.dataset("train"), cfg.batch_size, collate, shuffle_seed):
-            # Features in fp32 on the device (a power spectrum overflows fp16), the model under autocast.
-            x = frontend(batch["waveform"].to(session.device))
-            if x.dim() == 4:  # spectrogram input: SpecAugment on the device
-                x, _ = augmenter.spectrograms(x, batch["keys"], epoch)
-            y = batch["label"].to(session.device)
-            with torch.autocast(**autocast):
-                loss = loss_fn(model(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            seen += len(y)
-            loss_sum += loss.item() * len(y)
+        with AugmentationLog(rt.trial_dir if rt.record_augmentation else None, epoch, session.rank) as log:
+            for batch in iter_batches(session.dataset("train"), cfg.batch_size, collate, shuffle_seed):
+                # Features in fp32 on the device (a power spectrum overflows fp16), the model under autocast.
+                x = frontend(batch["waveform"].to(session.device))
+                spectrogram_applied = None
+                if x.dim() == 4:  # spectrogram input: SpecAugment on the device
+                    x, spectrogram_applied = augmenter.spectrograms(x, batch["keys"], epoch)
+                log.write(batch["keys"], batch["applied"], spectrogram_applied)
+                y = batch["label"].to(session.device)
+                with torch.autocast(**autocast):
+                    loss = loss_fn(model(x), y)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                seen += len(y)
+                loss_sum += loss.item() * len(y)
         train_s = time.perf_counter() - started
 
         # Every worker sees the whole (unsplit) validation set, so clip votes are complete.

@@ -7,7 +7,6 @@ global RNG. The same parts give the same seed in any process, on any number of w
 import hashlib
 
 import numpy as np
-import torch
 
 
 def derive_seed(*parts: object) -> int:
@@ -16,8 +15,10 @@ def derive_seed(*parts: object) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
-def torch_generator(*parts: object) -> torch.Generator:
+def torch_generator(*parts: object) -> "torch.Generator":
     """A CPU ``torch.Generator`` seeded with ``derive_seed(*parts)``."""
+    import torch  # here, not at the top: decode workers seed numpy only and never load torch
+
     return torch.Generator().manual_seed(derive_seed(*parts))
 
 

@@ -4,7 +4,9 @@ Train V2 does not accept a TorchTrainer as a Tune trainable, so each trial is a 
 either runs the loop itself (``executor="local"``) or builds and fits a TorchTrainer whose
 ``TuneReportCallback`` forwards every report to this trial (``executor="train"``). The
 TorchTrainer's run is named after the trial, so a retried or restored trial finds its own
-Train checkpoints and continues.
+Train checkpoints and continues. Either way the loop learns the trial's folder in the
+experiment storage (``runtime.trial_dir``), where it keeps per-trial files such as the
+augmentation record.
 """
 import os
 
@@ -19,8 +21,17 @@ from trainables.data import open_split
 from trainables.loop import TuneSession, run, train_loop_per_worker
 
 
+def storage_trial_dir(storage_path: str) -> str:
+    """This trial's folder in the experiment storage (a path or URI), not the local working copy
+    that ``get_trial_dir()`` names: files written there need no syncing and reach any node."""
+    context = ray.tune.get_context()
+    return "/".join((storage_path.rstrip("/"), context.get_experiment_name(), os.path.basename(context.get_trial_dir())))
+
+
 def run_trial(config: dict) -> None:
     """Tune function trainable (wrap with ``tune.with_resources`` per the resource plan)."""
+    runtime = config["runtime"]
+    config = {**config, "runtime": {**runtime, "trial_dir": storage_trial_dir(runtime["storage_path"])}}
     cfg = TrialConfig.from_dict(config)
     rt = cfg.runtime
     if rt.executor == "local":

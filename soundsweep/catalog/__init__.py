@@ -5,9 +5,10 @@ channels, label_index`` plus dataset extras (``device``, ``coarse_label``, ``esc
 ``group`` is the unit that must never straddle splits; ``split`` is train, val or test.
 
 One reader per layout, registered by name (:func:`list_datasets`): ``fma``, ``gtzan``,
-``esc50``, ``urbansound8k``, ``dcase2020``, then the generic ``folder`` (one sub-folder per
-class) and ``csv`` (a manifest file). ``load_manifest(None)`` gives the embedded synthetic
-default instead. Example::
+``esc50``, ``urbansound8k``, ``dcase2020``, ``shards`` (a shard set written by ``soundsweep
+shard``, local or at a URI), then the generic ``folder`` (one sub-folder per class) and
+``csv`` (a manifest file). ``load_manifest(None)`` gives the embedded synthetic default
+instead. Example::
 
     load_manifest("/data/ESC-50-master")                 # detected: esc50, test fold 1
     load_manifest("/data/UrbanSound8K", test_fold=3)     # reader options pass through
@@ -18,7 +19,7 @@ import os
 
 import pandas as pd
 
-from soundsweep.catalog import fma, gtzan, folds, dcase, generic  # noqa: F401  registration order = detection order
+from soundsweep.catalog import fma, gtzan, folds, dcase, shards, generic  # noqa: F401  registration order = detection order
 from soundsweep.catalog._manifest import MANIFEST_COLUMNS, complete_manifest
 from soundsweep.catalog._reader import READERS, Reader, register_reader
 from soundsweep.catalog.dcase import scene_hierarchy
@@ -26,9 +27,12 @@ from soundsweep.catalog.synthetic import cache_root, synthetic_default
 from soundsweep.errors import UsageError
 
 __all__ = [
-    "MANIFEST_COLUMNS", "Reader", "cache_root", "complete_manifest", "detect_dataset", "list_datasets",
+    "MANIFEST_COLUMNS", "READER_OPTIONS", "Reader", "cache_root", "complete_manifest", "detect_dataset", "list_datasets",
     "load_manifest", "register_reader", "scene_hierarchy", "synthetic_default",
 ]
+
+# The reader options load_manifest passes through (each reader accepts its own subset).
+READER_OPTIONS = ("test_fold", "subset", "split_dir", "val_fraction")
 
 
 def list_datasets() -> list[str]:
@@ -59,9 +63,12 @@ def load_manifest(data: str | None, seed: int = 0, synthetic_clips: int = 24, da
             what = f"dataset {dataset}" if dataset else f"option(s) {', '.join(options)}"
             raise UsageError(f"{what} without --data: give --data, the folder that holds the dataset")
         return complete_manifest(synthetic_default(seed, synthetic_clips), seed, source="synthetic")
-    if not os.path.exists(data):
+    if "://" in data:  # a URI: only a shard set can live there
+        root = data
+    elif os.path.exists(data):
+        root = os.path.abspath(data)
+    else:
         raise UsageError(f"--data {data}: no such file or folder; give a dataset folder or a manifest CSV")
-    root = os.path.abspath(data)
     if dataset is None:
         dataset = detect_dataset(root)
     if dataset not in READERS:
