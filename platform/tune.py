@@ -1,7 +1,5 @@
 """``python -m platform.tune --space augmentation``: run a search (same as ``soundsweep tune``)."""
-import sys
-
-from soundsweep.cli import main
+from soundsweep.cli import run_command
 
 if __name__ == "__main__":
-    raise SystemExit(main(["tune", *sys.argv[1:]]))
+    run_command("tune")

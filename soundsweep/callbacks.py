@@ -11,7 +11,7 @@ from soundsweep.results import ResultsStore
 from soundsweep.storage import as_uri
 
 METRIC_KEYS = ("epoch", "train_loss", "train_segments", "val_loss", "val_segment_acc", "val_clip_acc",
-               "epoch_s", "train_s", "num_params", "training_iteration", "time_total_s",
+               "val_clip_acc_mean", "epoch_s", "train_s", "num_params", "training_iteration", "time_total_s",
                "node_id", "node_ip", "hostname", "pid", "device", "precision")
 
 
@@ -20,7 +20,11 @@ def trial_params(config: dict) -> dict:
 
 
 class StoreCallback(Callback):
-    """Writes each trial, each epoch's metrics and each checkpoint location as they happen."""
+    """Writes each trial, each epoch's metrics and each checkpoint location as they happen.
+
+    A trial over the int8 size budget (``--max-model-kb``) reports only ``pruned``, the reason
+    (:func:`trainables.trial.run_trial`): it is recorded with status ``PRUNED`` and no epoch.
+    """
 
     def __init__(self, results_url: str, experiment_id: int, max_epochs: int):
         self.results_url, self.experiment_id, self.max_epochs = results_url, experiment_id, max_epochs
@@ -39,6 +43,9 @@ class StoreCallback(Callback):
         self.store.record_trial(self.experiment_id, trial.trial_id, status="RUNNING", params=trial_params(trial.config))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        if "pruned" in result:
+            self.store.record_trial(self.experiment_id, trial.trial_id, status="PRUNED", error=result["pruned"])
+            return
         metrics = {k: result[k] for k in METRIC_KEYS if k in result}
         # TuneReportCallback (Train path) reports its checkpoint as a path inside the storage
         # filesystem, without the scheme: Train and Tune share that filesystem.
@@ -54,6 +61,8 @@ class StoreCallback(Callback):
             self.store.record_epoch(self.experiment_id, trial.trial_id, int(epoch), checkpoint_uri=uri)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        if "pruned" in (trial.last_result or {}):
+            return
         epochs = int((trial.last_result or {}).get("epoch", -1)) + 1
         status = "COMPLETED" if epochs >= self.max_epochs else "STOPPED"  # stopped early by the scheduler
         self.store.record_trial(self.experiment_id, trial.trial_id, status=status, retries=trial.num_failures)

@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--lr", type=float, default=defaults["lr"], help="Adam learning rate (default %(default)s)")
     what.add_argument("--batch-size", type=int, default=defaults["batch_size"], help="default %(default)s")
     data = add_dataset_arguments(tune, defaults)
+    data.add_argument("--coarse", action="store_true",
+                      help="train on super-classes (the first stage of two-stage classification): each label "
+                           "becomes its super-class from --hierarchy, or from the dataset (DCASE2020 coarse_label)")
+    data.add_argument("--hierarchy", default=None, metavar="FILE",
+                      help="with --coarse: CSV with the header fine,coarse giving each label's super-class")
     data.add_argument("--sample-rate", type=int, default=defaults["sample_rate"], help="resample to this rate (Hz)")
     data.add_argument("--channels", type=int, default=defaults["channels"], help="1 = mono, 2 = stereo")
     data.add_argument("--segment-seconds", type=float, default=defaults["segment_seconds"],
@@ -76,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--seed", type=int, default=defaults["seed"], help="experiment seed; every other seed derives from it")
     budget.add_argument("--max-failures", type=int, default=defaults["max_failures"],
                         help="retries of a failing trial from its last checkpoint")
+    budget.add_argument("--max-model-kb", type=float, default=None, metavar="KB",
+                        help="int8 model size budget (DCASE2020 1b: 500): a configuration whose quantized model is "
+                             "larger is pruned before it trains")
+    budget.add_argument("--tta-views", type=int, default=defaults["tta_views"],
+                        help="test-time augmentation views per segment in the final test (1 = off; default "
+                             "%(default)s)")
     res = tune.add_argument_group("resources")
     res.add_argument("--executor", default=defaults["executor"], choices=("auto", "train", "local"),
                      help="train = a TorchTrainer per trial; local = the loop inside the trial (auto: train for "
@@ -136,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     shard.add_argument("--out", required=True, help="folder or URI (s3://..., gs://...) to write the shard set to")
     shard.add_argument("--shard-size-mb", type=float, default=64.0, help="audio MiB per shard (default %(default)s)")
     shard.add_argument("--format", default="parquet", choices=list(WRITERS), help="default %(default)s")
+    _protocol_parsers(sub, defaults)
     return parser
 
 
@@ -157,6 +169,39 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, defaults: dict):
     return data
 
 
+def _protocol_parsers(sub, defaults: dict) -> None:
+    """The commands that work on stored models: two-stage, ensemble, quantize."""
+    from soundsweep.protocols.ensemble import METHODS
+
+    def common(command):
+        command.add_argument("--results", default=defaults["results"], help="SQLAlchemy URL of the results store")
+        command.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local Ray)")
+
+    two = sub.add_parser("two-stage", help="fuse a fine and a coarse model (DCASE2020 two-stage classification)",
+                         description="Score each fine class by its fine probability times the probability of its "
+                                     "super-class, with the best models of two experiments; report coarse, fine and "
+                                     "fused accuracy and store the fused model.")
+    two.add_argument("--fine-experiment", required=True, metavar="NAME", help="experiment trained on the labels")
+    two.add_argument("--coarse-experiment", required=True, metavar="NAME", help="experiment trained with --coarse")
+    two.add_argument("--hierarchy", default=None, metavar="FILE",
+                     help="CSV fine,coarse (default: the coarse experiment's, else the dataset's coarse_label)")
+    common(two)
+    ens = sub.add_parser("ensemble", help="combine stored models: mean probabilities or logistic-regression stacking",
+                         description="Average the members' probabilities (mean) or stack them with a logistic "
+                                     "regression fit on the validation split (stack); evaluate on the test split and "
+                                     "store the ensemble as a model.")
+    ens.add_argument("--experiment", default=None, metavar="NAME", help="take the --top-k best trials of this experiment")
+    ens.add_argument("--top-k", type=int, default=3, help="members from --experiment (default %(default)s)")
+    ens.add_argument("--models", default=None, metavar="ID,ID,...", help="stored model ids instead of --experiment")
+    ens.add_argument("--method", default="mean", choices=METHODS, help="default %(default)s")
+    common(ens)
+    quant = sub.add_parser("quantize", help="int8 weights for a stored model: size and accuracy before and after",
+                           description="Quantize every convolution and linear layer to int8 per output channel, "
+                                       "compare size (KB) and test accuracy with the float model, store the result.")
+    quant.add_argument("--model", type=int, required=True, metavar="ID", help="stored model id")
+    common(quant)
+
+
 def print_leaderboard(summary, top: int = 5) -> None:
     varying = sorted({k for t in summary.trials for k in t["params"]
                       if len({str(u["params"].get(k)) for u in summary.trials}) > 1})
@@ -169,16 +214,67 @@ def print_leaderboard(summary, top: int = 5) -> None:
         values = " ".join(f"{k}={t['params'].get(k)}" for k in varying)
         print(f"  {t['trial_id']:<10} {t['status']:<10} {t['epochs']:>6} {m.get('epoch', '-'):>5} "
               f"{m.get('val_segment_acc', 0):>8.3f} {m.get('val_clip_acc', 0):>9.3f}  {values}")
+    pruned = [t for t in summary.trials if t["status"] == "PRUNED"]
+    if pruned:
+        print(f"pruned before training: {len(pruned)} trial(s) over --max-model-kb")
     best = summary.best
     if best:
-        print(f"\nbest model: trial {best['trial_id']} epoch {best['epoch']}: test segment acc "
-              f"{best['test_segment_acc']:.3f}, test clip acc {best['test_clip_acc']:.3f} (majority vote), "
+        print(f"\nbest model {best['model_id']}: trial {best['trial_id']} epoch {best['epoch']}, "
               f"{best['num_params']:,} parameters")
+        print_evaluation(best)
         print(f"checkpoint: {best['checkpoint_uri']}")
     skipped = summary.data.failures
     print(f"skipped files: {len(skipped)}" + "".join(f"\n  {f['path']}: {f['error']}" for f in skipped))
     print(f"results store: {summary.results_url}")
     print(f"dashboard: {DEFAULT_DASHBOARD_HINT.format(url=summary.results_url)}")
+
+
+def accuracies(m: dict, prefix: str = "test") -> str:
+    """Segment accuracy and clip accuracy by both aggregations, from ``Predictions.metrics(prefix)``."""
+    return (f"segment acc {m[f'{prefix}_segment_acc']:.3f}, clip acc {m[f'{prefix}_clip_acc']:.3f} (majority vote), "
+            f"{m[f'{prefix}_clip_acc_mean']:.3f} (mean probability)")
+
+
+def print_evaluation(row: dict) -> None:
+    """A stored model's test accuracies (and with TTA when it was evaluated with it)."""
+    print(f"  test: {accuracies(row['metrics'])}")
+    if "tta" in row["metrics"]:
+        tta = row["metrics"]["tta"]
+        print(f"  test with TTA ({tta['views']} views): {accuracies(tta)}")
+
+
+def run_protocol(args) -> None:
+    """two-stage, ensemble or quantize: evaluate, store, print what was computed."""
+    from soundsweep.protocols import ensemble, quantize_model, two_stage
+    from soundsweep.results import ResultsStore
+    from soundsweep.tuner import connect_ray
+
+    try:
+        ids = [int(i) for i in args.models.split(",")] if getattr(args, "models", None) else None
+    except ValueError as exc:
+        raise UsageError(f"--models {args.models}: give model ids separated by commas, e.g. 3,5,7") from exc
+    store = ResultsStore(args.results, must_exist=True)  # the models and experiments it reads must be there
+    connect_ray(args.address)
+    if args.command == "two-stage":
+        row = two_stage(store, args.fine_experiment, args.coarse_experiment, args.hierarchy)
+        for part in ("coarse", "fine"):
+            print(f"{part} model {row['params'][part + '_model']}: test {accuracies(row['metrics'][part])}")
+        print(f"two-stage model {row['model_id']} (fine x coarse):")
+    elif args.command == "ensemble":
+        row = ensemble(store, args.method, args.experiment, args.top_k, ids)
+        for member, m in row["metrics"]["members"].items():
+            print(f"member {member}: test {accuracies(m)}")
+        fit = " (stacking fit on the validation split)" if args.method == "stack" else ""
+        print(f"ensemble model {row['model_id']}, {args.method} of {len(row['sources'])}{fit}:")
+    else:
+        row = quantize_model(store, args.model)
+        m = row["metrics"]
+        print(f"float model {args.model}: {m['float_kb']:.1f} KB; test {accuracies(m['float'])}")
+        print(f"int8 model {row['model_id']}: {m['int8_kb']:.1f} KB ({m['size_ratio']:.2f}x smaller); agrees with the "
+              f"float model on {m['clip_agreement']:.1%} of test clips, {m['segment_agreement']:.1%} of segments; "
+              f"saved to {row['checkpoint_uri']}")
+    print_evaluation(row)
+    print(f"results store: {args.results}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{args.format} shard(s) at {args.out}; train from them with --data {args.out}")
             if summary["unreadable"]:
                 print(f"{summary['unreadable']} file(s) could not be read: stored empty, the decode step lists them")
+        else:
+            run_protocol(args)
         return 0
     except UsageError as exc:
         print(f"soundsweep: error: {exc}", file=sys.stderr)
@@ -219,3 +317,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def console_main() -> None:
     sys.exit(main())
+
+
+def run_command(command: str) -> None:
+    """``python -m platform.<command>``: ``soundsweep <command>`` with the process's arguments."""
+    sys.exit(main([command, *sys.argv[1:]]))

@@ -15,7 +15,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces import DefineByName, get_space
 from soundsweep.callbacks import ProgressCallback, StoreCallback
-from soundsweep.catalog import READER_OPTIONS, load_manifest
+from soundsweep.catalog import READER_OPTIONS, coarse_manifest, hierarchy_for, load_manifest
 from soundsweep.errors import UsageError
 from soundsweep.cluster import plan_on_cluster, release
 from soundsweep.plan import ResourcePlan
@@ -28,7 +28,7 @@ from soundsweep.storage import resolve as resolve_storage
 from trainables.audio import DecodeSpec
 from trainables.config import TrialConfig
 from trainables.data import iter_batches, open_split
-from trainables.evaluate import predict
+from trainables.evaluate import TTA, Predictions, predict
 from trainables.loop import PRECISIONS, build, load_checkpoint, load_weights
 from trainables.models import ModelConfigError, parameter_count
 from trainables.trial import run_trial
@@ -55,6 +55,8 @@ class ExperimentConfig:
     split_dir: str | None = None
     val_fraction: float | None = None
     synthetic_clips: int = 24
+    coarse: bool = False
+    hierarchy: str | None = None
     num_samples: int = 12
     max_epochs: int = 4
     max_concurrent: int | None = None
@@ -79,6 +81,8 @@ class ExperimentConfig:
     record_augmentation: bool = False
     max_failures: int = 1
     address: str | None = None
+    max_model_kb: float | None = None
+    tta_views: int = 4
 
     def reader_options(self) -> dict:
         """The dataset-reader options that were given (each reader accepts its own subset)."""
@@ -126,6 +130,16 @@ class ExperimentConfig:
             raise UsageError(f"--wait-for-resources {self.wait_for_resources}: must be >= 0 seconds")
         if self.resume and not self.name:
             raise UsageError("--resume needs --name of the experiment to continue")
+        if self.max_model_kb is not None and self.max_model_kb <= 0:
+            raise UsageError(f"--max-model-kb {self.max_model_kb}: must be > 0")
+        if self.tta_views < 1:
+            raise UsageError(f"--tta-views {self.tta_views}: must be at least 1 (1 = no test-time augmentation)")
+        if self.hierarchy and not self.coarse:
+            raise UsageError("--hierarchy trains nothing by itself: add --coarse to train on its super-classes")
+
+    def tta(self) -> TTA | None:
+        """The test-time augmentation of the final evaluation (``None`` for one view)."""
+        return TTA(views=self.tta_views, seed=self.seed) if self.tta_views > 1 else None
 
 
 @dataclass
@@ -167,8 +181,8 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
         check_same_spec(name, existing.config, cfg)
     elif existing is not None:
         raise UsageError(f"experiment {name!r} already exists in {cfg.results}: add --resume or pick another --name")
-    # The manifest needs no Ray: bad --data fails here, before a cluster is joined or started.
-    manifest = load_manifest(cfg.data, cfg.seed, cfg.synthetic_clips, cfg.dataset, **cfg.reader_options())
+    # The manifest needs no Ray: bad --data (or --hierarchy) fails here, before a cluster is joined or started.
+    manifest = experiment_manifest(cfg)
 
     connect_ray(cfg.address)
     try:
@@ -180,7 +194,7 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
         print(plan.describe(), flush=True)
         # Recorded before the long work (decoding, trials), so a run killed from here on resumes by name.
         experiment_id = store.start_experiment(name, cfg.space, cfg.data or "synthetic", asdict(cfg), storage)
-        data = prepare(manifest, cfg.decode_spec(), join_storage(storage, "cache"))
+        data = experiment_data(cfg, storage, manifest)
         print(data.describe(), flush=True)
         for failure in data.failures:
             print(f"  skipped {failure['path']}: {failure['error']}", flush=True)
@@ -203,7 +217,8 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
         if cfg.wait_for_resources:
             release()  # let the autoscaler scale down again
 
-    best = register_best(store, experiment_id, data, cfg, plan, storage)
+    registered = register_top(store, experiment_id, data, cfg, storage, k=1)
+    best = registered[0] if registered else None
     summary = ExperimentSummary(
         name=name, experiment_id=experiment_id, results_url=cfg.results, plan=plan, data=data, best=best,
         wall_s=time.perf_counter() - started,
@@ -218,8 +233,20 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
 
 # The settings that define what an experiment searches; --resume must repeat them unchanged.
 SPEC_FIELDS = ("space", "arch", "width", "lr", "batch_size", "data", "dataset", "test_fold", "subset", "split_dir",
-               "val_fraction", "synthetic_clips", "num_samples", "max_epochs", "scheduler", "seed", "sample_rate",
-               "channels", "segment_seconds", "overlap", "segment_mode")
+               "val_fraction", "synthetic_clips", "coarse", "hierarchy", "num_samples", "max_epochs", "scheduler", "seed",
+               "sample_rate", "channels", "segment_seconds", "overlap", "segment_mode", "max_model_kb")
+
+
+def experiment_manifest(cfg: ExperimentConfig):
+    """The experiment's manifest; with ``--coarse``, each label replaced by its super-class."""
+    manifest = load_manifest(cfg.data, cfg.seed, cfg.synthetic_clips, cfg.dataset, **cfg.reader_options())
+    return coarse_manifest(manifest, hierarchy_for(manifest, cfg.hierarchy)) if cfg.coarse else manifest
+
+
+def experiment_data(cfg: ExperimentConfig, storage: str, manifest) -> PreparedData:
+    """The prepared segments of the experiment's ``manifest`` (:func:`experiment_manifest`), decoded
+    on the first call and a cache hit afterwards."""
+    return prepare(manifest, cfg.decode_spec(), join_storage(storage, "cache"))
 
 
 def check_same_spec(name: str, recorded: dict, cfg: ExperimentConfig) -> None:
@@ -259,8 +286,17 @@ def trial_rows(store: ResultsStore, name: str) -> list[dict]:
             for t in load_experiment(store, name).trials]
 
 
-def param_space(cfg: ExperimentConfig, data: PreparedData, plan: ResourcePlan, storage: str) -> dict:
-    """Constants every trial gets; the search space's samples are merged on top."""
+def param_space(cfg: ExperimentConfig, data: PreparedData, plan: ResourcePlan | None, storage: str) -> dict:
+    """Constants every trial gets; the search space's samples are merged on top.
+
+    Without a ``plan`` (evaluating a stored model) the scaling fields keep their defaults.
+    """
+    scaling = {} if plan is None else {
+        "executor": plan.executor,
+        "train_workers": plan.train_workers,
+        "cpus_per_worker": plan.cpus_per_worker,
+        "use_gpu": plan.gpus_per_worker > 0,
+    }
     return {
         "arch": cfg.arch,
         "width": cfg.width,
@@ -273,14 +309,12 @@ def param_space(cfg: ExperimentConfig, data: PreparedData, plan: ResourcePlan, s
             "sample_rate": cfg.sample_rate,
             "seed": cfg.seed,
             "max_epochs": cfg.max_epochs,
-            "executor": plan.executor,
-            "train_workers": plan.train_workers,
-            "cpus_per_worker": plan.cpus_per_worker,
-            "use_gpu": plan.gpus_per_worker > 0,
+            **scaling,
             "precision": cfg.precision,
             "storage_path": storage,
             "init_from": cfg.init_from or "",
             "record_augmentation": cfg.record_augmentation,
+            "max_model_kb": cfg.max_model_kb or 0.0,
         },
     }
 
@@ -321,34 +355,64 @@ def run_config(cfg: ExperimentConfig, name: str, storage: str, experiment_id: in
     )
 
 
-def trial_config(params: dict, data: PreparedData, cfg: ExperimentConfig, plan: ResourcePlan, storage: str) -> TrialConfig:
+def trial_config(params: dict, data: PreparedData, cfg: ExperimentConfig, plan: ResourcePlan | None,
+                 storage: str) -> TrialConfig:
     """Rebuild a stored trial's :class:`TrialConfig` (to load and evaluate its checkpoint)."""
     return TrialConfig.from_dict({**params, "runtime": param_space(cfg, data, plan, storage)["runtime"]})
 
 
-def evaluate_checkpoint(uri: str, tcfg: TrialConfig, data_dir: str, split: str):
-    """Load a checkpoint (``weights_only=True``) and predict every segment of ``split``."""
+def predict_split(model, frontend, data_dir: str, split: str, tta: TTA | None = None) -> Predictions:
+    """Predict every segment of ``split`` of the prepared data with a loaded model."""
+    batches = iter_batches(open_split(data_dir, split), 64)
+    return predict(model, frontend, batches, device=next(model.parameters()).device, tta=tta)
+
+
+def load_trained(uri: str, tcfg: TrialConfig):
+    """``(model, frontend)`` of ``tcfg`` with the checkpoint's weights (``weights_only=True``)."""
     model, frontend = build(tcfg)
     with tune.Checkpoint(uri).as_directory() as directory:
         model.load_state_dict(load_checkpoint(directory)["model"])
-    batches = iter_batches(open_split(data_dir, split), 64)
-    return predict(model, frontend, batches, device=next(model.parameters()).device)
+    return model, frontend
 
 
-def register_best(store: ResultsStore, experiment_id: int, data: PreparedData, cfg: ExperimentConfig,
-                  plan: ResourcePlan, storage: str) -> dict | None:
-    """Evaluate the best checkpointed epoch on the test split and record it as a model."""
-    found = store.best_epoch(experiment_id, usable=exists)
-    if found is None:
-        return None
-    trial, epoch = found
-    tcfg = trial_config(trial.params, data, cfg, plan, storage)
-    test = evaluate_checkpoint(epoch.checkpoint_uri, tcfg, data.path, "test")
-    best = {
-        "trial_id": trial.trial_id, "epoch": epoch.epoch, "checkpoint_uri": epoch.checkpoint_uri, "params": trial.params,
-        "num_params": int(epoch.metrics.get("num_params", 0)), "val_clip_acc": epoch.metrics["val_clip_acc"],
-        "test_segment_acc": test.segment_accuracy(), "test_clip_acc": test.clip_accuracy(),
-        "classes": data.classes, "confusion": test.confusion(len(data.classes)).tolist(),
+def evaluation_fields(test: Predictions, classes: list[str], tta: TTA | None = None,
+                      tta_test: Predictions | None = None, **metrics) -> dict:
+    """The ``ss_models`` columns of a test evaluation: segment accuracy, clip accuracy by majority vote
+    (``test_clip_acc``, ``aggregation``, ``confusion``) and by mean probability, and ``metrics``
+    (every figure by name: the test metrics, the ``metrics`` given, test-time augmentation)."""
+    named = {**test.metrics("test"), **metrics}
+    if tta is not None and tta_test is not None:
+        named["tta"] = {"views": tta.views, "snr_db": tta.snr_db, **tta_test.metrics("test")}
+    return {
+        "test_segment_acc": test.segment_accuracy(),
+        "test_clip_acc": test.clip_accuracy("majority_vote"),
+        "test_clip_acc_mean": test.clip_accuracy("mean_probability"),
+        "aggregation": "majority_vote",
+        "classes": classes,
+        "confusion": test.confusion(len(classes), "majority_vote").tolist(),
+        "metrics": named,
     }
-    best["model_id"] = store.add_model(experiment_id, **best)
-    return best
+
+
+def register_top(store: ResultsStore, experiment_id: int, data: PreparedData, cfg: ExperimentConfig, storage: str,
+                 k: int) -> list[dict]:
+    """Evaluate the best checkpointed epoch of each of the ``k`` best trials on the test split (plain
+    and with the experiment's test-time augmentation) and record each as a model; best first.
+
+    Only epochs whose checkpoint still exists count (Tune deletes those beyond ``num_to_keep``)."""
+    registered = []
+    for trial, epoch in store.best_epochs(experiment_id, k, usable=exists):
+        model, frontend = load_trained(epoch.checkpoint_uri, trial_config(trial.params, data, cfg, None, storage))
+        test = predict_split(model, frontend, data.path, "test")
+        tta = cfg.tta()
+        tta_test = predict_split(model, frontend, data.path, "test", tta) if tta else None
+        val = {name: value for name, value in epoch.metrics.items() if name.startswith("val_")}
+        row = {
+            "trial_id": trial.trial_id, "epoch": epoch.epoch, "checkpoint_uri": epoch.checkpoint_uri,
+            "params": trial.params, "num_params": int(epoch.metrics.get("num_params", 0)),
+            "val_clip_acc": epoch.metrics["val_clip_acc"], "kind": "single", "sources": [],
+            **evaluation_fields(test, data.classes, tta, tta_test, **val),
+        }
+        row["model_id"] = store.add_model(experiment_id, **row)
+        registered.append(row)
+    return registered

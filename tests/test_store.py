@@ -1,6 +1,5 @@
 """The results store on SQLite and PostgreSQL: idempotent writes, best-epoch choice, schema
 version check, concurrent writers, and the Optuna study in the same database."""
-import os
 import subprocess
 import sys
 import time
@@ -26,12 +25,14 @@ def test_recording_twice_updates_instead_of_duplicating(store_url, tmp_path):
     (trial,) = store.trials(exp)
     assert trial.epochs == 2 and trial.best_val_clip_acc == 0.5 and trial.num_params == 10
     assert len(store.epochs(exp)) == 2
-    best_trial, best_epoch = store.best_epoch(exp)
+    store.record_epoch(exp, "t2", 0, {"val_clip_acc": 0.45, "val_loss": 1.0, "num_params": 10}, "/ckpt/t2")
+    (best_trial, best_epoch), (second, _) = store.best_epochs(exp, 2)  # one epoch per trial, best trial first
     assert best_trial.trial_id == "t1" and best_epoch.epoch == 0 and best_epoch.checkpoint_uri == "/ckpt/0"
-    # Tune deleted epoch 0's checkpoint (it keeps its own top checkpoints): the next best one is used
-    _, kept = store.best_epoch(exp, usable=lambda uri: uri != "/ckpt/0")
-    assert kept.epoch == 1 and kept.checkpoint_uri == "/ckpt/1"
-    assert store.best_epoch(exp, usable=lambda uri: False) is None
+    assert second.trial_id == "t2" and [t.trial_id for t, _ in store.best_epochs(exp, 1)] == ["t1"]
+    # Tune deleted epoch 0's checkpoint (it keeps its own top checkpoints): t1's next best one is used
+    kept = store.best_epochs(exp, 2, usable=lambda uri: uri != "/ckpt/0")
+    assert [(t.trial_id, e.epoch, e.checkpoint_uri) for t, e in kept] == [("t2", 0, "/ckpt/t2"), ("t1", 1, "/ckpt/1")]
+    assert store.best_epochs(exp, 2, usable=lambda uri: False) == []
 
 
 def test_older_schema_gets_a_clear_message(store_url):

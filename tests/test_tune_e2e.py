@@ -14,7 +14,7 @@ from ray import tune
 
 from soundsweep.cli import main
 from soundsweep.results import ResultsStore
-from soundsweep.tuner import ExperimentConfig, evaluate_checkpoint, trial_config
+from soundsweep.tuner import ExperimentConfig, load_trained, predict_split, trial_config
 from soundsweep.plan import make_plan
 from soundsweep.prepare import prepare
 from soundsweep.catalog import load_manifest
@@ -79,8 +79,8 @@ def test_best_checkpoint_reproduces_its_validation_accuracy(tiny_run):
     assert data.cache_hit  # decoded once by the run, reused here
     assert data.path.startswith(f"{experiment.storage_path}/cache/segments/")
     plan = make_plan({"CPU": 2.0})
-    val = evaluate_checkpoint(model.checkpoint_uri, trial_config(model.params, data, cfg, plan, experiment.storage_path),
-                              data.path, "val")
+    tcfg = trial_config(model.params, data, cfg, plan, experiment.storage_path)
+    val = predict_split(*load_trained(model.checkpoint_uri, tcfg), data.path, "val")
     assert val.clip_accuracy() == pytest.approx(model.val_clip_acc)
 
 

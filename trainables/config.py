@@ -28,6 +28,7 @@ class Runtime:
         record_augmentation: write the parameters applied to every training example, per
             epoch, under ``<trial_dir>/augmentation/`` (see ``trainables.augment.AugmentationLog``).
         trial_dir: the trial's folder in the experiment storage (set by the trial itself).
+        max_model_kb: int8 size budget; a larger configuration is pruned before it trains (0: none).
     """
 
     data_dir: str
@@ -45,6 +46,7 @@ class Runtime:
     init_from: str = ""
     record_augmentation: bool = False
     trial_dir: str = ""
+    max_model_kb: float = 0.0
 
 
 @dataclass

@@ -105,20 +105,25 @@ def load_weights(model: nn.Module, uri: str) -> list[str]:
         return load_compatible(model, load_checkpoint(directory)["model"])
 
 
-def build(cfg: TrialConfig) -> tuple[nn.Module, nn.Module]:
-    """Model and front-end for ``cfg``, the model initialised from the trial seed.
+def create(cfg: TrialConfig) -> nn.Module:
+    """The model of ``cfg`` (initialised from the global RNG; :func:`build` seeds it).
 
     A model that computes its own features from the waveform (input ``waveform+logmel``: the
-    SoundFusion fusions) is told the data's sample rate; its front-end here is the identity.
+    SoundFusion fusions) is told the data's sample rate.
     """
+    rt = cfg.runtime
+    options = cfg.create_options()
+    if model_info(cfg.arch).input == "waveform+logmel":
+        options["sample_rate"] = rt.sample_rate
+    return create_model(cfg.arch, num_classes=rt.num_classes, in_channels=rt.in_channels, **options)
+
+
+def build(cfg: TrialConfig) -> tuple[nn.Module, nn.Module]:
+    """Model and front-end for ``cfg``, the model initialised from the trial seed (a model that
+    computes its own features gets the identity front-end)."""
     torch.manual_seed(cfg.trial_seed)
     rt = cfg.runtime
-    info = model_info(cfg.arch)
-    options = cfg.create_options()
-    if info.input == "waveform+logmel":
-        options["sample_rate"] = rt.sample_rate
-    model = create_model(cfg.arch, num_classes=rt.num_classes, in_channels=rt.in_channels, **options)
-    return model, create_frontend(info.input, rt.sample_rate)
+    return create(cfg), create_frontend(model_info(cfg.arch).input, rt.sample_rate)
 
 
 def training_precision(precision: str, device: torch.device) -> str:

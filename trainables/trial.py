@@ -18,7 +18,22 @@ from ray.tune.integration.ray_train import TuneReportCallback
 
 from trainables.config import TrialConfig
 from trainables.data import open_split
-from trainables.loop import TuneSession, run, train_loop_per_worker
+from trainables.loop import TuneSession, create, run, train_loop_per_worker
+from trainables.models import shape_only
+from trainables.quantize import quantize, size_kb
+
+
+def oversize(cfg: TrialConfig) -> str | None:
+    """Why ``cfg``'s model breaks the int8 size budget ``runtime.max_model_kb``, or ``None``.
+
+    The size is the exact :func:`~trainables.quantize.size_kb` of the quantized model, computed
+    from shapes alone (built on the meta device), so it costs no training and no memory.
+    """
+    budget = cfg.runtime.max_model_kb
+    if not budget:
+        return None
+    kb = size_kb(quantize(shape_only(lambda: create(cfg))))
+    return f"int8 model size {kb:.1f} KB exceeds --max-model-kb {budget:g}" if kb > budget else None
 
 
 def storage_trial_dir(storage_path: str) -> str:
@@ -29,11 +44,21 @@ def storage_trial_dir(storage_path: str) -> str:
 
 
 def run_trial(config: dict) -> None:
-    """Tune function trainable (wrap with ``tune.with_resources`` per the resource plan)."""
+    """Tune function trainable (wrap with ``tune.with_resources`` per the resource plan).
+
+    A configuration over the int8 size budget (``--max-model-kb``) stops before it trains with one
+    report: ``pruned`` (the reason, which the driver stores with status ``PRUNED``) and a validation
+    clip accuracy of 0, so that Optuna's TPE learns to steer away from oversize configurations
+    (a trial without a value would teach it nothing).
+    """
     runtime = config["runtime"]
     config = {**config, "runtime": {**runtime, "trial_dir": storage_trial_dir(runtime["storage_path"])}}
     cfg = TrialConfig.from_dict(config)
     rt = cfg.runtime
+    reason = oversize(cfg)
+    if reason:
+        ray.tune.report({"pruned": reason, "val_clip_acc": 0.0})
+        return
     if rt.executor == "local":
         run(cfg, TuneSession(cfg))
         return

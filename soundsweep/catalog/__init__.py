@@ -23,12 +23,14 @@ from soundsweep.catalog import fma, gtzan, folds, dcase, shards, generic  # noqa
 from soundsweep.catalog._manifest import MANIFEST_COLUMNS, complete_manifest
 from soundsweep.catalog._reader import READERS, Reader, register_reader
 from soundsweep.catalog.dcase import scene_hierarchy
+from soundsweep.catalog.hierarchy import coarse_manifest, hierarchy_for
 from soundsweep.catalog.synthetic import cache_root, synthetic_default
 from soundsweep.errors import UsageError
 
 __all__ = [
-    "MANIFEST_COLUMNS", "READER_OPTIONS", "Reader", "cache_root", "complete_manifest", "detect_dataset", "list_datasets",
-    "load_manifest", "register_reader", "scene_hierarchy", "synthetic_default",
+    "MANIFEST_COLUMNS", "READER_OPTIONS", "Reader", "cache_root", "coarse_manifest", "complete_manifest",
+    "detect_dataset", "hierarchy_for", "list_datasets", "load_manifest", "register_reader", "scene_hierarchy",
+    "synthetic_default",
 ]
 
 # The reader options load_manifest passes through (each reader accepts its own subset).

@@ -64,11 +64,17 @@ def complete_manifest(manifest: pd.DataFrame, seed: int, source: str) -> pd.Data
             manifest.loc[i, ["duration_s", "sample_rate", "channels"]] = [info.duration, info.samplerate, info.channels]
         except Exception:  # unreadable here: the decode step skips and lists it
             pass
+    manifest = index_labels(manifest)
+    columns = MANIFEST_COLUMNS + [c for c in manifest.columns if c not in MANIFEST_COLUMNS]
+    return manifest[columns].reset_index(drop=True)
+
+
+def index_labels(manifest: pd.DataFrame) -> pd.DataFrame:
+    """``label`` as text and ``label_index`` its position among the sorted class names (in place)."""
     manifest["label"] = manifest["label"].astype(str)
     classes = sorted(manifest["label"].unique())
     manifest["label_index"] = manifest["label"].map({c: i for i, c in enumerate(classes)}).astype(int)
-    columns = MANIFEST_COLUMNS + [c for c in manifest.columns if c not in MANIFEST_COLUMNS]
-    return manifest[columns].reset_index(drop=True)
+    return manifest
 
 
 def assign_splits(manifest: pd.DataFrame, seed: int, source: str) -> pd.DataFrame:

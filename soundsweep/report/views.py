@@ -74,8 +74,11 @@ class ExperimentView:
 
     @property
     def best_model(self) -> Model | None:
-        """The latest registration (a resumed run registers its best model again)."""
-        return self.models[-1] if self.models else None
+        """The trained model (kind ``single``) with the highest validation clip accuracy, the latest
+        on ties (a resumed run registers its best model again); the models the protocols derive
+        (two-stage, ensemble, int8) are listed in ``models`` but never chosen here."""
+        trained = [m for m in self.models if m.kind == "single"]
+        return max(reversed(trained), key=lambda m: m.val_clip_acc, default=None)
 
     def trial(self, trial_id: str) -> TrialView:
         """The trial ``trial_id``; :class:`NotFound` if the experiment has none."""

@@ -36,7 +36,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from soundsweep.errors import UsageError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_LOCK = 0x55_5357  # PostgreSQL advisory-lock key held while tables are created
 # Messages of the errors a concurrent writer causes and a retry resolves.
 # "already exists": two SQLite processes both saw a new file without tables; the retry sees them.
@@ -97,7 +97,17 @@ class Epoch(Base):
 
 
 class Model(Base):
-    """A model registered as best of an experiment, with its test-split evaluation."""
+    """A model with its test-split evaluation: a trained checkpoint, or one derived from stored models.
+
+    ``kind`` is ``single`` (a trial's checkpoint), ``two_stage`` (fine x coarse score fusion),
+    ``ensemble`` (mean or stacked probabilities) or ``quantized`` (int8 weights); ``sources``
+    lists the ids of the models a derived one was built from. ``test_clip_acc`` and
+    ``confusion`` use the clip aggregation named in ``aggregation`` (majority vote);
+    ``test_clip_acc_mean`` is the clip accuracy by mean probability. ``metrics`` holds every
+    figure of the evaluation by name (``test_*``/``val_*`` with ``_clip_acc`` = majority vote and
+    ``_clip_acc_mean`` = mean probability, test-time augmentation under ``tta``, and what the
+    protocol adds). ``size_kb`` is the int8 size of a quantized model.
+    """
 
     __tablename__ = "ss_models"
     __table_args__ = (UniqueConstraint("experiment_id", "trial_id", "epoch"),)
@@ -111,6 +121,11 @@ class Model(Base):
     val_clip_acc: Mapped[float] = mapped_column(Float)
     test_segment_acc: Mapped[float] = mapped_column(Float)
     test_clip_acc: Mapped[float] = mapped_column(Float)
+    test_clip_acc_mean: Mapped[float | None] = mapped_column(Float, nullable=True)
+    kind: Mapped[str] = mapped_column(String(32), default="single")
+    sources: Mapped[list] = mapped_column(JSON, default=list)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    size_kb: Mapped[float | None] = mapped_column(Float, nullable=True)
     aggregation: Mapped[str] = mapped_column(String(64), default="majority_vote")
     classes: Mapped[list] = mapped_column(JSON, default=list)
     confusion: Mapped[list] = mapped_column(JSON, default=list)
@@ -276,16 +291,26 @@ class ResultsStore:
             )
             return [(t, e) for t, e in rows]
 
-    def best_epoch(self, experiment_id: int, usable: Callable[[str], bool] = lambda uri: True) -> tuple[Trial, Epoch] | None:
-        """The checkpointed epoch with the highest validation clip accuracy (then lowest loss)
-        whose checkpoint passes ``usable``.
+    def best_epochs(self, experiment_id: int, k: int,
+                    usable: Callable[[str], bool] = lambda uri: True) -> list[tuple[Trial, Epoch]]:
+        """The best checkpointed epoch of each trial whose checkpoint passes ``usable``, for the
+        ``k`` best trials, best first.
 
-        Ray Tune keeps only the best ``num_to_keep`` checkpoints of a trial and breaks ties its
-        own way (the newer one wins), so the caller passes a check that the files still exist."""
-        candidates = [(t, e) for t, e in self.epochs(experiment_id) if e.checkpoint_uri]
-        candidates.sort(key=lambda te: (te[1].metrics.get("val_clip_acc", 0.0), -te[1].metrics.get("val_loss", 0.0)),
-                        reverse=True)
-        return next(((t, e) for t, e in candidates if usable(e.checkpoint_uri)), None)
+        Best = highest validation clip accuracy, then lowest validation loss. Ray Tune keeps only
+        the best ``num_to_keep`` checkpoints of a trial and breaks ties its own way (the newer one
+        wins), so the caller passes a check that the files still exist."""
+        def score(te):
+            return te[1].metrics.get("val_clip_acc", 0.0), -te[1].metrics.get("val_loss", 0.0)
+
+        candidates = sorted(((t, e) for t, e in self.epochs(experiment_id) if e.checkpoint_uri), key=score,
+                            reverse=True)
+        per_trial: dict[str, tuple[Trial, Epoch]] = {}  # filled best first: a trial's first usable epoch is its best
+        for t, e in candidates:
+            if len(per_trial) == k:
+                break
+            if t.trial_id not in per_trial and usable(e.checkpoint_uri):
+                per_trial[t.trial_id] = (t, e)
+        return list(per_trial.values())
 
     # Models ----------------------------------------------------------------------------------
 
@@ -308,6 +333,14 @@ class ResultsStore:
     def models(self, experiment_id: int) -> list[Model]:
         with Session(self.engine) as s:
             return list(s.scalars(select(Model).where(Model.experiment_id == experiment_id).order_by(Model.id)))
+
+    def model(self, model_id: int) -> Model | None:
+        with Session(self.engine) as s:
+            return s.get(Model, model_id)
+
+    def experiment_by_id(self, experiment_id: int) -> Experiment | None:
+        with Session(self.engine) as s:
+            return s.get(Experiment, experiment_id)
 
 
 def _transient(exc: DBAPIError) -> bool:

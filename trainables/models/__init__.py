@@ -19,6 +19,7 @@ from trainables.models._registry import (
     num_parameters,
     parameter_count,
     register_model,
+    shape_only,
 )
 from trainables.models._transfer import load_compatible
 from trainables.models import dcase2020, ecapa, openl3, random_cnn, soundfusion  # noqa: F401  (register their models)
@@ -33,4 +34,5 @@ __all__ = [
     "num_parameters",
     "parameter_count",
     "register_model",
+    "shape_only",
 ]

@@ -111,14 +111,17 @@ def num_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def parameter_count(name: str, num_classes: int, in_channels: int | None = None, **options) -> int:
-    """:func:`num_parameters` of a configuration without allocating its weights.
-
-    The model is built on the meta device (instant, even for 134 M parameters); one whose
-    constructor computes on tensors (a torchaudio filterbank inside) is built on the CPU.
-    """
+def shape_only(build: Callable[[], nn.Module]) -> nn.Module:
+    """``build()`` on the meta device: shapes and dtypes without weights (instant, even for 134 M
+    parameters); a model whose constructor computes on tensors (a torchaudio filterbank inside)
+    is built on the CPU instead."""
     try:
         with torch.device("meta"):
-            return num_parameters(create_model(name, num_classes, in_channels, **options))
+            return build()
     except (RuntimeError, NotImplementedError):
-        return num_parameters(create_model(name, num_classes, in_channels, **options))
+        return build()
+
+
+def parameter_count(name: str, num_classes: int, in_channels: int | None = None, **options) -> int:
+    """:func:`num_parameters` of a configuration without allocating its weights (:func:`shape_only`)."""
+    return num_parameters(shape_only(lambda: create_model(name, num_classes, in_channels, **options)))

@@ -1,0 +1,50 @@
+"""``soundsweep quantize --model ID``: int8 weights for a stored model, size and accuracy before/after.
+
+The weight-only per-channel int8 scheme is :mod:`trainables.quantize` (DCASE2020 Task 1b). The
+command evaluates the float and the quantized model on the test split, counts the clips on which
+they agree, saves the int8 state next to the experiment's checkpoints
+(``<storage>/quantized/model-<ID>.pt``) and stores the quantized model as a model of its own
+(kind ``quantized``, ``size_kb`` its int8 size), which ``ensemble --models`` can combine.
+"""
+import os
+
+import numpy as np
+import torch
+
+from soundsweep.errors import UsageError
+from soundsweep.protocols.stored import find_model
+from soundsweep.results import ResultsStore
+from soundsweep.tuner import evaluation_fields, predict_split
+from trainables.quantize import quantize, size_kb
+
+
+def quantize_model(store: ResultsStore, model_id: int) -> dict:
+    """Quantize stored model ``model_id``; returns the stored row of the quantized model."""
+    source = find_model(store, model_id)
+    if source.row.kind != "single":
+        raise UsageError(f"--model {model_id} is already quantized; give the id of a trained model")
+    model, frontend = source.load()
+    small = quantize(model)
+    data = source.experiment.data
+    before = predict_split(model, frontend, data.path, "test")
+    after = predict_split(small, frontend, data.path, "test")
+    val = predict_split(small, frontend, data.path, "val")
+    float_kb, int8_kb = size_kb(model), size_kb(small)
+    agreement = {
+        "segment_agreement": float((before.probs.argmax(1) == after.probs.argmax(1)).mean()),
+        "clip_agreement": float(np.mean(before.clips()[2] == after.clips()[2])),
+    }
+    folder = os.path.join(source.experiment.row.storage_path, "quantized")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"model-{model_id}.pt")
+    torch.save(small.state_dict(), path)
+    row = {
+        "trial_id": f"int8-{source.row.trial_id}", "epoch": source.row.epoch, "checkpoint_uri": path,
+        "kind": "quantized", "sources": [model_id], "params": source.row.params,
+        "num_params": source.row.num_params, "val_clip_acc": val.clip_accuracy(), "size_kb": int8_kb,
+        **evaluation_fields(after, data.classes, **val.metrics("val"), float_kb=float_kb, int8_kb=int8_kb,
+                            size_ratio=float_kb / int8_kb, **agreement,
+                            float=before.metrics("test")),
+    }
+    row["model_id"] = store.add_model(source.row.experiment_id, **row)
+    return row

@@ -1,0 +1,95 @@
+"""Stored models brought back to life: their experiment's data, their weights, their predictions.
+
+Every protocol works on models of the results store: it rebuilds the experiment that made a
+model from the experiment's recorded configuration (the prepared segments are a cache hit),
+loads the weights (a trial's checkpoint, or the int8 state of a quantized model) and predicts
+a split. The Ray connection must be open (:func:`soundsweep.tuner.connect_ray`).
+"""
+import os
+from dataclasses import dataclass, fields
+
+import torch
+
+from soundsweep.errors import UsageError
+from soundsweep.prepare import PreparedData
+from soundsweep.results import ResultsStore
+from soundsweep.results.store import Experiment, Model
+from soundsweep.tuner import (ExperimentConfig, experiment_data, experiment_manifest, load_trained, predict_split,
+                              trial_config)
+from trainables.evaluate import TTA, Predictions
+from trainables.loop import build
+from trainables.quantize import quantize
+
+LOADABLE = ("single", "quantized")
+"""Kinds of models with weights of their own (derived kinds are recomputed from their sources)."""
+
+
+@dataclass
+class StoredExperiment:
+    """An experiment of the store with its configuration and prepared data."""
+
+    row: Experiment
+    cfg: ExperimentConfig
+    data: PreparedData
+
+    @classmethod
+    def open(cls, row: Experiment) -> "StoredExperiment":
+        known = {f.name for f in fields(ExperimentConfig)}
+        cfg = ExperimentConfig(**{k: v for k, v in row.config.items() if k in known})
+        return cls(row, cfg, experiment_data(cfg, row.storage_path, experiment_manifest(cfg)))
+
+
+@dataclass
+class StoredModel:
+    """A model of the store whose weights can be loaded (kind ``single`` or ``quantized``)."""
+
+    row: Model
+    experiment: StoredExperiment
+
+    def load(self):
+        """``(model, frontend)`` with the stored weights, in eval mode on the CPU."""
+        exp = self.experiment
+        tcfg = trial_config(self.row.params, exp.data, exp.cfg, None, exp.row.storage_path)
+        if self.row.kind == "quantized":
+            model, frontend = build(tcfg)
+            model = quantize(model)
+            model.load_state_dict(torch.load(self.row.checkpoint_uri, map_location="cpu", weights_only=True))
+            return model.eval(), frontend
+        model, frontend = load_trained(self.row.checkpoint_uri, tcfg)
+        return model.eval(), frontend
+
+    def predict(self, split: str, tta: TTA | None = None) -> Predictions:
+        return predict_split(*self.load(), self.experiment.data.path, split, tta)
+
+
+def find_experiment(store: ResultsStore, name: str, flag: str = "--experiment") -> StoredExperiment:
+    row = store.experiment(name)
+    if row is None:
+        raise UsageError(f"{flag} {name}: no such experiment in {store.url}; check the name and --results")
+    if not os.path.exists(row.storage_path) and "://" not in row.storage_path:
+        raise UsageError(f"{flag} {name}: its storage {row.storage_path} is gone; the checkpoints are needed")
+    return StoredExperiment.open(row)
+
+
+def find_model(store: ResultsStore, model_id: int, experiments: dict[int, StoredExperiment] | None = None) -> StoredModel:
+    """The stored model ``model_id``; ``experiments`` caches opened experiments by id."""
+    row = store.model(model_id)
+    if row is None:
+        raise UsageError(f"--model {model_id}: no such model in {store.url}; the tune summary and the ss_models "
+                         "table list the ids")
+    if row.kind not in LOADABLE:
+        raise UsageError(f"model {model_id} is a {row.kind} model, built from models {row.sources}: use those "
+                         f"(only {' or '.join(LOADABLE)} models have weights of their own)")
+    experiments = {} if experiments is None else experiments
+    if row.experiment_id not in experiments:
+        experiments[row.experiment_id] = StoredExperiment.open(store.experiment_by_id(row.experiment_id))
+    return StoredModel(row, experiments[row.experiment_id])
+
+
+def best_model(store: ResultsStore, experiment: StoredExperiment, flag: str) -> StoredModel:
+    """The trained model of ``experiment`` with the best validation clip accuracy."""
+    trained = [m for m in store.models(experiment.row.id) if m.kind == "single"]
+    if not trained:
+        raise UsageError(f"{flag} {experiment.row.name}: it has no registered model; let its tune run finish "
+                         "(or --resume it)")
+    return StoredModel(max(trained, key=lambda m: m.val_clip_acc), experiment)
