@@ -127,7 +127,7 @@ def test_second_prepare_is_a_cache_hit_that_reads_nothing(corpus, prepared, monk
 
 
 def test_changed_decode_parameter_or_touched_file_is_a_miss(corpus, prepared):
-    manifest, key = load_manifest(corpus), os.path.basename(prepared[0].path)
+    manifest, key = load_manifest(corpus), os.path.basename(os.path.dirname(prepared[0].path))  # <key>/<attempt>
     assert cache_key(manifest, SPEC) == key
     for changed in (replace(SPEC, sample_rate=16000), replace(SPEC, channels=2), replace(SPEC, full_clip=True),
                     replace(SPEC, pad_seed=1), replace(SPEC, overlap=0.5)):
