@@ -54,6 +54,7 @@ class PreparedData:
     segments: dict[str, int]
     clips: dict[str, int]
     failures: list[dict] = field(default_factory=list)
+    devices: dict[str, str] = field(default_factory=dict)  # clip id -> recording device, where the manifest says
     cache_hit: bool = False
     seconds: float = 0.0
 
@@ -144,6 +145,7 @@ def prepare(manifest: pd.DataFrame, spec: DecodeSpec, cache_dir: str) -> Prepare
         segments=segments,
         clips=clips,
         failures=sorted(failures, key=lambda f: f["clip_id"]),
+        devices=dict(zip(manifest["clip_id"].astype(str), manifest["device"].astype(str))) if "device" in manifest else {},
         seconds=time.perf_counter() - started,
     )
     # Publish: write the summary beside the final name, then move it there in one step.

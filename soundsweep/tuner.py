@@ -394,6 +394,18 @@ def evaluation_fields(test: Predictions, classes: list[str], tta: TTA | None = N
     }
 
 
+def accuracy_by_device(test: Predictions, devices: dict[str, str]) -> dict[str, dict]:
+    """Test clips and correct ones (majority vote) per recording device (DCASE2020's a, b, c, s1..s6),
+    ``{}`` when the dataset records no device."""
+    counts: dict[str, dict] = {}
+    for clip_id, label, predicted in zip(*test.clips("majority_vote")):
+        if str(clip_id) in devices:
+            entry = counts.setdefault(devices[str(clip_id)], {"clips": 0, "correct": 0})
+            entry["clips"] += 1
+            entry["correct"] += int(label == predicted)
+    return dict(sorted(counts.items()))
+
+
 def register_top(store: ResultsStore, experiment_id: int, data: PreparedData, cfg: ExperimentConfig, storage: str,
                  k: int) -> list[dict]:
     """Evaluate the best checkpointed epoch of each of the ``k`` best trials on the test split (plain
@@ -411,7 +423,8 @@ def register_top(store: ResultsStore, experiment_id: int, data: PreparedData, cf
             "trial_id": trial.trial_id, "epoch": epoch.epoch, "checkpoint_uri": epoch.checkpoint_uri,
             "params": trial.params, "num_params": int(epoch.metrics.get("num_params", 0)),
             "val_clip_acc": epoch.metrics["val_clip_acc"], "kind": "single", "sources": [],
-            **evaluation_fields(test, data.classes, tta, tta_test, **val),
+            **evaluation_fields(test, data.classes, tta, tta_test, **val,
+                                per_device=accuracy_by_device(test, data.devices)),
         }
         row["model_id"] = store.add_model(experiment_id, **row)
         registered.append(row)

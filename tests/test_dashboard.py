@@ -100,6 +100,10 @@ def test_pages_in_chromium(dashboard, tiny_run, screenshots, capsys):
     per_class = trial.tables["per-class"]
     assert [row[0] for row in per_class] == model.classes
     assert [int(row[2]) for row in per_class] == [model.confusion[i][i] for i in range(len(model.classes))]
+    per_device = trial.tables["per-device"]  # the synthetic set records each clip's "device" (its EQ)
+    assert per_device and all(row[0].startswith("dev") for row in per_device)
+    assert sum(int(row[1]) for row in per_device) == sum(map(sum, model.confusion))  # every test clip once
+    assert sum(int(row[2]) for row in per_device) == sum(model.confusion[i][i] for i in range(len(model.classes)))
 
     for name in ("index", "experiment", "trial"):
         with open(os.path.join(screenshots, f"{name}.png"), "rb") as f:

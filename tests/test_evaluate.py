@@ -1,6 +1,7 @@
 """Clip-level majority vote with ties broken by summed probabilities."""
 import numpy as np
 
+from soundsweep.tuner import accuracy_by_device
 from trainables.evaluate import Predictions
 
 
@@ -19,3 +20,11 @@ def test_majority_vote_and_tie_break():
     assert pred.segment_accuracy() == 2 / 5
     assert pred.confusion(3).tolist() == [[1, 0, 0], [0, 0, 0], [0, 1, 0]]
     assert np.isclose(pred.loss, -np.mean(np.log([0.9, 0.4, 0.1, 0.1, 0.8])))
+
+
+def test_accuracy_by_device_counts_each_test_clip_under_its_device():
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.6, 0.4]])  # clips x, y, z (z has two segments)
+    pred = Predictions(np.array(["x", "y", "z", "z"], dtype=object), np.array([0, 0, 1, 1]), probs)
+    assert accuracy_by_device(pred, {"x": "a", "y": "s1", "z": "a"}) == {
+        "a": {"clips": 2, "correct": 1}, "s1": {"clips": 1, "correct": 0}}
+    assert accuracy_by_device(pred, {}) == {}  # no device column: nothing to show

@@ -9,7 +9,9 @@ from html import escape
 from typing import Protocol
 
 from soundsweep.report.plots import Plot
-from soundsweep.report.views import METRIC, ExperimentView, TrialView, leaderboard, model_name, per_class
+from soundsweep.results.store import Model
+from soundsweep.report.views import (METRIC, ExperimentView, TrialView, leaderboard, model_name, per_class,
+                                     per_device)
 
 STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; max-width: 1250px; }
@@ -174,7 +176,15 @@ def _best_model_section(e: ExperimentView, links: Links) -> list[str]:
         _img(links.plot(e, Plot("confusion")), "confusion", "confusion matrix of the best model on the test split"),
         "<h3>Per-class accuracy</h3>",
         _table("per-class", ["class", "test clips", "correct", "accuracy", "most often predicted instead"], rows),
+        *_per_device_section(model),
     ]
+
+
+def _per_device_section(model: Model) -> list[str]:
+    rows = [[escape(r["device"]), _num(r["clips"]), _num(r["correct"]), _bar(r["accuracy"])] for r in per_device(model)]
+    if not rows:
+        return []
+    return ["<h3>Per-device accuracy</h3>", _table("per-device", ["device", "test clips", "correct", "accuracy"], rows)]
 
 
 def _trial_section(e: ExperimentView, t: TrialView, links: Links) -> str:

@@ -152,6 +152,14 @@ def per_class(model: Model) -> list[dict]:
     return rows
 
 
+def per_device(model: Model) -> list[dict]:
+    """Test clip accuracy per recording device (``metrics["per_device"]``); empty when the dataset
+    records no device."""
+    return [{"device": device, "clips": c["clips"], "correct": c["correct"],
+             "accuracy": c["correct"] / c["clips"] if c["clips"] else None}
+            for device, c in (model.metrics or {}).get("per_device", {}).items()]
+
+
 def load_experiment(store: ResultsStore, name: str) -> ExperimentView:
     """The experiment ``name`` with every trial and epoch; a one-line error if it is unknown."""
     row = store.experiment(name)
