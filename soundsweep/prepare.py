@@ -34,7 +34,6 @@ import numpy as np
 import pandas as pd
 import pyarrow.fs
 import ray
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from soundsweep import storage
 from trainables.audio import DecodeSpec
@@ -119,10 +118,9 @@ def prepare(manifest: pd.DataFrame, spec: DecodeSpec, cache_dir: str) -> Prepare
     out = storage.join(root, attempt)
     work = parts(manifest)
     local = not manifest["path"].astype(str).str.contains("://").all()
-    placement = ({"scheduling_strategy": NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)}
-                 if local else {})
+    this_node = {"ray.io/node-id": ray.get_runtime_context().get_node_id()} if local else None
     summary = ray.data.from_items(work, override_num_blocks=len(work)).flat_map(
-        decode_part, fn_kwargs={"spec": spec, "data_dir": out}, **placement)
+        decode_part, fn_kwargs={"spec": spec, "data_dir": out}, label_selector=this_node)
     segments, clips, failures = dict.fromkeys(SPLITS, 0), dict.fromkeys(SPLITS, 0), []
     paths = dict(zip(manifest["clip_id"].astype(str), manifest["path"].astype(str)))
     try:

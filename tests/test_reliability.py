@@ -43,37 +43,64 @@ def snapshot(url: str, name: str) -> list[tuple]:
             for t in store.trials(experiment.id)]
 
 
-def test_sigkilled_driver_resumes_without_losing_or_repeating_work(ray_session, tmp_path):
-    url, storage = f"sqlite:///{tmp_path}/r.db", str(tmp_path / "runs")
-    assert main(["tune", *FLAGS, "--results", url, "--storage-path", storage, "--name", "reference"]) == 0
+def state(url: str, name: str) -> tuple:
+    """``(experiment status or None, [(trial status, epochs)], models registered)`` of ``name``."""
+    store = ResultsStore(url)
+    experiment = store.experiment(name)
+    if experiment is None:
+        return None, [], 0
+    return (experiment.status, [(t.status, t.epochs) for t in store.trials(experiment.id)],
+            len(store.models(experiment.id)))
 
-    # Same experiment in a separate driver process, joined to the same Ray, killed mid second trial.
+
+# Where the driver is killed, as a predicate on the store's state (polled every 0.5 s). With one
+# trial at a time, each holds for seconds: decoding, a trial's start, Tune's shutdown + the test
+# evaluation of the best checkpoint.
+KILL_POINTS = {
+    "before-first-trial": lambda status, trials, models: status == "RUNNING" and not trials,
+    "mid-trial": lambda status, trials, models: (len(trials) == 2 and trials[0][0] == "COMPLETED"
+                                                 and trials[1][1] >= 1),
+    "between-trials": lambda status, trials, models: (len(trials) >= 1 and trials[0][0] == "COMPLETED"
+                                                      and all(epochs == 0 for _, epochs in trials[1:])),
+    "registering-best": lambda status, trials, models: (status == "RUNNING" and len(trials) == 2
+                                                        and all(t == "COMPLETED" for t, _ in trials)),
+}
+
+
+@pytest.fixture(scope="module")
+def reference(ray_session, tmp_path_factory):
+    """One uninterrupted run of FLAGS: what every killed-and-resumed run must end up equal to."""
+    root = tmp_path_factory.mktemp("reference")
+    url, storage = f"sqlite:///{root}/r.db", str(root / "runs")
+    assert main(["tune", *FLAGS, "--results", url, "--storage-path", storage, "--name", "reference"]) == 0
+    return snapshot(url, "reference")
+
+
+@pytest.mark.parametrize("kill_point", list(KILL_POINTS))
+def test_sigkilled_driver_resumes_without_losing_or_repeating_work(ray_session, reference, tmp_path, kill_point):
+    url, storage = f"sqlite:///{tmp_path}/r.db", str(tmp_path / "runs")
+    # The run in a separate driver process, joined to the same Ray, SIGKILLed at the kill point.
     driver = subprocess.Popen(
         [sys.executable, "-m", "platform.tune", *FLAGS, "--results", url, "--storage-path", storage,
          "--name", "killed", "--address", ray_session.get_runtime_context().gcs_address],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        def mid_second_trial():
-            experiment = ResultsStore(url).experiment("killed")
-            trials = ResultsStore(url).trials(experiment.id) if experiment else []
-            return len(trials) == 2 and trials[0].status == "COMPLETED" and trials[1].epochs >= 1
-        wait_for(mid_second_trial, 300, "the second trial's first epoch")
-        time.sleep(2.5)  # let Tune save its state once (TUNE_GLOBAL_CHECKPOINT_S=2)
+        wait_for(lambda: KILL_POINTS[kill_point](*state(url, "killed")), 300, kill_point)
+        if kill_point == "mid-trial":
+            time.sleep(2.5)  # let Tune save its state once (TUNE_GLOBAL_CHECKPOINT_S=2)
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait(30)
     finally:
         if driver.poll() is None:
             os.killpg(driver.pid, signal.SIGKILL)
+    assert state(url, "killed")[0] == "RUNNING"  # killed before the run could finish
 
     assert main(["tune", *FLAGS, "--results", url, "--storage-path", storage, "--name", "killed", "--resume"]) == 0
-    resumed, reference = snapshot(url, "killed"), snapshot(url, "reference")
-    assert resumed == reference  # same configs, statuses and per-epoch metrics, nothing twice
-    store = ResultsStore(url)
-    assert len(store.models(store.experiment("killed").id)) == 1
+    assert snapshot(url, "killed") == reference  # same configs, statuses and per-epoch metrics, nothing twice
+    assert state(url, "killed")[0] == "FINISHED" and state(url, "killed")[2] == 1
     # resuming a finished experiment changes nothing and registers no second model
     assert main(["tune", *FLAGS, "--results", url, "--storage-path", storage, "--name", "killed", "--resume"]) == 0
-    assert snapshot(url, "killed") == reference
-    assert len(store.models(store.experiment("killed").id)) == 1
+    assert snapshot(url, "killed") == reference and state(url, "killed")[2] == 1
 
 
 def test_killed_trials_retry_from_checkpoint_and_persistent_failures_are_stored(ray_session, tmp_path):

@@ -164,7 +164,7 @@ def decode_segments(batch: dict, spec: DecodeSpec) -> dict:
             out["split"].append("failed" if error else str(split))
             out["error"].append(error)
     return {
-        "waveform": np.stack(out["waveform"]).astype(np.float32),
+        "waveform": np.stack(out["waveform"]).astype(np.float32, copy=False),
         "clip_id": np.array(out["clip_id"], dtype=object),
         "segment": np.array(out["segment"], dtype=np.int64),
         "label": np.array(out["label"], dtype=np.int64),
