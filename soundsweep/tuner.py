@@ -319,9 +319,33 @@ def param_space(cfg: ExperimentConfig, data: PreparedData, plan: ResourcePlan | 
     }
 
 
+class ResumableOptunaSearch(OptunaSearch):
+    """Ray's OptunaSearch, for a resumed run that replays a trial Optuna has already closed.
+
+    A driver killed after Optuna recorded a trial's end (in the results database) but before Tune
+    saved its own experiment state resumes that trial from its last checkpoint; the replayed
+    results would update a finished Optuna trial, which Optuna refuses (UpdateFinishedTrialError
+    kills the run). Such a trial is known already: it is treated as complete here.
+    """
+
+    def _skip_if_closed(self, trial_id: str) -> None:
+        ot_trial = self._ot_trials.get(trial_id)
+        if ot_trial is not None and trial_id not in self._completed_trials:
+            if self._ot_study._storage.get_trial(ot_trial._trial_id).state.is_finished():
+                self._completed_trials.add(trial_id)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self._skip_if_closed(trial_id)
+        super().on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        self._skip_if_closed(trial_id)
+        super().on_trial_complete(trial_id, result, error)
+
+
 def tune_config(cfg: ExperimentConfig, name: str, plan: ResourcePlan) -> tune.TuneConfig:
     """Optuna TPE (seeded, study stored in the results database) with ASHA on validation clip accuracy."""
-    searcher = OptunaSearch(
+    searcher = ResumableOptunaSearch(
         space=DefineByName(cfg.space),
         metric=METRIC,
         mode=MODE,
