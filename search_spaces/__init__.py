@@ -56,32 +56,50 @@ class SearchSpace:
             node[leaf] = value
         return config
 
-    def grid_size(self) -> int:
-        """Number of distinct configurations, conditional branches included (walks every path of
+    def grid(self) -> list[dict]:
+        """Every distinct configuration, conditional branches included, as the Optuna parameters
+        that select it; in order, the first choice varying slowest (walks every path of
         categorical decisions)."""
-        size, pending = 0, [()]
+        configs, pending = [], [()]
         while pending:
             path = pending.pop()
             replay = _Replay(path)
             self.define(replay)
             if len(replay.fanouts) == len(path):
-                size += 1
+                configs.append(replay.params)
             else:
-                pending.extend(path + (i,) for i in range(replay.fanouts[len(path)]))
-        return size
+                pending.extend(path + (i,) for i in reversed(range(replay.fanouts[len(path)])))
+        return configs
+
+    def grid_size(self) -> int:
+        """Number of distinct configurations (:meth:`grid`)."""
+        return len(self.grid())
 
 
 class _Replay:
-    """A stand-in Optuna trial for :meth:`SearchSpace.grid_size`: takes the choices named by
-    ``path`` (then the first ones) and records how many choices each decision had."""
+    """A stand-in Optuna trial for :meth:`SearchSpace.grid`: takes the choices named by ``path``
+    (then the first ones), records how many choices each decision had and what it took."""
 
     def __init__(self, path: tuple[int, ...]):
-        self.path, self.fanouts = path, []
+        self.path, self.fanouts, self.params = path, [], {}
 
     def suggest_categorical(self, name: str, choices: list):
         depth = len(self.fanouts)
         self.fanouts.append(len(choices))
-        return choices[self.path[depth] if depth < len(self.path) else 0]
+        self.params[name] = choices[self.path[depth] if depth < len(self.path) else 0]
+        return self.params[name]
+
+
+def flatten(config: dict, prefix: str = "") -> dict:
+    """The inverse of :meth:`SearchSpace.sample`'s nesting: ``{"a": {"b": 1}}`` -> ``{"a/b": 1}``,
+    the Optuna parameter names a config came from."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}/"))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 SPACES: dict[str, SearchSpace] = {}
@@ -119,4 +137,4 @@ def get_space(name: str) -> SearchSpace:
     return SPACES[name]
 
 
-from search_spaces import architecture, augmentation, ccs, width  # noqa: E402,F401  (register their spaces)
+from search_spaces import architecture, augmentation, ccs, random_cnn, width  # noqa: E402,F401  (register their spaces)

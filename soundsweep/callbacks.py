@@ -6,24 +6,28 @@ resumed run gets them back; the database engine is opened lazily.
 import time
 
 from ray.tune import Callback
+from ray.tune.search.repeater import TRIAL_INDEX
 
 from soundsweep.results import ResultsStore
 from soundsweep.storage import as_uri
 
 METRIC_KEYS = ("epoch", "train_loss", "train_segments", "val_loss", "val_segment_acc", "val_clip_acc",
                "val_clip_acc_mean", "epoch_s", "train_s", "num_params", "training_iteration", "time_total_s",
-               "node_id", "node_ip", "hostname", "pid", "device", "precision")
+               "node_id", "node_ip", "hostname", "pid", "device", "precision",
+               "fold", "repeat", "test_clip_acc", "selected", "feature_dim", "features_s", "classifier_s")
 
 
 def trial_params(config: dict) -> dict:
-    return {k: v for k, v in config.items() if k != "runtime"}
+    """A trial's configuration: its config without the runtime and the repeat index (the fold and
+    seed a repeated configuration ran on are in its metrics)."""
+    return {k: v for k, v in config.items() if k not in ("runtime", TRIAL_INDEX)}
 
 
 class StoreCallback(Callback):
     """Writes each trial, each epoch's metrics and each checkpoint location as they happen.
 
     A trial over the int8 size budget (``--max-model-kb``) reports only ``pruned``, the reason
-    (:func:`trainables.trial.run_trial`): it is recorded with status ``PRUNED`` and no epoch.
+    (:func:`trainables.trial.train_trial`): it is recorded with status ``PRUNED`` and no epoch.
     """
 
     def __init__(self, results_url: str, experiment_id: int, max_epochs: int):

@@ -7,8 +7,10 @@ import sys
 from dataclasses import fields
 
 from search_spaces import SPACES, list_spaces
-from soundsweep.catalog import READER_OPTIONS, list_datasets, load_manifest
+from soundsweep.catalog import DatasetOptions, list_datasets
+from soundsweep.configurations import DEFAULT_METRIC, compare, format_table
 from soundsweep.errors import UsageError
+from soundsweep.results import ResultsStore
 from trainables.models import list_models, model_info
 from trainables.shards import WRITERS
 
@@ -36,9 +38,11 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from soundsweep.probe import ProbeConfig
     from soundsweep.tuner import PRECISIONS, SCHEDULERS, SEGMENT_MODES, ExperimentConfig
 
     defaults = {f.name: f.default for f in fields(ExperimentConfig)}
+    probe_defaults = {f.name: f.default for f in fields(ProbeConfig)}
     parser = OneLineParser(prog="soundsweep", description="Distributed audio-classification experiments on Ray.")
     sub = parser.add_subparsers(dest="command", required=True)
     tune = sub.add_parser(
@@ -78,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--max-epochs", type=int, default=defaults["max_epochs"], help="epochs per trial at most")
     budget.add_argument("--scheduler", default=defaults["scheduler"], help=f"{' or '.join(SCHEDULERS)} (early stopping)")
     budget.add_argument("--max-concurrent", type=int, default=None, help="trials at once (default: as many as fit)")
+    budget.add_argument("--folds", type=int, default=defaults["folds"],
+                        help="k-fold cross-validation: run every configuration on k folds (the dataset's official "
+                             "folds, else stratified group folds; fold k+1 is val) and report mean, std and 95%% CI")
+    budget.add_argument("--repeats", type=int, default=defaults["repeats"],
+                        help="run every configuration (on every fold) with this many seeds")
     budget.add_argument("--seed", type=int, default=defaults["seed"], help="experiment seed; every other seed derives from it")
     budget.add_argument("--max-failures", type=int, default=defaults["max_failures"],
                         help="retries of a failing trial from its last checkpoint")
@@ -147,6 +156,49 @@ def build_parser() -> argparse.ArgumentParser:
     shard.add_argument("--out", required=True, help="folder or URI (s3://..., gs://...) to write the shard set to")
     shard.add_argument("--shard-size-mb", type=float, default=64.0, help="audio MiB per shard (default %(default)s)")
     shard.add_argument("--format", default="parquet", choices=list(WRITERS), help="default %(default)s")
+
+    cmp = sub.add_parser(
+        "compare",
+        help="paired t-test and Wilcoxon signed-rank test of two configurations' per-fold/per-seed scores",
+        description="Compare two configurations on the folds and seeds both ran (soundsweep tune --folds/--repeats, "
+                    "or a screening): paired t-test and Wilcoxon signed-rank test, recorded in the results store. A "
+                    "configuration is EXPERIMENT/TRIAL (the configuration that trial belongs to; the configuration "
+                    "table names each by its first trial) or EXPERIMENT (its configuration with the best mean validation accuracy).",
+    )
+    cmp.add_argument("a", help="EXPERIMENT or EXPERIMENT/TRIAL")
+    cmp.add_argument("b", help="EXPERIMENT or EXPERIMENT/TRIAL")
+    cmp.add_argument("--metric", default=DEFAULT_METRIC, help="score compared (default %(default)s)")
+    cmp.add_argument("--results", default=defaults["results"], help="SQLAlchemy URL of the results store")
+
+    probe = sub.add_parser(
+        "probe",
+        help="frozen embeddings of a front-end + OpenL3's MLP probe (1 s windows, lr x weight decay grid)",
+        description="Embed every clip's 1 s windows (0.1 s hop) with a frozen registered model (the input of its "
+                    "classifier block; seeded random weights, or a stored checkpoint's), train OpenL3's MLP "
+                    "(512-128, early stopping, lr x weight decay in {1e-5, 1e-4, 1e-3}^2 selected on the val split) "
+                    "and test it, summing window likelihoods per clip; recorded in the results store.",
+    )
+    what = probe.add_argument_group("what to embed")
+    what.add_argument("--frontend", required=True, choices=list_models(), metavar="NAME",
+                      help="registered model whose classifier input is the embedding (see 'soundsweep tune --help')")
+    what.add_argument("--checkpoint", default=None, metavar="URI",
+                      help="checkpoint of a run (its 'checkpoint:' line) to load into --frontend; default: seeded "
+                           "random weights")
+    what.add_argument("--width", type=int, default=None, help="model width (default: the paper's)")
+    what.add_argument("--sample-rate", type=int, default=None,
+                      help="decode at this rate (default: the front-end paper's, e.g. 48000 for L3)")
+    add_dataset_arguments(probe, defaults)
+    budget = probe.add_argument_group("training")
+    budget.add_argument("--max-epochs", type=int, default=probe_defaults["max_epochs"],
+                        help="epochs per grid point at most (default %(default)s)")
+    budget.add_argument("--patience", type=int, default=probe_defaults["patience"],
+                        help="early-stopping patience (default %(default)s)")
+    budget.add_argument("--seed", type=int, default=defaults["seed"], help="seed of the front-end and the MLPs")
+    out = probe.add_argument_group("where results go")
+    out.add_argument("--results", default=defaults["results"], help="SQLAlchemy URL of the results store")
+    out.add_argument("--storage-path", default=defaults["storage_path"], help="where the probe's MLP is saved")
+    out.add_argument("--name", default=None, help="experiment name (default: probe-<frontend>-<time>)")
+    out.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local Ray)")
     _protocol_parsers(sub, defaults)
     return parser
 
@@ -212,8 +264,9 @@ def print_leaderboard(summary, top: int = 5) -> None:
     for t in ranked:
         m = t["best"]
         values = " ".join(f"{k}={t['params'].get(k)}" for k in varying)
+        seg = f"{m['val_segment_acc']:>8.3f}" if "val_segment_acc" in m else f"{'-':>8}"  # screening: clips only
         print(f"  {t['trial_id']:<10} {t['status']:<10} {t['epochs']:>6} {m.get('epoch', '-'):>5} "
-              f"{m.get('val_segment_acc', 0):>8.3f} {m.get('val_clip_acc', 0):>9.3f}  {values}")
+              f"{seg} {m.get('val_clip_acc', 0):>9.3f}  {values}")
     pruned = [t for t in summary.trials if t["status"] == "PRUNED"]
     if pruned:
         print(f"pruned before training: {len(pruned)} trial(s) over --max-model-kb")
@@ -223,6 +276,8 @@ def print_leaderboard(summary, top: int = 5) -> None:
               f"{best['num_params']:,} parameters")
         print_evaluation(best)
         print(f"checkpoint: {best['checkpoint_uri']}")
+    if summary.configurations:
+        print("\n" + format_table(summary.configurations))
     skipped = summary.data.failures
     print(f"skipped files: {len(skipped)}" + "".join(f"\n  {f['path']}: {f['error']}" for f in skipped))
     print(f"results store: {summary.results_url}")
@@ -246,7 +301,6 @@ def print_evaluation(row: dict) -> None:
 def run_protocol(args) -> None:
     """two-stage, ensemble or quantize: evaluate, store, print what was computed."""
     from soundsweep.protocols import ensemble, quantize_model, two_stage
-    from soundsweep.results import ResultsStore
     from soundsweep.tuner import connect_ray
 
     try:
@@ -277,6 +331,28 @@ def run_protocol(args) -> None:
     print(f"results store: {args.results}")
 
 
+def print_comparison(result: dict) -> None:
+    a, b, d = result["a_summary"], result["b_summary"], result["difference"]
+    print(f"{result['metric']} on {result['n']} paired fold/seed runs")
+    for name, s in ((result["a"], a), (result["b"], b)):
+        print(f"  {name}: mean {s['mean']:.4f}, std {s['std']:.4f}, 95% CI [{s['ci_low']:.4f}, {s['ci_high']:.4f}]")
+    print(f"  difference a - b: mean {d['mean']:+.4f}, 95% CI [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]")
+    print(f"  paired t-test: t = {result['t']:.3f}, df = {result['df']}, p = {result['t_p']:.4g}")
+    print(f"  Wilcoxon signed-rank: W = {result['wilcoxon']:g}, p = {result['wilcoxon_p']:.4g}")
+    print(f"recorded as comparison {result['comparison_id']}")
+
+
+def print_probe(summary: dict) -> None:
+    print(f"\nprobe {summary['name']}: {summary['embedding_dim']}-value embeddings, validation clip accuracy per grid point:")
+    for point in summary["grid"]:
+        print(f"  lr {point['lr']:g} weight decay {point['weight_decay']:g}: {point['val_clip_acc']:.3f} "
+              f"(best epoch {point['best_epoch']}, {point['epochs']} run)")
+    model = summary["model"]
+    print(f"selected lr {model['params']['lr']:g}, weight decay {model['params']['weight_decay']:g}: test clip acc "
+          f"{model['test_clip_acc']:.3f} (summed window likelihoods), window acc {model['test_segment_acc']:.3f}")
+    print(f"saved: {model['checkpoint_uri']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a command; return the process exit code (also for ``--help`` and bad flags)."""
     try:
@@ -300,13 +376,18 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "shard":
             from soundsweep.catalog.shards import pack
 
-            options = {n: getattr(args, n) for n in READER_OPTIONS if getattr(args, n) is not None}
-            manifest = load_manifest(args.data, args.seed, args.synthetic_clips, args.dataset, **options)
+            manifest = DatasetOptions(**{f.name: getattr(args, f.name) for f in fields(DatasetOptions)}).manifest(args.seed)
             summary = pack(manifest, args.out, args.shard_size_mb, args.format)
             print(f"packed {summary['clips']} clips ({summary['bytes'] / 2**20:.1f} MiB) into {len(summary['shards'])} "
                   f"{args.format} shard(s) at {args.out}; train from them with --data {args.out}")
             if summary["unreadable"]:
                 print(f"{summary['unreadable']} file(s) could not be read: stored empty, the decode step lists them")
+        elif args.command == "compare":
+            print_comparison(compare(ResultsStore(args.results, must_exist=True), args.a, args.b, args.metric))
+        elif args.command == "probe":
+            from soundsweep.probe import ProbeConfig, run_probe
+
+            print_probe(run_probe(ProbeConfig(**{f.name: getattr(args, f.name) for f in fields(ProbeConfig)})))
         else:
             run_protocol(args)
         return 0

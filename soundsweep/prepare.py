@@ -22,6 +22,10 @@ Local audio files (a ``--data`` folder, a local shard set, the synthetic set) ar
 exist on the driver's node, so their decode tasks are pinned to that node; shards on a URI
 decode anywhere. What the tasks write goes to the cache, which on a cluster is shared storage
 every trial reads.
+
+Cross-validation decodes once too: the manifest's ``split`` column names each clip's fold
+(``fold0``, ``fold1``, ...), and :func:`fold_view` presents one fold assignment as an ordinary
+train/val/test dataset: a view that lists those partitions' files, so no segment is copied.
 """
 import hashlib
 import json
@@ -37,7 +41,7 @@ import ray
 
 from soundsweep import storage
 from trainables.audio import DecodeSpec
-from trainables.segments import SPLITS, decode_part
+from trainables.segments import SPLITS, VIEW_FILE, decode_part, segment_files
 
 CLIPS_PER_PART = 32  # loose files per Ray Data task: enough parts to keep every CPU busy, few files per split
 SUMMARY_FILE = "_prepared.json"
@@ -58,7 +62,7 @@ class PreparedData:
     seconds: float = 0.0
 
     def describe(self) -> str:
-        counts = ", ".join(f"{s} {self.clips.get(s, 0)} clips / {self.segments.get(s, 0)} segments" for s in SPLITS)
+        counts = ", ".join(f"{s} {self.clips.get(s, 0)} clips / {n} segments" for s, n in self.segments.items())
         origin = "cache hit" if self.cache_hit else f"decoded in {self.seconds:.1f} s"
         return f"data: {len(self.classes)} classes; {counts}; {origin} ({self.path})"
 
@@ -121,7 +125,9 @@ def prepare(manifest: pd.DataFrame, spec: DecodeSpec, cache_dir: str) -> Prepare
     this_node = {"ray.io/node-id": ray.get_runtime_context().get_node_id()} if local else None
     summary = ray.data.from_items(work, override_num_blocks=len(work)).flat_map(
         decode_part, fn_kwargs={"spec": spec, "data_dir": out}, label_selector=this_node)
-    segments, clips, failures = dict.fromkeys(SPLITS, 0), dict.fromkeys(SPLITS, 0), []
+    # Partitions: train/val/test, or the folds of a cross-validation (fold0, fold1, ...).
+    names = sorted(set(manifest["split"].astype(str)) - set(SPLITS), key=lambda n: (len(n), n)) or SPLITS
+    segments, clips, failures = dict.fromkeys(names, 0), dict.fromkeys(names, 0), []
     paths = dict(zip(manifest["clip_id"].astype(str), manifest["path"].astype(str)))
     try:
         for batch in summary.iter_batches(batch_size=1024):  # streamed: one small row per clip
@@ -146,9 +152,40 @@ def prepare(manifest: pd.DataFrame, spec: DecodeSpec, cache_dir: str) -> Prepare
         devices=dict(zip(manifest["clip_id"].astype(str), manifest["device"].astype(str))) if "device" in manifest else {},
         seconds=time.perf_counter() - started,
     )
-    # Publish: write the summary beside the final name, then move it there in one step.
-    staged = f"{summary_path}.{attempt}"
-    with fs.open_output_stream(staged) as f:
-        f.write(json.dumps({k: v for k, v in prepared.__dict__.items() if k not in ("cache_hit", "seconds")}).encode())
-    fs.move(staged, summary_path)
+    publish(fs, summary_path, {k: v for k, v in prepared.__dict__.items() if k not in ("cache_hit", "seconds")})
     return prepared
+
+
+def publish(fs: pyarrow.fs.FileSystem, path: str, content: dict) -> None:
+    """Write ``content`` as JSON to ``path`` in one step: staged beside it, then moved there (one
+    object, replaced whole), so a reader sees either nothing or all of it."""
+    staged = f"{path}.{uuid.uuid4().hex[:12]}"
+    with fs.open_output_stream(staged) as f:
+        f.write(json.dumps(content).encode())
+    fs.move(staged, path)
+
+
+def fold_view(data: PreparedData, test: str, val: str) -> PreparedData:
+    """``data`` (partitioned by fold) seen as one cross-validation split: partition ``test`` is
+    the test split, ``val`` the val split and every other partition the train split.
+
+    The view is the folder ``<data>/folds/test-<test>.val-<val>/`` with one file,
+    :data:`~trainables.segments.VIEW_FILE`, listing the partitions' files each split reads, so
+    every trial streams it like any prepared data and no segment is copied. It is written once
+    (:func:`publish`); runs that write it at once write the same list.
+    """
+    root = storage.join(data.path, "folds", f"test-{test}.val-{val}")
+    role = {part: "test" if part == test else "val" if part == val else "train" for part in data.segments}
+    fs, root_path = storage.open_fs(root)
+    view_path = storage.join(root_path, VIEW_FILE)
+    if fs.get_file_info(view_path).type != pyarrow.fs.FileType.File:
+        fs.create_dir(root_path, recursive=True)
+        publish(fs, view_path, {split: [f for part, r in role.items() if r == split for f in segment_files(data.path, part)]
+                                for split in SPLITS})
+    totals = {split: {"segments": 0, "clips": 0} for split in SPLITS}
+    for part, split in role.items():
+        totals[split]["segments"] += data.segments[part]
+        totals[split]["clips"] += data.clips[part]
+    return PreparedData(path=root, classes=data.classes, spec=data.spec, failures=data.failures, devices=data.devices,
+                        segments={s: t["segments"] for s, t in totals.items()},
+                        clips={s: t["clips"] for s, t in totals.items()}, cache_hit=data.cache_hit, seconds=data.seconds)

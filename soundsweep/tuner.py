@@ -2,6 +2,12 @@
 
 >>> from soundsweep.tuner import ExperimentConfig, run_experiment
 >>> summary = run_experiment(ExperimentConfig(space="augmentation", num_samples=4))
+
+The space's ``protocol`` constant decides what a trial does (``train`` or ``screening``, see
+``trainables/trial.py``) and how the search runs (:func:`search_shape`). With ``--folds K``
+and/or ``--repeats R`` every configuration Optuna suggests runs K x R times, once per fold and
+seed (Tune's ``Repeater``; Optuna sees the mean), and the run ends with a table of each
+configuration's mean, standard deviation and 95% interval (:mod:`soundsweep.configurations`).
 """
 import os
 import time
@@ -11,15 +17,17 @@ import optuna
 import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search import Repeater
 from ray.tune.search.optuna import OptunaSearch
 
-from search_spaces import DefineByName, get_space
+from search_spaces import DefineByName, SearchSpace, get_space
 from soundsweep.callbacks import ProgressCallback, StoreCallback
-from soundsweep.catalog import READER_OPTIONS, coarse_manifest, hierarchy_for, load_manifest
+from soundsweep.catalog import DatasetOptions, coarse_manifest, cv_folds, hierarchy_for
+from soundsweep.configurations import configuration_table, configurations
 from soundsweep.errors import UsageError
 from soundsweep.cluster import plan_on_cluster, release
 from soundsweep.plan import ResourcePlan
-from soundsweep.prepare import PreparedData, prepare
+from soundsweep.prepare import PreparedData, fold_view, prepare
 from soundsweep.report.views import load_experiment
 from soundsweep.results import ResultsStore
 from soundsweep.storage import exists
@@ -39,7 +47,7 @@ SEGMENT_MODES = ("window", "full")
 
 
 @dataclass
-class ExperimentConfig:
+class ExperimentConfig(DatasetOptions):
     """Everything ``soundsweep tune`` takes; each field is a CLI flag of the same name."""
 
     space: str = "augmentation"
@@ -48,19 +56,14 @@ class ExperimentConfig:
     init_from: str | None = None
     lr: float = 1e-3
     batch_size: int = 32
-    data: str | None = None
-    dataset: str | None = None
-    test_fold: int | None = None
-    subset: str | None = None
-    split_dir: str | None = None
-    val_fraction: float | None = None
-    synthetic_clips: int = 24
     coarse: bool = False
     hierarchy: str | None = None
     num_samples: int = 12
     max_epochs: int = 4
     max_concurrent: int | None = None
     scheduler: str = "asha"
+    folds: int = 1
+    repeats: int = 1
     seed: int = 0
     results: str = "sqlite:///results/soundsweep.db"
     storage_path: str = "results/runs"
@@ -84,13 +87,11 @@ class ExperimentConfig:
     max_model_kb: float | None = None
     tta_views: int = 4
 
-    def reader_options(self) -> dict:
-        """The dataset-reader options that were given (each reader accepts its own subset)."""
-        return {n: getattr(self, n) for n in READER_OPTIONS if getattr(self, n) is not None}
-
     def decode_spec(self) -> DecodeSpec:
         """How files become segments. Full clips pad training clips at a random position seeded
-        by the experiment seed (SoundFusion); windows pad the rare too-short clip at its end."""
+        by the experiment seed (SoundFusion); windows pad the rare too-short clip at its end. With
+        ``--folds`` a clip is decoded once for every role its fold takes, so every clip is padded
+        at its end, as validation and test clips are."""
         full = self.segment_mode == "full"
         return DecodeSpec(self.sample_rate, self.channels, self.segment_seconds, self.overlap,
                           full_clip=full, pad_seed=self.seed if full else None)
@@ -107,7 +108,8 @@ class ExperimentConfig:
         except ModelConfigError as exc:
             raise UsageError(f"--arch/--width: {exc}") from exc
         for flag, value in (("--num-samples", self.num_samples), ("--max-epochs", self.max_epochs),
-                            ("--batch-size", self.batch_size), ("--sample-rate", self.sample_rate)):
+                            ("--batch-size", self.batch_size), ("--sample-rate", self.sample_rate),
+                            ("--folds", self.folds), ("--repeats", self.repeats)):
             if value < 1:
                 raise UsageError(f"{flag} {value}: must be at least 1")
         if self.scheduler not in SCHEDULERS:
@@ -152,6 +154,37 @@ class ExperimentSummary:
     best: dict | None
     wall_s: float
     trials: list[dict]
+    configurations: list[dict]
+
+
+@dataclass(frozen=True)
+class SearchShape:
+    """How a search runs: its protocol, the configurations Optuna suggests, the runs of each
+    (folds x repeats), the reports a trial makes at most and the scheduler."""
+
+    protocol: str
+    configurations: int
+    runs: int
+    max_epochs: int
+    scheduler: str
+
+    @property
+    def trials(self) -> int:
+        return self.configurations * self.runs
+
+
+def search_shape(cfg: ExperimentConfig, space: SearchSpace) -> SearchShape:
+    """The shape of ``cfg``'s search over ``space``.
+
+    A screening reports once per trial and is exhaustive: its grid is evaluated in order, at
+    most once per configuration, without early stopping. Repeated configurations run without
+    early stopping too: it would stop some folds or seeds of a configuration and not others.
+    """
+    protocol = space.constants.get("protocol", "train")
+    runs = cfg.folds * cfg.repeats
+    if protocol == "screening":
+        return SearchShape(protocol, min(cfg.num_samples, space.grid_size()), runs, 1, "fifo")
+    return SearchShape(protocol, cfg.num_samples, runs, cfg.max_epochs, cfg.scheduler if runs == 1 else "fifo")
 
 
 def connect_ray(address: str | None) -> None:
@@ -170,6 +203,14 @@ def connect_ray(address: str | None) -> None:
 def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
     cfg.check()
     started = time.perf_counter()
+    space = get_space(cfg.space)
+    shape = search_shape(cfg, space)
+    training = shape.protocol == "train"  # other protocols run in the trial itself, on one worker
+    if cfg.init_from and not training:
+        raise UsageError(f"--init-from: the {shape.protocol} protocol trains no model; drop --init-from "
+                         "(soundsweep probe --checkpoint embeds with a stored model)")
+    if cfg.max_model_kb is not None and not training:
+        raise UsageError(f"--max-model-kb: the {shape.protocol} protocol trains no model to prune; drop --max-model-kb")
     name = cfg.name or f"{cfg.space}-{time.strftime('%Y%m%d-%H%M%S')}"
     storage = resolve_storage(cfg.storage_path)
     check_writable(storage)
@@ -187,20 +228,25 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
     connect_ray(cfg.address)
     try:
         # Planned before any work: a plan the cluster cannot run stops here, in seconds.
-        plan = plan_on_cluster(wait_s=cfg.wait_for_resources, train_workers=cfg.train_workers,
+        plan = plan_on_cluster(wait_s=cfg.wait_for_resources, train_workers=cfg.train_workers if training else 1,
                                cpus_per_worker=cfg.cpus_per_worker, gpus_per_worker=cfg.gpus_per_worker,
-                               data_cpus=cfg.data_cpus, max_concurrent=cfg.max_concurrent, executor=cfg.executor,
-                               num_samples=cfg.num_samples)
+                               data_cpus=cfg.data_cpus, max_concurrent=cfg.max_concurrent,
+                               executor=cfg.executor if training else "local", num_samples=shape.trials)
         print(plan.describe(), flush=True)
+        if shape.runs > 1 or not training:
+            print(f"search: {shape.configurations} configuration(s) x {cfg.folds} fold(s) x {cfg.repeats} seed(s), "
+                  f"{shape.protocol} protocol, {shape.scheduler} scheduler", flush=True)
         # Recorded before the long work (decoding, trials), so a run killed from here on resumes by name.
         experiment_id = store.start_experiment(name, cfg.space, cfg.data or "synthetic", asdict(cfg), storage)
-        data = experiment_data(cfg, storage, manifest)
-        print(data.describe(), flush=True)
-        for failure in data.failures:
+        prepared, folds = experiment_data(cfg, storage, manifest)
+        print(prepared.describe(), flush=True)
+        for failure in prepared.failures:
             print(f"  skipped {failure['path']}: {failure['error']}", flush=True)
-        for split in ("train", "val", "test"):
-            if data.segments[split] == 0:
-                raise UsageError(f"the {split} split has no usable audio after decoding: check --data")
+        for view in folds:
+            for split in ("train", "val", "test"):
+                if view.segments[split] == 0:
+                    raise UsageError(f"the {split} split has no usable audio after decoding: check --data")
+        data = folds[0]
         if cfg.init_from:
             check_init_from(cfg, data, plan, storage)
 
@@ -209,44 +255,61 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
             tuner = tune.Tuner.restore(join_storage(storage, name), trainable, resume_unfinished=True,
                                        resume_errored=True)
         else:
-            tuner = tune.Tuner(trainable, param_space=param_space(cfg, data, plan, storage),
-                               tune_config=tune_config(cfg, name, plan),
-                               run_config=run_config(cfg, name, storage, experiment_id))
+            tuner = tune.Tuner(trainable, param_space=param_space(cfg, data, plan, storage, folds if cfg.folds > 1 else ()),
+                               tune_config=tune_config(cfg, name, plan, space, shape),
+                               run_config=run_config(cfg, name, storage, experiment_id, shape))
         tuner.fit()
     finally:
         if cfg.wait_for_resources:
             release()  # let the autoscaler scale down again
 
-    registered = register_top(store, experiment_id, data, cfg, storage, k=1)
+    registered = register_top(store, experiment_id, folds, cfg, storage, k=1)
     best = registered[0] if registered else None
+    if training and shape.runs > 1:
+        score_trials(store, experiment_id, folds, cfg, storage)
+    table = configuration_table(configurations(store, name)) if shape.runs > 1 or not training else []
     summary = ExperimentSummary(
-        name=name, experiment_id=experiment_id, results_url=cfg.results, plan=plan, data=data, best=best,
+        name=name, experiment_id=experiment_id, results_url=cfg.results, plan=plan, data=prepared, best=best,
         wall_s=time.perf_counter() - started,
-        trials=trial_rows(store, name),
+        trials=trial_rows(store, name), configurations=table,
     )
     store.finish_experiment(experiment_id, "FINISHED", {
-        "plan": plan.describe(), "data": data.describe(), "cache_hit": data.cache_hit, "executor": plan.executor,
-        "skipped_files": data.failures, "wall_s": summary.wall_s, "best_model": best,
+        "plan": plan.describe(), "data": prepared.describe(), "cache_hit": prepared.cache_hit, "executor": plan.executor,
+        "skipped_files": prepared.failures, "wall_s": summary.wall_s, "best_model": best, "configurations": table,
     })
     return summary
 
 
 # The settings that define what an experiment searches; --resume must repeat them unchanged.
 SPEC_FIELDS = ("space", "arch", "width", "lr", "batch_size", "data", "dataset", "test_fold", "subset", "split_dir",
-               "val_fraction", "synthetic_clips", "coarse", "hierarchy", "num_samples", "max_epochs", "scheduler", "seed",
-               "sample_rate", "channels", "segment_seconds", "overlap", "segment_mode", "max_model_kb")
+               "val_fraction", "synthetic_clips", "coarse", "hierarchy", "num_samples", "max_epochs", "scheduler", "folds",
+               "repeats", "seed", "sample_rate", "channels", "segment_seconds", "overlap", "segment_mode", "max_model_kb")
 
 
 def experiment_manifest(cfg: ExperimentConfig):
     """The experiment's manifest; with ``--coarse``, each label replaced by its super-class."""
-    manifest = load_manifest(cfg.data, cfg.seed, cfg.synthetic_clips, cfg.dataset, **cfg.reader_options())
+    manifest = cfg.manifest(cfg.seed)
     return coarse_manifest(manifest, hierarchy_for(manifest, cfg.hierarchy)) if cfg.coarse else manifest
 
 
-def experiment_data(cfg: ExperimentConfig, storage: str, manifest) -> PreparedData:
+def experiment_data(cfg: ExperimentConfig, storage: str, manifest) -> tuple[PreparedData, list[PreparedData]]:
     """The prepared segments of the experiment's ``manifest`` (:func:`experiment_manifest`), decoded
-    on the first call and a cache hit afterwards."""
-    return prepare(manifest, cfg.decode_spec(), join_storage(storage, "cache"))
+    on the first call and a cache hit afterwards, and the train/val/test datasets its trials run on:
+    the prepared segments themselves, or with ``--folds K`` the K fold views of segments
+    partitioned by fold (:func:`~soundsweep.catalog.cv_folds`)."""
+    cache = join_storage(storage, "cache")
+    if cfg.folds == 1:
+        data = prepare(manifest, cfg.decode_spec(), cache)
+        return data, [data]
+    fold, pairs = cv_folds(manifest, cfg.folds, cfg.seed, cfg.data or "synthetic")
+    by_fold = prepare(manifest.assign(split=[f"fold{f}" for f in fold]), cfg.decode_spec(), cache)
+    return by_fold, [fold_view(by_fold, f"fold{test}", f"fold{val}") for test, val in pairs]
+
+
+def fold_data(metrics: dict, folds: list[PreparedData]) -> PreparedData:
+    """The data a trial or model ran on, from :func:`experiment_data`'s datasets: the view of the
+    ``fold`` in its metrics, else the one dataset."""
+    return folds[metrics.get("fold") or 0]
 
 
 def check_same_spec(name: str, recorded: dict, cfg: ExperimentConfig) -> None:
@@ -286,8 +349,10 @@ def trial_rows(store: ResultsStore, name: str) -> list[dict]:
             for t in load_experiment(store, name).trials]
 
 
-def param_space(cfg: ExperimentConfig, data: PreparedData, plan: ResourcePlan | None, storage: str) -> dict:
-    """Constants every trial gets; the search space's samples are merged on top.
+def param_space(cfg: ExperimentConfig, data: PreparedData, plan: ResourcePlan | None, storage: str,
+                folds: list[PreparedData] = ()) -> dict:
+    """Constants every trial gets; the search space's samples are merged on top. ``folds``: the
+    cross-validation views a repeated trial picks its data from.
 
     Without a ``plan`` (evaluating a stored model) the scaling fields keep their defaults.
     """
@@ -315,6 +380,8 @@ def param_space(cfg: ExperimentConfig, data: PreparedData, plan: ResourcePlan | 
             "init_from": cfg.init_from or "",
             "record_augmentation": cfg.record_augmentation,
             "max_model_kb": cfg.max_model_kb or 0.0,
+            "folds": [view.path for view in folds],
+            "repeats": cfg.repeats,
         },
     }
 
@@ -343,22 +410,27 @@ class ResumableOptunaSearch(OptunaSearch):
         super().on_trial_complete(trial_id, result, error)
 
 
-def tune_config(cfg: ExperimentConfig, name: str, plan: ResourcePlan) -> tune.TuneConfig:
-    """Optuna TPE (seeded, study stored in the results database) with ASHA on validation clip accuracy."""
+def tune_config(cfg: ExperimentConfig, name: str, plan: ResourcePlan, space: SearchSpace,
+                shape: SearchShape) -> tune.TuneConfig:
+    """Optuna TPE (seeded, study stored in the results database) with ASHA on validation clip
+    accuracy; a screening's grid first, in order; each configuration repeated ``shape.runs`` times."""
     searcher = ResumableOptunaSearch(
         space=DefineByName(cfg.space),
         metric=METRIC,
         mode=MODE,
+        points_to_evaluate=space.grid()[: shape.configurations] if shape.protocol == "screening" else None,
         sampler=optuna.samplers.TPESampler(seed=cfg.seed),
         study_name=name,
         storage=optuna.storages.RDBStorage(cfg.results),
     )
+    if shape.runs > 1:
+        searcher = Repeater(searcher, repeat=shape.runs)
     scheduler = (
-        ASHAScheduler(time_attr="training_iteration", metric=METRIC, mode=MODE, max_t=cfg.max_epochs,
+        ASHAScheduler(time_attr="training_iteration", metric=METRIC, mode=MODE, max_t=shape.max_epochs,
                       grace_period=1, reduction_factor=2)
-        if cfg.scheduler == "asha" else FIFOScheduler()
+        if shape.scheduler == "asha" else FIFOScheduler()
     )
-    return tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=cfg.num_samples,
+    return tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=shape.trials,
                            max_concurrent_trials=plan.max_concurrent, trial_dirname_creator=trial_dirname)
 
 
@@ -367,11 +439,11 @@ def trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def run_config(cfg: ExperimentConfig, name: str, storage: str, experiment_id: int) -> tune.RunConfig:
+def run_config(cfg: ExperimentConfig, name: str, storage: str, experiment_id: int, shape: SearchShape) -> tune.RunConfig:
     return tune.RunConfig(
         name=name,
         storage_path=storage,
-        callbacks=[StoreCallback(cfg.results, experiment_id, cfg.max_epochs), ProgressCallback(cfg.num_samples)],
+        callbacks=[StoreCallback(cfg.results, experiment_id, shape.max_epochs), ProgressCallback(shape.trials)],
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=METRIC,
                                                 checkpoint_score_order=MODE),
         failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
@@ -430,14 +502,17 @@ def accuracy_by_device(test: Predictions, devices: dict[str, str]) -> dict[str, 
     return dict(sorted(counts.items()))
 
 
-def register_top(store: ResultsStore, experiment_id: int, data: PreparedData, cfg: ExperimentConfig, storage: str,
-                 k: int) -> list[dict]:
-    """Evaluate the best checkpointed epoch of each of the ``k`` best trials on the test split (plain
+def register_top(store: ResultsStore, experiment_id: int, folds: list[PreparedData], cfg: ExperimentConfig,
+                 storage: str, k: int) -> list[dict]:
+    """Evaluate the best checkpointed epoch of each of the ``k`` best trials on its test split (plain
     and with the experiment's test-time augmentation) and record each as a model; best first.
 
-    Only epochs whose checkpoint still exists count (Tune deletes those beyond ``num_to_keep``)."""
+    ``folds`` are :func:`experiment_data`'s datasets: a trial of a cross-validation is tested on
+    its own fold's test split, and the model keeps that ``fold`` in its metrics. Only epochs whose
+    checkpoint still exists count (Tune deletes those beyond ``num_to_keep``)."""
     registered = []
     for trial, epoch in store.best_epochs(experiment_id, k, usable=exists):
+        data = fold_data(epoch.metrics, folds)
         model, frontend = load_trained(epoch.checkpoint_uri, trial_config(trial.params, data, cfg, None, storage))
         test = predict_split(model, frontend, data.path, "test")
         tta = cfg.tta()
@@ -447,9 +522,21 @@ def register_top(store: ResultsStore, experiment_id: int, data: PreparedData, cf
             "trial_id": trial.trial_id, "epoch": epoch.epoch, "checkpoint_uri": epoch.checkpoint_uri,
             "params": trial.params, "num_params": int(epoch.metrics.get("num_params", 0)),
             "val_clip_acc": epoch.metrics["val_clip_acc"], "kind": "single", "sources": [],
-            **evaluation_fields(test, data.classes, tta, tta_test, **val,
+            **evaluation_fields(test, data.classes, tta, tta_test, fold=epoch.metrics.get("fold"), **val,
                                 per_device=accuracy_by_device(test, data.devices)),
         }
         row["model_id"] = store.add_model(experiment_id, **row)
         registered.append(row)
     return registered
+
+
+def score_trials(store: ResultsStore, experiment_id: int, folds: list[PreparedData], cfg: ExperimentConfig,
+                 storage: str) -> None:
+    """Record each training trial's test metrics (its best checkpointed epoch on its own fold's
+    test split, :meth:`~trainables.evaluate.Predictions.metrics`): the per-fold, per-seed scores
+    of repeated configurations."""
+    for trial, epoch in store.best_epochs(experiment_id, usable=exists):
+        data = fold_data(epoch.metrics, folds)
+        model, frontend = load_trained(epoch.checkpoint_uri, trial_config(trial.params, data, cfg, None, storage))
+        test = predict_split(model, frontend, data.path, "test")
+        store.record_trial(experiment_id, trial.trial_id, metrics={**trial.metrics, **test.metrics("test")})

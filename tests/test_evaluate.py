@@ -28,3 +28,12 @@ def test_accuracy_by_device_counts_each_test_clip_under_its_device():
     assert accuracy_by_device(pred, {"x": "a", "y": "s1", "z": "a"}) == {
         "a": {"clips": 2, "correct": 1}, "s1": {"clips": 1, "correct": 0}}
     assert accuracy_by_device(pred, {}) == {}  # no device column: nothing to show
+
+
+def test_summed_likelihood_can_overrule_the_vote():
+    """OpenL3's clip prediction sums window likelihoods (the ``mean_probability`` aggregation): one
+    confident window beats two weak ones."""
+    probs = np.array([[0.45, 0.55], [0.45, 0.55], [1.0, 0.0]])
+    pred = Predictions(np.array(["c", "c", "c"], dtype=object), np.array([0, 0, 0]), probs)
+    assert pred.clips()[2].tolist() == [1]
+    assert pred.clips("mean_probability")[2].tolist() == [0]

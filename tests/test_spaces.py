@@ -1,11 +1,13 @@
 """Conformance suite of the search spaces: every registered space samples with a real (in-memory)
-Optuna study, each sample makes a valid TrialConfig, and its model builds (on the meta device,
-so the paper-size ECAPA costs nothing)."""
+Optuna study, each sample makes a valid TrialConfig (or screening config), and its model builds
+(on the meta device, so the paper-size ECAPA costs nothing)."""
 import optuna
 import pytest
 
-from search_spaces import DefineByName, get_space, list_spaces
+from search_spaces import DefineByName, flatten, get_space, list_spaces
 from trainables.config import TrialConfig
+from trainables.baselines import MFCC
+from trainables.screening import ScreeningConfig
 from trainables.models import list_models, model_info, parameter_count
 
 SAMPLES = 12
@@ -18,17 +20,6 @@ BASE = {  # what the tuner's param_space sets before a space's samples are merge
 }
 
 
-def flatten(config: dict, prefix: str = "") -> dict:
-    """``{"a": {"b": 1}}`` -> ``{"a/b": 1}``: the Optuna parameter names a config came from."""
-    flat = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}/"))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 @pytest.mark.parametrize("name", list_spaces())
 def test_space_samples_build_models(name):
     space = get_space(name)
@@ -37,9 +28,14 @@ def test_space_samples_build_models(name):
         trial = study.ask()
         sampled = space.sample(trial)
         assert set(trial.params) <= set(flatten(sampled))
-        cfg = TrialConfig.from_dict({**BASE, **sampled})
+        config = {**BASE, **sampled}
+        if config.pop("protocol", "train") == "screening":
+            cfg = ScreeningConfig.from_dict(config).trial
+        else:
+            cfg = TrialConfig.from_dict(config)
         rt = cfg.runtime
-        assert parameter_count(cfg.arch, rt.num_classes, rt.in_channels, **cfg.create_options()) > 0
+        if cfg.arch != MFCC:
+            assert parameter_count(cfg.arch, rt.num_classes, rt.in_channels, **cfg.create_options()) > 0
         assert cfg.trial_seed == TrialConfig.from_dict(cfg.params() | {"runtime": BASE["runtime"]}).trial_seed
         study.tell(trial, float(len(study.trials)))
 
@@ -50,6 +46,16 @@ def test_grid_sizes_count_conditional_branches():
     width = get_space("width")
     assert width.grid_size() == sum(len(model_info(a).widths) for a in width.choices["arch"])
     assert set(get_space("architecture").choices["arch"]) == set(list_models()) - {"random_vgg"}
+
+
+def test_screening_spaces_cover_every_random_front_end():
+    fronts = {n for n in list_models() if model_info(n).family == "random_cnn"} - {"random_vgg"}
+    small, paper = get_space("random-cnn"), get_space("random-cnn-paper")
+    assert set(small.choices["arch"]) == fronts | {MFCC} and small.constants == {"protocol": "screening"}
+    assert small.grid_size() == 2 * (len(fronts) + 1) and paper.grid_size() == 2 * (2 * len(fronts) + 1)
+    assert small.grid()[:2] == [{"classifier": "svm", "arch": MFCC}, {"classifier": "svm", "arch": "random_7x86"}]
+    trial = optuna.trial.FixedTrial({"classifier": "elm", "arch": "random_temporal"})
+    assert small.sample(trial)["model_options"] == {"random_temporal": {"width": 8}}
 
 
 def test_ccs_paper_is_one_constant_away():

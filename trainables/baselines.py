@@ -7,6 +7,9 @@ import numpy as np
 import torch
 import torchaudio
 
+MFCC = "mfcc"
+"""The name of the MFCC-statistics baseline where a front-end is chosen (the screening's ``arch``)."""
+
 
 def mfcc_statistics(waveform: np.ndarray, sample_rate: int, n_mfcc: int = 20) -> np.ndarray:
     """``(channels, samples)`` or ``(samples,)`` audio -> ``6 * n_mfcc`` summary (mono mix)."""

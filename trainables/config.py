@@ -7,6 +7,8 @@ search space fails at once instead of being silently ignored.
 """
 from dataclasses import asdict, dataclass, field, fields
 
+from ray.tune.search.repeater import TRIAL_INDEX
+
 from trainables.augment import AugmentConfig
 from trainables.seeding import derive_seed
 
@@ -16,7 +18,7 @@ class Runtime:
     """Per-experiment constants of a trial (not searched, not part of a trial's identity).
 
     Attributes:
-        data_dir: prepared segments (Parquet partitioned by split).
+        data_dir: prepared segments (Parquet partitioned by split), or a fold view of them.
         num_classes, in_channels, sample_rate: what the prepared data holds.
         seed: the experiment seed every other seed derives from.
         max_epochs: epochs a trial may run if the scheduler never stops it.
@@ -29,6 +31,9 @@ class Runtime:
             epoch, under ``<trial_dir>/augmentation/`` (see ``trainables.augment.AugmentationLog``).
         trial_dir: the trial's folder in the experiment storage (set by the trial itself).
         max_model_kb: int8 size budget; a larger configuration is pruned before it trains (0: none).
+        folds: prepared data of each cross-validation fold (empty: ``data_dir`` only); with
+            ``repeats``, how :func:`resolve_repeat` maps Tune's repeat index to a fold and a seed.
+        fold, repeat: the fold and seed repeat this trial runs on (set by :func:`resolve_repeat`).
     """
 
     data_dir: str
@@ -47,6 +52,33 @@ class Runtime:
     record_augmentation: bool = False
     trial_dir: str = ""
     max_model_kb: float = 0.0
+    folds: list[str] = field(default_factory=list)
+    repeats: int = 1
+    fold: int | None = None
+    repeat: int = 0
+
+
+def resolve_repeat(config: dict) -> dict:
+    """The config of one run of a repeated configuration (``--folds`` / ``--repeats``).
+
+    Tune's ``Repeater`` gives every copy of a configuration the same config plus its index
+    ``__trial_index__``; index ``i`` runs fold ``i // repeats`` (its prepared data replaces
+    ``data_dir``) with seed repeat ``i % repeats``. Repeat 0 keeps the experiment seed, so it
+    is the run without repeats; repeat r > 0 derives its own. A config without the index is
+    returned as it is.
+    """
+    if TRIAL_INDEX not in config:
+        return config
+    config = dict(config)
+    runtime = dict(config["runtime"])
+    fold, repeat = divmod(config.pop(TRIAL_INDEX), runtime.get("repeats", 1))
+    if runtime.get("folds"):
+        runtime["data_dir"], runtime["fold"] = runtime["folds"][fold], fold
+    if repeat:
+        runtime["seed"] = derive_seed(runtime.get("seed", 0), "repeat", repeat)
+    runtime["repeat"] = repeat
+    config["runtime"] = runtime
+    return config
 
 
 @dataclass

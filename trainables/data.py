@@ -7,7 +7,7 @@ repeated per trial.
 import ray
 
 from trainables.augment import AugmentingCollate
-from trainables.segments import read_segment_files, segment_files
+from trainables.segments import SPLITS, read_segment_files, segment_files
 
 
 def open_split(data_dir: str, split: str) -> ray.data.Dataset:
@@ -20,8 +20,18 @@ def open_split(data_dir: str, split: str) -> ray.data.Dataset:
     every epoch. The tasks ask Ray for the default 1 CPU; the resource plan keeps that free
     next to the trials, so reads never starve behind training (DESIGN.md, Ray facts).
     """
-    files = segment_files(data_dir, split)
-    dataset = ray.data.from_items([{"path": f} for f in files], override_num_blocks=max(1, len(files)))
+    return _stream([{"path": f} for f in segment_files(data_dir, split)])
+
+
+def open_splits(data_dir: str, splits: tuple[str, ...] = SPLITS) -> ray.data.Dataset:
+    """Several splits in one Dataset, each row with its ``split``: one read where a consumer needs
+    every split once (a screening trial), instead of one read per split."""
+    return _stream([{"path": f, "split": s} for s in splits for f in segment_files(data_dir, s)])
+
+
+def _stream(files: list[dict]) -> ray.data.Dataset:
+    """One task per store file (:func:`~trainables.segments.read_segment_files`)."""
+    dataset = ray.data.from_items(files, override_num_blocks=max(1, len(files)))
     dataset = dataset.map_batches(read_segment_files, batch_size=1)
     dataset.context.enable_progress_bars = False  # trials print one progress line, not bars
     # Same seed, same data order: blocks reach the local shuffle in file order on every run.

@@ -1,4 +1,5 @@
-"""Segment- and clip-level evaluation shared by the training loop, the final test and the protocols.
+"""Segment- and clip-level evaluation shared by the training loop, the final test, the protocols
+and the probe.
 
 A clip is cut into overlapping segments; the model scores each segment, and two aggregations
 turn those scores into one prediction per clip, reported side by side:
@@ -6,7 +7,8 @@ turn those scores into one prediction per clip, reported side by side:
 - ``majority_vote``: SoundFusion's majority of the segments' argmax classes, ties broken by the
   largest summed softmax probability (ARCHITECTURES.md 1.1);
 - ``mean_probability``: the argmax of the clip's mean softmax vector (the sum of the outputs of
-  evenly spaced crops that ECAPA-TDNN's test-time augmentation takes, ARCHITECTURES.md 5.4).
+  evenly spaced crops that ECAPA-TDNN's test-time augmentation takes, ARCHITECTURES.md 5.4; the
+  same argmax as OpenL3's probe, which sums its windows' likelihoods).
 
 :class:`TTA` adds test-time augmentation inside each segment (see its docstring).
 """

@@ -118,10 +118,10 @@ def create(cfg: TrialConfig) -> nn.Module:
     return create_model(cfg.arch, num_classes=rt.num_classes, in_channels=rt.in_channels, **options)
 
 
-def build(cfg: TrialConfig) -> tuple[nn.Module, nn.Module]:
-    """Model and front-end for ``cfg``, the model initialised from the trial seed (a model that
-    computes its own features gets the identity front-end)."""
-    torch.manual_seed(cfg.trial_seed)
+def build(cfg: TrialConfig, seed: int | None = None) -> tuple[nn.Module, nn.Module]:
+    """Model and front-end for ``cfg``, the model initialised from ``seed`` (default: the trial
+    seed; a model that computes its own features gets the identity front-end)."""
+    torch.manual_seed(cfg.trial_seed if seed is None else seed)
     rt = cfg.runtime
     return create(cfg), create_frontend(model_info(cfg.arch).input, rt.sample_rate)
 
@@ -213,6 +213,8 @@ def run(cfg: TrialConfig, session) -> None:
             "epoch_s": time.perf_counter() - started,
             "train_s": train_s,
             "num_params": n_params,
+            "fold": rt.fold,
+            "repeat": rt.repeat,
             **placement,
         }
         with tempfile.TemporaryDirectory() as directory:

@@ -2,14 +2,17 @@
 
 ``soundsweep.prepare`` runs :func:`decode_part` over the manifest in Ray Data tasks; each task
 decodes a few clips at a time and appends their segments to its own Parquet files,
-partitioned by split (``<data_dir>/split=train/part-000003.parquet`` ...); trials stream them
-back a row group at a time (:func:`read_segment_files`, via :func:`trainables.data.open_split`).
-Stored :data:`COLUMNS`: ``waveform`` (a tensor column, ``(channels, samples)`` float32),
-``clip_id``, ``segment``, ``label``; the split is the folder.
+partitioned by split (``<data_dir>/split=train/part-000003.parquet`` ...) or, for a
+cross-validation, by fold (``split=fold0`` ...); trials stream them back a row group at a time
+(:func:`read_segment_files`, via :func:`trainables.data.open_split`). Stored :data:`COLUMNS`:
+``waveform`` (a tensor column, ``(channels, samples)`` float32), ``clip_id``, ``segment``,
+``label``; the split is the folder. A fold view (:data:`VIEW_FILE`) gives a store partitioned
+by fold train/val/test splits without copying a segment.
 
 Nothing here imports torch: a decode worker stays about 450 MB smaller without it.
 """
 import itertools
+import json
 from collections import Counter
 from typing import Iterator
 
@@ -25,6 +28,8 @@ from trainables.shards import iter_shard
 SPLITS = ("train", "val", "test")
 COLUMNS = ["waveform", "clip_id", "segment", "label"]
 CLIPS_PER_CHUNK = 8  # clips a task decodes and writes at a time: its memory, whatever the corpus size
+VIEW_FILE = "_view.json"
+"""A fold view's one file: ``{split: [store file, ...]}``, the files of the folds each split reads."""
 
 
 def split_path(data_dir: str, split: str) -> str:
@@ -32,7 +37,13 @@ def split_path(data_dir: str, split: str) -> str:
 
 
 def segment_files(data_dir: str, split: str) -> list[str]:
-    """The store's files of one split (local paths or URIs), in part order; none if it is empty."""
+    """The store's files of one split (local paths or URIs), in part order; none if it is empty.
+
+    ``data_dir`` may be a fold view (a folder with :data:`VIEW_FILE`): its split lists the files."""
+    fs, view = pyarrow.fs.FileSystem.from_uri(f"{data_dir.rstrip('/')}/{VIEW_FILE}")
+    if fs.get_file_info(view).type == pyarrow.fs.FileType.File:
+        with fs.open_input_stream(view) as f:
+            return json.loads(f.read())[split]
     location = split_path(data_dir, split)
     fs, folder = pyarrow.fs.FileSystem.from_uri(location)
     infos = fs.get_file_info(pyarrow.fs.FileSelector(folder, allow_not_found=True))
@@ -41,21 +52,25 @@ def segment_files(data_dir: str, split: str) -> list[str]:
 
 def read_segment_files(batch: dict) -> Iterator[pa.Table]:
     """Ray Data ``map_batches`` function: the segments of the files in ``batch["path"]``, one
-    output block per row group (:data:`COLUMNS`, in stored order)."""
-    for location in batch["path"]:
+    output block per row group (:data:`COLUMNS`, in stored order), plus a ``split`` column
+    when the batch names each file's split."""
+    for i, location in enumerate(batch["path"]):
         fs, path = pyarrow.fs.FileSystem.from_uri(str(location))
         with fs.open_input_file(path) as f:
             stored = pq.ParquetFile(f)
             for group in range(stored.num_row_groups):
-                yield stored.read_row_group(group, columns=COLUMNS)
+                table = stored.read_row_group(group, columns=COLUMNS)
+                if "split" in batch:
+                    table = table.append_column("split", pa.array([str(batch["split"][i])] * table.num_rows))
+                yield table
 
 
 class SegmentWriter:
     """Streams :func:`~trainables.audio.decode_segments` batches of one part into the store.
 
-    Each split gets ``split=<split>/part-<part>.parquet``, one row group per batch; a retried
-    task rewrites the same files instead of adding copies. Failed clips are not stored (the
-    caller reports them).
+    Each split (or fold) gets ``split=<split>/part-<part>.parquet``, one row group per batch; a
+    retried task rewrites the same files instead of adding copies. Failed clips are not stored
+    (the caller reports them).
     """
 
     def __init__(self, data_dir: str, part: int):
@@ -63,10 +78,8 @@ class SegmentWriter:
         self.writers: dict[str, pq.ParquetWriter] = {}
 
     def write(self, batch: dict) -> None:
-        for split in SPLITS:
+        for split in sorted(set(batch["split"]) - {"failed"}):
             rows = batch["split"] == split
-            if not rows.any():
-                continue
             table = pa.table({
                 "waveform": ArrowTensorArray.from_numpy(np.ascontiguousarray(batch["waveform"][rows])),
                 "clip_id": pa.array(batch["clip_id"][rows].astype(str)),

@@ -1,7 +1,13 @@
-"""The Tune function trainable: one trial = one configuration trained by the loop.
+"""The Tune function trainable: one trial = one configuration run by its protocol.
 
-Train V2 does not accept a TorchTrainer as a Tune trainable, so each trial is a function that
-either runs the loop itself (``executor="local"``) or builds and fits a TorchTrainer whose
+A search space's ``protocol`` constant says what a trial does: ``train`` (the default) trains
+the configuration with the loop; ``screening`` computes features with a frozen random
+front-end and fits shallow classifiers (:mod:`trainables.screening`). A repeated
+configuration (``--folds`` / ``--repeats``) first picks its fold and seed
+(:func:`~trainables.config.resolve_repeat`).
+
+Train V2 does not accept a TorchTrainer as a Tune trainable, so a training trial is a function
+that either runs the loop itself (``executor="local"``) or builds and fits a TorchTrainer whose
 ``TuneReportCallback`` forwards every report to this trial (``executor="train"``). The
 TorchTrainer's run is named after the trial, so a retried or restored trial finds its own
 Train checkpoints and continues. Either way the loop learns the trial's folder in the
@@ -16,11 +22,12 @@ from ray.train import DataConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
-from trainables.config import TrialConfig
+from trainables.config import TrialConfig, resolve_repeat
 from trainables.data import open_split
 from trainables.loop import TuneSession, create, run, train_loop_per_worker
 from trainables.models import shape_only
 from trainables.quantize import quantize, size_kb
+from trainables.screening import run_screening
 
 
 def oversize(cfg: TrialConfig) -> str | None:
@@ -44,15 +51,23 @@ def storage_trial_dir(storage_path: str) -> str:
 
 
 def run_trial(config: dict) -> None:
-    """Tune function trainable (wrap with ``tune.with_resources`` per the resource plan).
+    """Tune function trainable (wrap with ``tune.with_resources`` per the resource plan)."""
+    runtime = config["runtime"]
+    config = resolve_repeat({**config, "runtime": {**runtime, "trial_dir": storage_trial_dir(runtime["storage_path"])}})
+    protocol = config.get("protocol", "train")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}: known are {', '.join(sorted(PROTOCOLS))}")
+    PROTOCOLS[protocol]({k: v for k, v in config.items() if k != "protocol"})
+
+
+def train_trial(config: dict) -> None:
+    """The ``train`` protocol: the loop in this trial, or in a TorchTrainer it fits.
 
     A configuration over the int8 size budget (``--max-model-kb``) stops before it trains with one
     report: ``pruned`` (the reason, which the driver stores with status ``PRUNED``) and a validation
     clip accuracy of 0, so that Optuna's TPE learns to steer away from oversize configurations
     (a trial without a value would teach it nothing).
     """
-    runtime = config["runtime"]
-    config = {**config, "runtime": {**runtime, "trial_dir": storage_trial_dir(runtime["storage_path"])}}
     cfg = TrialConfig.from_dict(config)
     rt = cfg.runtime
     reason = oversize(cfg)
@@ -82,3 +97,7 @@ def run_trial(config: dict) -> None:
         ),
     )
     trainer.fit()
+
+
+PROTOCOLS = {"train": train_trial, "screening": run_screening}
+"""Protocol name (a search space's ``protocol`` constant) -> what one trial runs."""

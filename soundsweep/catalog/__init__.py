@@ -16,11 +16,12 @@ instead. Example::
 """
 import inspect
 import os
+from dataclasses import dataclass
 
 import pandas as pd
 
 from soundsweep.catalog import fma, gtzan, folds, dcase, shards, generic  # noqa: F401  registration order = detection order
-from soundsweep.catalog._manifest import MANIFEST_COLUMNS, complete_manifest
+from soundsweep.catalog._manifest import MANIFEST_COLUMNS, complete_manifest, cv_folds
 from soundsweep.catalog._reader import READERS, Reader, register_reader
 from soundsweep.catalog.dcase import scene_hierarchy
 from soundsweep.catalog.hierarchy import coarse_manifest, hierarchy_for
@@ -28,9 +29,9 @@ from soundsweep.catalog.synthetic import cache_root, synthetic_default
 from soundsweep.errors import UsageError
 
 __all__ = [
-    "MANIFEST_COLUMNS", "READER_OPTIONS", "Reader", "cache_root", "coarse_manifest", "complete_manifest",
-    "detect_dataset", "hierarchy_for", "list_datasets", "load_manifest", "register_reader", "scene_hierarchy",
-    "synthetic_default",
+    "MANIFEST_COLUMNS", "READER_OPTIONS", "DatasetOptions", "Reader", "cache_root", "coarse_manifest",
+    "complete_manifest", "cv_folds", "detect_dataset", "hierarchy_for", "list_datasets", "load_manifest",
+    "register_reader", "scene_hierarchy", "synthetic_default",
 ]
 
 # The reader options load_manifest passes through (each reader accepts its own subset).
@@ -82,3 +83,25 @@ def load_manifest(data: str | None, seed: int = 0, synthetic_clips: int = 24, da
         raise UsageError(f"dataset {dataset} has no option(s) {', '.join(unknown)}; "
                          f"its options: {', '.join(accepted) or 'none'}")
     return complete_manifest(reader.read(root, **options), seed, source=f"{reader.title} {root}")
+
+
+@dataclass
+class DatasetOptions:
+    """Which dataset a command reads: ``--data``, ``--dataset``, the reader options and the size of
+    the synthetic default (the flags ``soundsweep tune``, ``probe`` and ``shard`` share)."""
+
+    data: str | None = None
+    dataset: str | None = None
+    test_fold: int | None = None
+    subset: str | None = None
+    split_dir: str | None = None
+    val_fraction: float | None = None
+    synthetic_clips: int = 24
+
+    def reader_options(self) -> dict:
+        """The dataset-reader options that were given (each reader accepts its own subset)."""
+        return {n: getattr(self, n) for n in READER_OPTIONS if getattr(self, n) is not None}
+
+    def manifest(self, seed: int) -> pd.DataFrame:
+        """The manifest these options select (:func:`load_manifest`)."""
+        return load_manifest(self.data, seed, self.synthetic_clips, self.dataset, **self.reader_options())

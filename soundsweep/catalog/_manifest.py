@@ -77,22 +77,49 @@ def index_labels(manifest: pd.DataFrame) -> pd.DataFrame:
     return manifest
 
 
-def assign_splits(manifest: pd.DataFrame, seed: int, source: str) -> pd.DataFrame:
-    """Stratified group split: 5 folds by label with groups kept whole; fold 0 test, 1 val."""
+def stratified_group_folds(manifest: pd.DataFrame, k: int, seed: int, source: str, purpose: str) -> np.ndarray:
+    """Each clip's fold among ``k`` folds stratified by label, groups kept whole (seeded).
+
+    ``purpose`` finishes the error message when a class has fewer than ``k`` groups.
+    """
     counts = manifest.groupby("label")["group"].nunique()
-    if (counts < 5).any():
-        few = ", ".join(f"{k} ({v})" for k, v in counts[counts < 5].items())
-        raise UsageError(f"dataset {source}: class(es) {few} have fewer than 5 groups, too few to split "
-                         "into train/val/test; add clips or give a split column")
-    folds = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=seed % 2**32)
+    if (counts < k).any():
+        few = ", ".join(f"{c} ({n})" for c, n in counts[counts < k].items())
+        raise UsageError(f"dataset {source}: class(es) {few} have fewer than {k} groups, too few {purpose}; "
+                         "add clips or give a split column")
+    folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed % 2**32)
     fold = np.zeros(len(manifest), dtype=int)
     labels = manifest["label"].to_numpy(dtype=object)
     groups = manifest["group"].to_numpy(dtype=object)
-    for k, (_, held_out) in enumerate(folds.split(np.zeros(len(manifest)), labels, groups)):
-        fold[held_out] = k
+    for i, (_, held_out) in enumerate(folds.split(np.zeros(len(manifest)), labels, groups)):
+        fold[held_out] = i
+    return fold
+
+
+def assign_splits(manifest: pd.DataFrame, seed: int, source: str) -> pd.DataFrame:
+    """Stratified group split: 5 folds by label with groups kept whole; fold 0 test, 1 val."""
+    fold = stratified_group_folds(manifest, 5, seed, source, "to split into train/val/test")
     manifest["fold"] = fold
     manifest["split"] = np.where(fold == 0, "test", np.where(fold == 1, "val", "train"))
     return manifest
+
+
+def cv_folds(manifest: pd.DataFrame, k: int, seed: int, source: str) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """A k-fold cross-validation of a manifest: each clip's fold, and k (test fold, val fold) pairs.
+
+    Official folds (a ``fold`` on every clip, 3 or more of them: ESC-50, UrbanSound8K, GTZAN, the
+    synthetic set, and layouts the catalog split itself) are kept: the first k are the test
+    fold in turn, the next fold (wrapping) is val, the others train, as ``--test-fold`` does.
+    Otherwise the clips get max(k, 3) stratified group folds, used the same way.
+    """
+    fold = pd.to_numeric(manifest["fold"], errors="coerce").fillna(-1).astype(int).to_numpy()
+    numbers = sorted(set(fold.tolist()))
+    if len(numbers) < 3 or numbers[0] < 0:
+        fold = stratified_group_folds(manifest, max(k, 3), seed, source, f"for {k}-fold cross-validation")
+        numbers = sorted(set(fold.tolist()))
+    if k > len(numbers):
+        raise UsageError(f"--folds {k}: dataset {source} has {len(numbers)} folds; use --folds {len(numbers)} or fewer")
+    return fold, [(numbers[i], numbers[(i + 1) % len(numbers)]) for i in range(k)]
 
 
 def splits_from_folds(folds: pd.Series, test_fold: int, source: str) -> np.ndarray:

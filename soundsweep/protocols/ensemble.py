@@ -88,7 +88,7 @@ def ensemble(store: ResultsStore, method: str, experiment: str | None = None, to
             raise UsageError("ensemble: give --experiment NAME (with --top-k) or --models ID,ID,...")
         exp = find_experiment(store, experiment)
         opened[exp.row.id] = exp
-        model_ids = [r["model_id"] for r in register_top(store, exp.row.id, exp.data, exp.cfg, exp.row.storage_path, top_k)]
+        model_ids = [r["model_id"] for r in register_top(store, exp.row.id, exp.folds, exp.cfg, exp.row.storage_path, top_k)]
     if len(model_ids) < 2:
         raise UsageError(f"ensemble: {len(model_ids)} model(s) to combine; it needs at least 2 (more trials or --models)")
     members = [find_model(store, i, opened) for i in model_ids]

@@ -25,7 +25,7 @@ def quantize_model(store: ResultsStore, model_id: int) -> dict:
         raise UsageError(f"--model {model_id} is already quantized; give the id of a trained model")
     model, frontend = source.load()
     small = quantize(model)
-    data = source.experiment.data
+    data = source.data
     before = predict_split(model, frontend, data.path, "test")
     after = predict_split(small, frontend, data.path, "test")
     val = predict_split(small, frontend, data.path, "val")
@@ -44,7 +44,7 @@ def quantize_model(store: ResultsStore, model_id: int) -> dict:
         "num_params": source.row.num_params, "val_clip_acc": val.clip_accuracy(), "size_kb": int8_kb,
         **evaluation_fields(after, data.classes, **val.metrics("val"), float_kb=float_kb, int8_kb=int8_kb,
                             size_ratio=float_kb / int8_kb, **agreement,
-                            float=before.metrics("test")),
+                            float=before.metrics("test"), fold=source.row.metrics.get("fold")),
     }
     row["model_id"] = store.add_model(source.row.experiment_id, **row)
     return row

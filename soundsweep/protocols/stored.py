@@ -14,29 +14,36 @@ from soundsweep.errors import UsageError
 from soundsweep.prepare import PreparedData
 from soundsweep.results import ResultsStore
 from soundsweep.results.store import Experiment, Model
-from soundsweep.tuner import (ExperimentConfig, experiment_data, experiment_manifest, load_trained, predict_split,
-                              trial_config)
+from soundsweep.tuner import (ExperimentConfig, experiment_data, experiment_manifest, fold_data, load_trained,
+                              predict_split, trial_config)
 from trainables.evaluate import TTA, Predictions
 from trainables.loop import build
 from trainables.quantize import quantize
 
 LOADABLE = ("single", "quantized")
-"""Kinds of models with weights of their own (derived kinds are recomputed from their sources)."""
+"""Kinds of models the protocols load (derived kinds are recomputed from their sources; a probe's MLP
+classifies a front-end's embeddings, not segments)."""
 
 
 @dataclass
 class StoredExperiment:
-    """An experiment of the store with its configuration and prepared data."""
+    """An experiment of the store with its configuration and the datasets its trials ran on (one,
+    or one per fold with ``--folds``; :func:`~soundsweep.tuner.experiment_data`)."""
 
     row: Experiment
     cfg: ExperimentConfig
-    data: PreparedData
+    folds: list[PreparedData]
 
     @classmethod
     def open(cls, row: Experiment) -> "StoredExperiment":
         known = {f.name for f in fields(ExperimentConfig)}
         cfg = ExperimentConfig(**{k: v for k, v in row.config.items() if k in known})
-        return cls(row, cfg, experiment_data(cfg, row.storage_path, experiment_manifest(cfg)))
+        return cls(row, cfg, experiment_data(cfg, row.storage_path, experiment_manifest(cfg))[1])
+
+    @property
+    def data(self) -> PreparedData:
+        """The experiment's (first) dataset; every fold has the same classes."""
+        return self.folds[0]
 
 
 @dataclass
@@ -46,10 +53,15 @@ class StoredModel:
     row: Model
     experiment: StoredExperiment
 
+    @property
+    def data(self) -> PreparedData:
+        """The dataset the model's trial ran on (its fold's, with ``--folds``)."""
+        return fold_data(self.row.metrics, self.experiment.folds)
+
     def load(self):
         """``(model, frontend)`` with the stored weights, in eval mode on the CPU."""
         exp = self.experiment
-        tcfg = trial_config(self.row.params, exp.data, exp.cfg, None, exp.row.storage_path)
+        tcfg = trial_config(self.row.params, self.data, exp.cfg, None, exp.row.storage_path)
         if self.row.kind == "quantized":
             model, frontend = build(tcfg)
             model = quantize(model)
@@ -59,7 +71,7 @@ class StoredModel:
         return model.eval(), frontend
 
     def predict(self, split: str, tta: TTA | None = None) -> Predictions:
-        return predict_split(*self.load(), self.experiment.data.path, split, tta)
+        return predict_split(*self.load(), self.data.path, split, tta)
 
 
 def find_experiment(store: ResultsStore, name: str, flag: str = "--experiment") -> StoredExperiment:
@@ -78,8 +90,9 @@ def find_model(store: ResultsStore, model_id: int, experiments: dict[int, Stored
         raise UsageError(f"--model {model_id}: no such model in {store.url}; the tune summary and the ss_models "
                          "table list the ids")
     if row.kind not in LOADABLE:
-        raise UsageError(f"model {model_id} is a {row.kind} model, built from models {row.sources}: use those "
-                         f"(only {' or '.join(LOADABLE)} models have weights of their own)")
+        built = f", built from models {row.sources}: use those" if row.sources else ""
+        raise UsageError(f"model {model_id} is a {row.kind} model{built} (only {' or '.join(LOADABLE)} models "
+                         "can be loaded here)")
     experiments = {} if experiments is None else experiments
     if row.experiment_id not in experiments:
         experiments[row.experiment_id] = StoredExperiment.open(store.experiment_by_id(row.experiment_id))

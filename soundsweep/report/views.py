@@ -74,10 +74,10 @@ class ExperimentView:
 
     @property
     def best_model(self) -> Model | None:
-        """The trained model (kind ``single``) with the highest validation clip accuracy, the latest
-        on ties (a resumed run registers its best model again); the models the protocols derive
-        (two-stage, ensemble, int8) are listed in ``models`` but never chosen here."""
-        trained = [m for m in self.models if m.kind == "single"]
+        """The trained model (kind ``single``, or a probe's ``probe``) with the highest validation
+        clip accuracy, the latest on ties (a resumed run registers its best model again); the models
+        the protocols derive (two-stage, ensemble, int8) are listed in ``models`` but never chosen here."""
+        trained = [m for m in self.models if m.kind in ("single", "probe")]
         return max(reversed(trained), key=lambda m: m.val_clip_acc, default=None)
 
     def trial(self, trial_id: str) -> TrialView:

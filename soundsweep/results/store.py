@@ -37,6 +37,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from soundsweep.errors import UsageError
 
 SCHEMA_VERSION = 2
+"""Bumped when an existing store cannot take the change. Version 2: ``ss_models`` gained ``kind``,
+``sources``, ``metrics``, ``test_clip_acc_mean`` and ``size_kb``, and ``ss_comparisons`` was added."""
 SCHEMA_LOCK = 0x55_5357  # PostgreSQL advisory-lock key held while tables are created
 # Messages of the errors a concurrent writer causes and a retry resolves.
 # "already exists": two SQLite processes both saw a new file without tables; the retry sees them.
@@ -100,9 +102,10 @@ class Model(Base):
     """A model with its test-split evaluation: a trained checkpoint, or one derived from stored models.
 
     ``kind`` is ``single`` (a trial's checkpoint), ``two_stage`` (fine x coarse score fusion),
-    ``ensemble`` (mean or stacked probabilities) or ``quantized`` (int8 weights); ``sources``
-    lists the ids of the models a derived one was built from. ``test_clip_acc`` and
-    ``confusion`` use the clip aggregation named in ``aggregation`` (majority vote);
+    ``ensemble`` (mean or stacked probabilities), ``quantized`` (int8 weights) or ``probe`` (the
+    MLP ``soundsweep probe`` selected); ``sources`` lists the ids of the models a derived one was
+    built from. ``test_clip_acc`` and ``confusion`` use the clip aggregation named in
+    ``aggregation`` (majority vote; the probe's is the mean probability);
     ``test_clip_acc_mean`` is the clip accuracy by mean probability. ``metrics`` holds every
     figure of the evaluation by name (``test_*``/``val_*`` with ``_clip_acc`` = majority vote and
     ``_clip_acc_mean`` = mean probability, test-time augmentation under ``tta``, and what the
@@ -129,6 +132,22 @@ class Model(Base):
     aggregation: Mapped[str] = mapped_column(String(64), default="majority_vote")
     classes: Mapped[list] = mapped_column(JSON, default=list)
     confusion: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[str] = mapped_column(String(40))
+
+
+class Comparison(Base):
+    """A paired test of two configurations' per-fold / per-seed scores (``soundsweep compare``).
+
+    ``a`` and ``b`` name the configurations (``experiment/trial``); ``result`` holds the scores
+    compared and the tests (:class:`soundsweep.stats.PairedTests`).
+    """
+
+    __tablename__ = "ss_comparisons"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    a: Mapped[str] = mapped_column(Text)
+    b: Mapped[str] = mapped_column(Text)
+    metric: Mapped[str] = mapped_column(String(64))
+    result: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[str] = mapped_column(String(40))
 
 
@@ -291,10 +310,10 @@ class ResultsStore:
             )
             return [(t, e) for t, e in rows]
 
-    def best_epochs(self, experiment_id: int, k: int,
+    def best_epochs(self, experiment_id: int, k: int | None = None,
                     usable: Callable[[str], bool] = lambda uri: True) -> list[tuple[Trial, Epoch]]:
         """The best checkpointed epoch of each trial whose checkpoint passes ``usable``, for the
-        ``k`` best trials, best first.
+        ``k`` best trials (every trial when ``k`` is None), best first.
 
         Best = highest validation clip accuracy, then lowest validation loss. Ray Tune keeps only
         the best ``num_to_keep`` checkpoints of a trial and breaks ties its own way (the newer one
@@ -341,6 +360,23 @@ class ResultsStore:
     def experiment_by_id(self, experiment_id: int) -> Experiment | None:
         with Session(self.engine) as s:
             return s.get(Experiment, experiment_id)
+
+    # Comparisons -----------------------------------------------------------------------------
+
+    def add_comparison(self, a: str, b: str, metric: str, result: dict) -> int:
+        """Record one paired comparison; returns its id."""
+
+        def write(s):
+            row = Comparison(a=a, b=b, metric=metric, result=_jsonable(result), created_at=_now())
+            s.add(row)
+            s.flush()
+            return row.id
+
+        return self._write(write)
+
+    def comparisons(self) -> list[Comparison]:
+        with Session(self.engine) as s:
+            return list(s.scalars(select(Comparison).order_by(Comparison.id)))
 
 
 def _transient(exc: DBAPIError) -> bool:

@@ -32,6 +32,15 @@ def conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
+def downstream_mlp(in_features: int, num_classes: int) -> nn.Sequential:
+    """The paper's downstream classifier: Dense(512, ReLU) -> Dense(128, ReLU) -> Dense(classes)."""
+    return nn.Sequential(
+        nn.Linear(in_features, 512), nn.ReLU(inplace=True),
+        nn.Linear(512, 128), nn.ReLU(inplace=True),
+        nn.Linear(128, num_classes),
+    )
+
+
 class L3Audio(nn.Module):
     """The L3-Net audio subnetwork up to its flattened embedding: (B, C, F, T) -> (B, embedding_dim)."""
 
@@ -61,11 +70,7 @@ class L3Classifier(nn.Module):
             raise ValueError(f"embedding {embedding}: choose one of {sorted(GRIDS)}")
         self.window_frames, self.hop_frames = window_frames, hop_frames
         self.embedding = L3Audio(in_channels, width, GRIDS[embedding])
-        self.classifier = nn.Sequential(
-            nn.Linear(self.embedding.embedding_dim, 512), nn.ReLU(inplace=True),
-            nn.Linear(512, 128), nn.ReLU(inplace=True),
-            nn.Linear(128, num_classes),
-        )
+        self.classifier = downstream_mlp(self.embedding.embedding_dim, num_classes)
 
     def windows(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, F, T) -> (B * W, C, F, window): 1 s windows every ``hop_frames``, the end padded
