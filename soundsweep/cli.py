@@ -90,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--seed", type=int, default=defaults["seed"], help="experiment seed; every other seed derives from it")
     budget.add_argument("--max-failures", type=int, default=defaults["max_failures"],
                         help="retries of a failing trial from its last checkpoint")
+    budget.add_argument("--max-params", type=int, default=None, metavar="N",
+                        help="parameter budget: a configuration whose model has more parameters is pruned before "
+                             "it trains (counted from shapes, no training)")
+    what.add_argument("--warm-start", default=None, metavar="NAME",
+                      help="start from the best configurations of the earlier experiment NAME (same --results): "
+                           "they are enqueued in Optuna and run first, then TPE samples")
+    what.add_argument("--warm-start-top", type=int, default=defaults["warm_start_top"], metavar="K",
+                      help="how many of NAME's best configurations to run first (default %(default)s)")
     budget.add_argument("--max-model-kb", type=float, default=None, metavar="KB",
                         help="int8 model size budget (DCASE2020 1b: 500): a configuration whose quantized model is "
                              "larger is pruned before it trains")
@@ -269,7 +277,7 @@ def print_leaderboard(summary, top: int = 5) -> None:
               f"{seg} {m.get('val_clip_acc', 0):>9.3f}  {values}")
     pruned = [t for t in summary.trials if t["status"] == "PRUNED"]
     if pruned:
-        print(f"pruned before training: {len(pruned)} trial(s) over --max-model-kb")
+        print(f"pruned before training: {len(pruned)} trial(s) over --max-model-kb or --max-params")
     best = summary.best
     if best:
         print(f"\nbest model {best['model_id']}: trial {best['trial_id']} epoch {best['epoch']}, "
@@ -281,6 +289,7 @@ def print_leaderboard(summary, top: int = 5) -> None:
     skipped = summary.data.failures
     print(f"skipped files: {len(skipped)}" + "".join(f"\n  {f['path']}: {f['error']}" for f in skipped))
     print(f"results store: {summary.results_url}")
+    print(f"report: {summary.report[0]} ({len(summary.report) - 1} figures beside it)")
     print(f"dashboard: {DEFAULT_DASHBOARD_HINT.format(url=summary.results_url)}")
 
 
@@ -372,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "report":
             from soundsweep.report import write_report
 
-            print(f"report: {write_report(args.results, args.experiment, args.out)}")
+            print(f"report: {write_report(args.results, args.experiment, args.out)[0]}")
         elif args.command == "shard":
             from soundsweep.catalog.shards import pack
 

@@ -28,6 +28,7 @@ from soundsweep.errors import UsageError
 from soundsweep.cluster import plan_on_cluster, release
 from soundsweep.plan import ResourcePlan
 from soundsweep.prepare import PreparedData, fold_view, prepare
+from soundsweep.report import write_report
 from soundsweep.report.views import load_experiment
 from soundsweep.results import ResultsStore
 from soundsweep.storage import exists
@@ -85,7 +86,10 @@ class ExperimentConfig(DatasetOptions):
     max_failures: int = 1
     address: str | None = None
     max_model_kb: float | None = None
+    max_params: int | None = None
     tta_views: int = 4
+    warm_start: str | None = None
+    warm_start_top: int = 3
 
     def decode_spec(self) -> DecodeSpec:
         """How files become segments. Full clips pad training clips at a random position seeded
@@ -134,6 +138,10 @@ class ExperimentConfig(DatasetOptions):
             raise UsageError("--resume needs --name of the experiment to continue")
         if self.max_model_kb is not None and self.max_model_kb <= 0:
             raise UsageError(f"--max-model-kb {self.max_model_kb}: must be > 0")
+        if self.max_params is not None and self.max_params <= 0:
+            raise UsageError(f"--max-params {self.max_params}: must be > 0")
+        if self.warm_start_top < 1:
+            raise UsageError(f"--warm-start-top {self.warm_start_top}: must be at least 1")
         if self.tta_views < 1:
             raise UsageError(f"--tta-views {self.tta_views}: must be at least 1 (1 = no test-time augmentation)")
         if self.hierarchy and not self.coarse:
@@ -155,6 +163,7 @@ class ExperimentSummary:
     wall_s: float
     trials: list[dict]
     configurations: list[dict]
+    report: list[str]  # index.html, then the PNG figures, beside the checkpoints
 
 
 @dataclass(frozen=True)
@@ -209,8 +218,9 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
     if cfg.init_from and not training:
         raise UsageError(f"--init-from: the {shape.protocol} protocol trains no model; drop --init-from "
                          "(soundsweep probe --checkpoint embeds with a stored model)")
-    if cfg.max_model_kb is not None and not training:
-        raise UsageError(f"--max-model-kb: the {shape.protocol} protocol trains no model to prune; drop --max-model-kb")
+    for flag, budget in (("--max-model-kb", cfg.max_model_kb), ("--max-params", cfg.max_params)):
+        if budget is not None and not training:
+            raise UsageError(f"{flag}: the {shape.protocol} protocol trains no model to prune; drop {flag}")
     name = cfg.name or f"{cfg.space}-{time.strftime('%Y%m%d-%H%M%S')}"
     storage = resolve_storage(cfg.storage_path)
     check_writable(storage)
@@ -222,6 +232,7 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
         check_same_spec(name, existing.config, cfg)
     elif existing is not None:
         raise UsageError(f"experiment {name!r} already exists in {cfg.results}: add --resume or pick another --name")
+    warm = warm_start_points(cfg) if cfg.warm_start and not existing else []
     # The manifest needs no Ray: bad --data (or --hierarchy) fails here, before a cluster is joined or started.
     manifest = experiment_manifest(cfg)
 
@@ -256,7 +267,7 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
                                        resume_errored=True)
         else:
             tuner = tune.Tuner(trainable, param_space=param_space(cfg, data, plan, storage, folds if cfg.folds > 1 else ()),
-                               tune_config=tune_config(cfg, name, plan, space, shape),
+                               tune_config=tune_config(cfg, name, plan, space, shape, warm),
                                run_config=run_config(cfg, name, storage, experiment_id, shape))
         tuner.fit()
     finally:
@@ -268,22 +279,26 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
     if training and shape.runs > 1:
         score_trials(store, experiment_id, folds, cfg, storage)
     table = configuration_table(configurations(store, name)) if shape.runs > 1 or not training else []
-    summary = ExperimentSummary(
-        name=name, experiment_id=experiment_id, results_url=cfg.results, plan=plan, data=prepared, best=best,
-        wall_s=time.perf_counter() - started,
-        trials=trial_rows(store, name), configurations=table,
-    )
-    store.finish_experiment(experiment_id, "FINISHED", {
+    wall_s = time.perf_counter() - started
+    recorded = {
         "plan": plan.describe(), "data": prepared.describe(), "cache_hit": prepared.cache_hit, "executor": plan.executor,
-        "skipped_files": prepared.failures, "wall_s": summary.wall_s, "best_model": best, "configurations": table,
-    })
-    return summary
+        "skipped_files": prepared.failures, "wall_s": wall_s, "best_model": best, "configurations": table,
+    }
+    store.finish_experiment(experiment_id, "FINISHED", recorded)
+    # The figures are drawn from the finished experiment, then referenced from its summary.
+    report = write_report(cfg.results, name, join_storage(storage, name, "report"))
+    store.finish_experiment(experiment_id, "FINISHED", {**recorded, "report": report})
+    return ExperimentSummary(
+        name=name, experiment_id=experiment_id, results_url=cfg.results, plan=plan, data=prepared, best=best,
+        wall_s=wall_s, trials=trial_rows(store, name), configurations=table, report=report,
+    )
 
 
 # The settings that define what an experiment searches; --resume must repeat them unchanged.
 SPEC_FIELDS = ("space", "arch", "width", "lr", "batch_size", "data", "dataset", "test_fold", "subset", "split_dir",
                "val_fraction", "synthetic_clips", "coarse", "hierarchy", "num_samples", "max_epochs", "scheduler", "folds",
-               "repeats", "seed", "sample_rate", "channels", "segment_seconds", "overlap", "segment_mode", "max_model_kb")
+               "repeats", "seed", "sample_rate", "channels", "segment_seconds", "overlap", "segment_mode", "max_model_kb",
+               "max_params",                "warm_start", "warm_start_top")
 
 
 def experiment_manifest(cfg: ExperimentConfig):
@@ -380,6 +395,7 @@ def param_space(cfg: ExperimentConfig, data: PreparedData, plan: ResourcePlan | 
             "init_from": cfg.init_from or "",
             "record_augmentation": cfg.record_augmentation,
             "max_model_kb": cfg.max_model_kb or 0.0,
+            "max_params": cfg.max_params or 0,
             "folds": [view.path for view in folds],
             "repeats": cfg.repeats,
         },
@@ -410,15 +426,40 @@ class ResumableOptunaSearch(OptunaSearch):
         super().on_trial_complete(trial_id, result, error)
 
 
+def warm_start_points(cfg: ExperimentConfig) -> list[dict]:
+    """The parameters of the ``--warm-start-top`` best finished trials of the Optuna study
+    ``--warm-start`` (an earlier experiment in the same results store), best first, each once.
+
+    They are enqueued in the new study, so its first trials run them before TPE samples; a
+    parameter the new space does not suggest is ignored by Optuna."""
+    try:
+        study = optuna.load_study(study_name=cfg.warm_start, storage=cfg.results)
+    except KeyError:
+        known = ", ".join(optuna.get_all_study_names(cfg.results)) or "none yet"
+        raise UsageError(f"--warm-start {cfg.warm_start}: no such experiment in {cfg.results} (known: {known}); "
+                         "name a finished experiment of the same --results") from None
+    done = sorted((t for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE])
+                   if t.value is not None), key=lambda t: -t.value)
+    points: list[dict] = []
+    for trial in done:
+        if trial.params not in points:
+            points.append(dict(trial.params))
+    if not points:
+        raise UsageError(f"--warm-start {cfg.warm_start}: it has no completed trial yet; let it finish or pick another")
+    return points[: cfg.warm_start_top]
+
+
 def tune_config(cfg: ExperimentConfig, name: str, plan: ResourcePlan, space: SearchSpace,
-                shape: SearchShape) -> tune.TuneConfig:
+                shape: SearchShape, warm: list[dict]) -> tune.TuneConfig:
     """Optuna TPE (seeded, study stored in the results database) with ASHA on validation clip
-    accuracy; a screening's grid first, in order; each configuration repeated ``shape.runs`` times."""
+    accuracy; ``warm`` (:func:`warm_start_points`) then a screening's grid first, in order; each
+    configuration repeated ``shape.runs`` times."""
+    grid = space.grid()[: shape.configurations] if shape.protocol == "screening" else []
     searcher = ResumableOptunaSearch(
         space=DefineByName(cfg.space),
         metric=METRIC,
         mode=MODE,
-        points_to_evaluate=space.grid()[: shape.configurations] if shape.protocol == "screening" else None,
+        points_to_evaluate=(warm + grid) or None,
         sampler=optuna.samplers.TPESampler(seed=cfg.seed),
         study_name=name,
         storage=optuna.storages.RDBStorage(cfg.results),

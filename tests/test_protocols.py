@@ -20,7 +20,7 @@ from soundsweep.protocols.two_stage import fuse, fused_predictions, parent_index
 from soundsweep.results import ResultsStore
 from trainables.config import TrialConfig
 from trainables.evaluate import TTA, Predictions, predict
-from trainables.models import create_model
+from trainables.models import create_model, parameter_count
 from trainables.quantize import Int8Weight, quantize, size_kb
 from trainables.trial import oversize
 
@@ -174,6 +174,11 @@ def test_size_budget_names_the_oversize_configuration():
     reason = oversize(large)
     assert reason.startswith("int8 model size") and reason.endswith("exceeds --max-model-kb 500")
     assert oversize(TrialConfig.from_dict({"arch": "fcnn", "width": None, "runtime": runtime})) is None  # no budget
+    count = parameter_count("fcnn", num_classes=10, in_channels=2)
+    by_count = {"arch": "fcnn", "width": None, "runtime": {**runtime, "max_params": count}}
+    assert oversize(TrialConfig.from_dict(by_count)) is None  # exactly at the budget
+    by_count["runtime"]["max_params"] = count - 1
+    assert oversize(TrialConfig.from_dict(by_count)) == f"{count:,} parameters exceed --max-params {count - 1:,}"
 
 
 # End to end ----------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ of shared cluster storage that runs on any machine.
 """
 import glob
 import json
+import os
+import shutil
 
 import optuna
 import pyarrow.parquet as pq
@@ -40,6 +42,11 @@ def test_cli_run_fills_the_store(tiny_run, capsys):
     assert sum(map(sum, model.confusion)) == 12  # 2 test clips per class x 6 classes
     study = optuna.load_study(study_name="tiny", storage=url)
     assert len(study.trials) == 2
+    index, *figures = experiment.summary["report"]  # the report, written beside the checkpoints
+    assert index == f"{(root / 'runs').as_uri()}/tiny/report/index.html" and (root / "runs/tiny/report/index.html").stat().st_size
+    pngs = {os.path.basename(f) for f in figures}
+    assert {"confusion.png", *(f"curves-{t.trial_id}.png" for t in trials)} <= pngs
+    assert all((root / "runs/tiny/report" / name).read_bytes()[:4] == b"\x89PNG" for name in pngs)
 
 
 def test_uri_storage_keeps_checkpoints_that_load(tiny_run):
@@ -133,3 +140,23 @@ def test_tune_on_an_esc50_layout_trains_on_its_official_folds(ray_session, tmp_p
     (model,) = store.models(experiment.id)
     assert sum(map(sum, model.confusion)) == int((table["fold"] == 3).sum())  # every test-fold clip scored
     assert len(model.confusion) == table["category"].nunique()
+
+
+def test_warm_start_runs_the_best_configurations_of_an_earlier_experiment_first(tiny_run, tmp_path, capsys):
+    _, url, root = tiny_run
+    shutil.copy(root / "results.db", tmp_path / "r.db")  # the tiny store stays as the other tests expect it
+    copy = f"sqlite:///{tmp_path}/r.db"
+    source = optuna.load_study(study_name="tiny", storage=copy)
+    ranked = [t.params for t in sorted(source.get_trials(states=[optuna.trial.TrialState.COMPLETE]),
+                                       key=lambda t: -t.value)]
+    assert main(["tune", "--space", "augmentation", "--num-samples", "1", "--max-epochs", "1", "--synthetic-clips", "10",
+                 "--seed", "3", "--warm-start", "tiny", "--warm-start-top", "1", "--results", copy,
+                 "--storage-path", str(tmp_path / "runs"), "--name", "warm"]) == 0
+    (trial,) = optuna.load_study(study_name="warm", storage=copy).trials
+    assert trial.params == ranked[0]  # the earlier experiment's best configuration ran first
+    store = ResultsStore(copy)
+    assert store.experiment("warm").config["warm_start"] == "tiny"
+    capsys.readouterr()
+    assert main(["tune", "--warm-start", "nope", "--results", copy, "--name", "cold"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("soundsweep: error: --warm-start nope: no such experiment") and "tiny" in line

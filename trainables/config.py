@@ -31,6 +31,7 @@ class Runtime:
             epoch, under ``<trial_dir>/augmentation/`` (see ``trainables.augment.AugmentationLog``).
         trial_dir: the trial's folder in the experiment storage (set by the trial itself).
         max_model_kb: int8 size budget; a larger configuration is pruned before it trains (0: none).
+        max_params: parameter budget, pruned the same way (0: none).
         folds: prepared data of each cross-validation fold (empty: ``data_dir`` only); with
             ``repeats``, how :func:`resolve_repeat` maps Tune's repeat index to a fold and a seed.
         fold, repeat: the fold and seed repeat this trial runs on (set by :func:`resolve_repeat`).
@@ -52,6 +53,7 @@ class Runtime:
     record_augmentation: bool = False
     trial_dir: str = ""
     max_model_kb: float = 0.0
+    max_params: int = 0
     folds: list[str] = field(default_factory=list)
     repeats: int = 1
     fold: int | None = None

@@ -25,22 +25,28 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from trainables.config import TrialConfig, resolve_repeat
 from trainables.data import open_split
 from trainables.loop import TuneSession, create, run, train_loop_per_worker
-from trainables.models import shape_only
+from trainables.models import num_parameters, shape_only
 from trainables.quantize import quantize, size_kb
 from trainables.screening import run_screening
 
 
 def oversize(cfg: TrialConfig) -> str | None:
-    """Why ``cfg``'s model breaks the int8 size budget ``runtime.max_model_kb``, or ``None``.
+    """Why ``cfg``'s model breaks a hard budget, the int8 size ``runtime.max_model_kb`` or the
+    parameter count ``runtime.max_params``, or ``None``.
 
-    The size is the exact :func:`~trainables.quantize.size_kb` of the quantized model, computed
-    from shapes alone (built on the meta device), so it costs no training and no memory.
+    The size is the exact :func:`~trainables.quantize.size_kb` of the quantized model; both are
+    computed from shapes alone (the model built on the meta device), so they cost no training and
+    no memory.
     """
-    budget = cfg.runtime.max_model_kb
-    if not budget:
+    rt = cfg.runtime
+    if not (rt.max_model_kb or rt.max_params):
         return None
-    kb = size_kb(quantize(shape_only(lambda: create(cfg))))
-    return f"int8 model size {kb:.1f} KB exceeds --max-model-kb {budget:g}" if kb > budget else None
+    model = shape_only(lambda: create(cfg))
+    count = num_parameters(model)
+    if rt.max_params and count > rt.max_params:
+        return f"{count:,} parameters exceed --max-params {rt.max_params:,}"
+    kb = size_kb(quantize(model)) if rt.max_model_kb else 0.0
+    return f"int8 model size {kb:.1f} KB exceeds --max-model-kb {rt.max_model_kb:g}" if kb > rt.max_model_kb else None
 
 
 def storage_trial_dir(storage_path: str) -> str:

@@ -2,9 +2,10 @@
 
 The page is the dashboard's experiment page with every trial's section appended, rendered by
 the same :mod:`soundsweep.report.pages` functions; only the links differ (:class:`FileLinks`).
+The folder may be a local path or a URI (:mod:`soundsweep.storage`): every finished tune run
+writes its report beside its checkpoints.
 """
-import os
-
+from soundsweep import storage
 from soundsweep.report.pages import experiment_page
 from soundsweep.report.plots import Plot, render
 from soundsweep.report.views import ExperimentView, load_experiment
@@ -19,6 +20,8 @@ class FileLinks:
 
     def __init__(self, out: str):
         self.out = out
+        self.fs, self.folder = storage.open_fs(out)
+        self.written: list[str] = []
 
     def nav(self) -> list[tuple[str, str]]:
         return []
@@ -29,18 +32,24 @@ class FileLinks:
     def trial(self, experiment: str, trial_id: str) -> str:
         return f"#trial-{trial_id}"
 
+    def write(self, name: str, content: bytes) -> str:
+        with self.fs.open_output_stream(storage.join(self.folder, name)) as f:
+            f.write(content)
+        self.written.append(storage.join(self.out, name))
+        return self.written[-1]
+
     def plot(self, experiment: ExperimentView, plot: Plot) -> str:
-        with open(os.path.join(self.out, plot.filename()), "wb") as f:
-            f.write(render(experiment, plot))
+        self.write(plot.filename(), render(experiment, plot))
         return plot.filename()
 
 
-def write_report(results_url: str, experiment: str, out: str) -> str:
-    """Write the report of ``experiment`` into the folder ``out``; return the path of index.html."""
+def write_report(results_url: str, experiment: str, out: str) -> list[str]:
+    """Write the report of ``experiment`` into the folder ``out`` (a path or URI); return what it
+    wrote, ``index.html`` first, then the figures (confusion matrices, accuracy against parameters
+    and time per epoch, learning curves, the search grid)."""
     view = load_experiment(ResultsStore(results_url, must_exist=True), experiment)
-    os.makedirs(out, exist_ok=True)
-    page = experiment_page(view, FileLinks(out), trial_sections=True)
-    path = os.path.join(out, "index.html")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(page)
-    return path
+    links = FileLinks(storage.resolve(out))
+    links.fs.create_dir(links.folder, recursive=True)
+    page = experiment_page(view, links, trial_sections=True)
+    figures = list(links.written)
+    return [links.write("index.html", page.encode("utf-8")), *figures]
