@@ -1,12 +1,15 @@
-"""Tune callbacks run by the driver: write the results store as trials report, print progress.
+"""Tune callbacks run by the driver: write the results store as trials report, print progress,
+release what a TorchTrainer trial leaves behind.
 
 Both hold only plain values so that Tune can pickle them into its experiment state and a
 resumed run gets them back; the database engine is opened lazily.
 """
 import time
 
+import ray
 from ray.tune import Callback
 from ray.tune.search.repeater import TRIAL_INDEX
+from ray.util.placement_group import PlacementGroup, PlacementGroupID
 
 from soundsweep.results import ResultsStore
 from soundsweep.storage import as_uri
@@ -116,3 +119,28 @@ class ProgressCallback(Callback):
         left = max(self.num_samples - len(trials), 0)
         print(f"[{elapsed // 60:3d}m{elapsed % 60:02d}s] trials {len(trials)}/{self.num_samples}: {state or 'starting'} | "
               f"{best} | {left} not started", flush=True)
+
+
+class ReleaseTrainPlacementGroups(Callback):
+    """Removes a TorchTrainer trial's worker placement group when the trial ends or is retried.
+
+    Tune stops a trial the moment its last result arrives and kills its actor, and with it the
+    Train controller it started; Train's cleaner actor then asks Ray's State API whether the
+    controller is gone, which never answers without the dashboard (tests, clusters started with
+    ``--include-dashboard=false``): the group keeps its CPUs for the life of the cluster and later
+    trials wait for them forever. Each worker reports its group (``placement_group``)."""
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        release((trial.last_result or {}).get("placement_group"))
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        release((trial.last_result or {}).get("placement_group"))
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        release((trial.last_result or {}).get("placement_group"))
+
+
+def release(group_id: str | None) -> None:
+    """Remove the placement group ``group_id`` (hex) if it still holds its resources."""
+    if group_id and ray.util.placement_group_table().get(group_id, {}).get("state") == "CREATED":
+        ray.util.remove_placement_group(PlacementGroup(PlacementGroupID(bytes.fromhex(group_id))))

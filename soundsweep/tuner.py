@@ -21,7 +21,7 @@ from ray.tune.search import Repeater
 from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces import DefineByName, SearchSpace, get_space
-from soundsweep.callbacks import ProgressCallback, StoreCallback
+from soundsweep.callbacks import ProgressCallback, ReleaseTrainPlacementGroups, StoreCallback
 from soundsweep.catalog import DatasetOptions, coarse_manifest, cv_folds, hierarchy_for
 from soundsweep.configurations import configuration_table, configurations
 from soundsweep.errors import UsageError
@@ -268,7 +268,7 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
         else:
             tuner = tune.Tuner(trainable, param_space=param_space(cfg, data, plan, storage, folds if cfg.folds > 1 else ()),
                                tune_config=tune_config(cfg, name, plan, space, shape, warm),
-                               run_config=run_config(cfg, name, storage, experiment_id, shape))
+                               run_config=run_config(cfg, name, storage, experiment_id, shape, plan.executor))
         tuner.fit()
     finally:
         if cfg.wait_for_resources:
@@ -480,11 +480,13 @@ def trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def run_config(cfg: ExperimentConfig, name: str, storage: str, experiment_id: int, shape: SearchShape) -> tune.RunConfig:
+def run_config(cfg: ExperimentConfig, name: str, storage: str, experiment_id: int, shape: SearchShape,
+               executor: str) -> tune.RunConfig:
     return tune.RunConfig(
         name=name,
         storage_path=storage,
-        callbacks=[StoreCallback(cfg.results, experiment_id, shape.max_epochs), ProgressCallback(shape.trials)],
+        callbacks=[StoreCallback(cfg.results, experiment_id, shape.max_epochs), ProgressCallback(shape.trials),
+                   *([ReleaseTrainPlacementGroups()] if executor == "train" else [])],
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=METRIC,
                                                 checkpoint_score_order=MODE),
         failure_config=tune.FailureConfig(max_failures=cfg.max_failures),

@@ -12,6 +12,7 @@ import shutil
 import optuna
 import pyarrow.parquet as pq
 import pytest
+import ray
 from ray import tune
 
 from soundsweep.cli import main
@@ -100,6 +101,8 @@ def test_torch_trainer_path_runs_one_trial(ray_session, tmp_path):
     store = ResultsStore(url)
     experiment = store.experiment("trainer")
     assert experiment.summary["executor"] == "train"
+    # the TorchTrainer's worker placement group was removed with its trial (CPUs back for later trials)
+    assert not [g for g in ray.util.placement_group_table().values() if g["state"] == "CREATED"]
     (trial,) = store.trials(experiment.id)
     assert trial.status == "COMPLETED" and trial.epochs == 1
     (model,) = store.models(experiment.id)

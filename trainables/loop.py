@@ -141,9 +141,11 @@ def training_precision(precision: str, device: torch.device) -> str:
 
 
 def where() -> dict:
-    """The node and process this worker runs on, reported with every epoch."""
+    """The node, process and placement group this worker runs in, reported with every epoch."""
+    group = ray.util.get_current_placement_group()
     return {"node_id": ray.get_runtime_context().get_node_id(), "node_ip": ray.util.get_node_ip_address(),
-            "hostname": socket.gethostname(), "pid": os.getpid()}
+            "hostname": socket.gethostname(), "pid": os.getpid(),
+            "placement_group": group.id.hex() if group is not None else None}
 
 
 def run(cfg: TrialConfig, session) -> None:

@@ -83,7 +83,15 @@ def train_trial(config: dict) -> None:
     if rt.executor == "local":
         run(cfg, TuneSession(cfg))
         return
-    trainer = TorchTrainer(
+    torch_trainer(config, ray.tune.get_context().get_trial_id(), [TuneReportCallback()]).fit()
+
+
+def torch_trainer(config: dict, name: str, callbacks: list) -> TorchTrainer:
+    """The TorchTrainer that runs :func:`~trainables.loop.train_loop_per_worker` on ``config``:
+    ``runtime.train_workers`` workers, the train split sharded between them, the val split whole
+    on each; its state under ``<storage_path>/train_runs/<name>``."""
+    rt = TrialConfig.from_dict(config).runtime
+    return TorchTrainer(
         train_loop_per_worker,
         train_loop_config=config,
         scaling_config=ScalingConfig(
@@ -94,15 +102,14 @@ def train_trial(config: dict) -> None:
         datasets={s: open_split(rt.data_dir, s) for s in ("train", "val")},
         dataset_config=DataConfig(datasets_to_split=["train"]),
         run_config=ray.train.RunConfig(
-            name=ray.tune.get_context().get_trial_id(),
+            name=name,
             storage_path=os.path.join(rt.storage_path, "train_runs"),
-            callbacks=[TuneReportCallback()],
+            callbacks=callbacks,
             checkpoint_config=ray.train.CheckpointConfig(
                 num_to_keep=2, checkpoint_score_attribute="val_clip_acc", checkpoint_score_order="max"
             ),
         ),
     )
-    trainer.fit()
 
 
 PROTOCOLS = {"train": train_trial, "screening": run_screening}
