@@ -146,7 +146,7 @@ def clip_features(embed: Callable[[torch.Tensor], np.ndarray], dataset) -> dict[
     is :func:`~trainables.data.open_splits`, read once."""
     parts = {"features": [], "label": [], "clip_id": [], "split": []}
     for batch in dataset.iter_batches(batch_size=FEATURE_BATCH, batch_format="numpy"):
-        parts["features"].append(embed(torch.from_numpy(np.asarray(batch["waveform"], dtype=np.float32))))
+        parts["features"].append(embed(torch.from_numpy(np.array(batch["waveform"], dtype=np.float32))))
         for key in ("label", "clip_id", "split"):
             parts[key].append(np.asarray(batch[key]))
     features, labels, clip_ids, splits = (np.concatenate(parts[k]) for k in ("features", "label", "clip_id", "split"))

@@ -52,7 +52,8 @@ def _curves(experiment: ExperimentView, plot: Plot) -> Figure:
         axes.set_xlabel("epoch")
         axes.set_xticks(epochs)
         axes.grid(alpha=0.3)
-        axes.legend(fontsize=8)
+        if axes.get_legend_handles_labels()[0]:  # a protocol may report no loss (screening)
+            axes.legend(fontsize=8)
     loss.set_title("loss")
     acc.set_title("validation accuracy")
     acc.set_ylim(0, 1)
@@ -123,7 +124,8 @@ def _tradeoff(experiment: ExperimentView, plot: Plot) -> Figure:
     for axes in (by_params, by_time):
         axes.set_ylim(0, 1)
         axes.grid(alpha=0.3)
-    by_time.legend(fontsize=8)
+    if trials:
+        by_time.legend(fontsize=8)
     return fig
 
 
