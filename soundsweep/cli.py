@@ -93,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--max-params", type=int, default=None, metavar="N",
                         help="parameter budget: a configuration whose model has more parameters is pruned before "
                              "it trains (counted from shapes, no training)")
+    what.add_argument("--objective", default=defaults["objective"], metavar="NAMES",
+                      help="what the search optimizes: accuracy (default), or accuracy plus params and/or time "
+                           "(seconds per epoch), e.g. accuracy,params: a multi-objective search (Optuna NSGA-II, no "
+                           "early stopping) that stores its Pareto front")
     what.add_argument("--warm-start", default=None, metavar="NAME",
                       help="start from the best configurations of the earlier experiment NAME (same --results): "
                            "they are enqueued in Optuna and run first, then TPE samples")
@@ -284,6 +288,10 @@ def print_leaderboard(summary, top: int = 5) -> None:
               f"{best['num_params']:,} parameters")
         print_evaluation(best)
         print(f"checkpoint: {best['checkpoint_uri']}")
+    if summary.pareto:
+        print("\nPareto front: " + ", ".join(
+            f"{row['trial_id']} ({', '.join(f'{k}={v:.4g}' for k, v in row.items() if k != 'trial_id')})"
+            for row in summary.pareto))
     if summary.configurations:
         print("\n" + format_table(summary.configurations))
     skipped = summary.data.failures

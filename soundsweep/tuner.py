@@ -43,6 +43,8 @@ from trainables.models import ModelConfigError, parameter_count
 from trainables.trial import run_trial
 
 METRIC, MODE = "val_clip_acc", "max"
+# --objective names -> the reported metric Optuna is given and its direction.
+OBJECTIVES = {"accuracy": (METRIC, MODE), "params": ("num_params", "min"), "time": ("epoch_s", "min")}
 SCHEDULERS = ("asha", "fifo")
 SEGMENT_MODES = ("window", "full")
 
@@ -90,6 +92,7 @@ class ExperimentConfig(DatasetOptions):
     tta_views: int = 4
     warm_start: str | None = None
     warm_start_top: int = 3
+    objective: str = "accuracy"
 
     def decode_spec(self) -> DecodeSpec:
         """How files become segments. Full clips pad training clips at a random position seeded
@@ -100,8 +103,18 @@ class ExperimentConfig(DatasetOptions):
         return DecodeSpec(self.sample_rate, self.channels, self.segment_seconds, self.overlap,
                           full_clip=full, pad_seed=self.seed if full else None)
 
+    def objectives(self) -> list[str]:
+        """The ``--objective`` names, in order (``accuracy`` alone: a single-objective search)."""
+        return [name.strip() for name in self.objective.split(",")]
+
     def check(self) -> None:
         """Reject impossible values before anything starts (one-line errors)."""
+        names = self.objectives()
+        if not set(names) <= set(OBJECTIVES) or len(set(names)) < len(names) or "accuracy" not in names:
+            raise UsageError(f"--objective {self.objective}: give accuracy plus any of "
+                             f"{', '.join(n for n in OBJECTIVES if n != 'accuracy')}, comma-separated, each once")
+        if len(names) > 1 and self.folds * self.repeats > 1:
+            raise UsageError("--objective with several objectives runs each configuration once: drop --folds/--repeats")
         try:
             get_space(self.space)
         except KeyError as exc:
@@ -164,6 +177,7 @@ class ExperimentSummary:
     trials: list[dict]
     configurations: list[dict]
     report: list[str]  # index.html, then the PNG figures, beside the checkpoints
+    pareto: list[dict]  # a multi-objective search's Pareto front (pareto_front)
 
 
 @dataclass(frozen=True)
@@ -193,7 +207,8 @@ def search_shape(cfg: ExperimentConfig, space: SearchSpace) -> SearchShape:
     runs = cfg.folds * cfg.repeats
     if protocol == "screening":
         return SearchShape(protocol, min(cfg.num_samples, space.grid_size()), runs, 1, "fifo")
-    return SearchShape(protocol, cfg.num_samples, runs, cfg.max_epochs, cfg.scheduler if runs == 1 else "fifo")
+    single = runs == 1 and len(cfg.objectives()) == 1  # ASHA ranks trials on one metric
+    return SearchShape(protocol, cfg.num_samples, runs, cfg.max_epochs, cfg.scheduler if single else "fifo")
 
 
 def connect_ray(address: str | None) -> None:
@@ -215,6 +230,8 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
     space = get_space(cfg.space)
     shape = search_shape(cfg, space)
     training = shape.protocol == "train"  # other protocols run in the trial itself, on one worker
+    if len(cfg.objectives()) > 1 and not training:
+        raise UsageError(f"--objective: the {shape.protocol} protocol scores accuracy only; drop --objective")
     if cfg.init_from and not training:
         raise UsageError(f"--init-from: the {shape.protocol} protocol trains no model; drop --init-from "
                          "(soundsweep probe --checkpoint embeds with a stored model)")
@@ -283,6 +300,7 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
     recorded = {
         "plan": plan.describe(), "data": prepared.describe(), "cache_hit": prepared.cache_hit, "executor": plan.executor,
         "skipped_files": prepared.failures, "wall_s": wall_s, "best_model": best, "configurations": table,
+        "objectives": cfg.objectives(), "pareto": pareto_front(store, experiment_id, cfg.objectives()),
     }
     store.finish_experiment(experiment_id, "FINISHED", recorded)
     # The figures are drawn from the finished experiment, then referenced from its summary.
@@ -290,7 +308,7 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
     store.finish_experiment(experiment_id, "FINISHED", {**recorded, "report": report})
     return ExperimentSummary(
         name=name, experiment_id=experiment_id, results_url=cfg.results, plan=plan, data=prepared, best=best,
-        wall_s=wall_s, trials=trial_rows(store, name), configurations=table, report=report,
+        wall_s=wall_s, trials=trial_rows(store, name), configurations=table, report=report, pareto=recorded["pareto"],
     )
 
 
@@ -298,7 +316,7 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
 SPEC_FIELDS = ("space", "arch", "width", "lr", "batch_size", "data", "dataset", "test_fold", "subset", "split_dir",
                "val_fraction", "synthetic_clips", "coarse", "hierarchy", "num_samples", "max_epochs", "scheduler", "folds",
                "repeats", "seed", "sample_rate", "channels", "segment_seconds", "overlap", "segment_mode", "max_model_kb",
-               "max_params",                "warm_start", "warm_start_top")
+               "max_params", "objective", "warm_start", "warm_start_top")
 
 
 def experiment_manifest(cfg: ExperimentConfig):
@@ -356,6 +374,27 @@ def check_writable(storage: str) -> None:
     if not os.path.isdir(existing) or not os.access(existing, os.W_OK):
         reason = "not a folder" if not os.path.isdir(existing) else "permission denied"
         raise UsageError(f"--storage-path {storage} is not writable ({existing}: {reason}): choose a folder you can write")
+
+
+def pareto_front(store: ResultsStore, experiment_id: int, objectives: list[str]) -> list[dict]:
+    """The completed trials no other completed trial beats on every objective at once (and on one
+    strictly), each with its objective values from its last epoch (what Optuna was told), best
+    accuracy first; empty for a single-objective search."""
+    if len(objectives) < 2:
+        return []
+    last: dict[str, dict] = {}
+    for trial, epoch in store.epochs(experiment_id):
+        if trial.status == "COMPLETED" and epoch.epoch >= last.get(trial.trial_id, {}).get("epoch", -1):
+            last[trial.trial_id] = {"epoch": epoch.epoch, **epoch.metrics}
+    sign = {metric: 1.0 if mode == "max" else -1.0 for metric, mode in (OBJECTIVES[n] for n in objectives)}
+    scores = {t: tuple(sign[m] * float(metrics[m]) for m in sign) for t, metrics in last.items()
+              if all(m in metrics for m in sign)}
+
+    def beaten(a: tuple) -> bool:
+        return any(all(x >= y for x, y in zip(b, a)) and b != a for b in scores.values())
+
+    front = [{"trial_id": t, **{m: last[t][m] for m in sign}} for t, score in scores.items() if not beaten(score)]
+    return sorted(front, key=lambda row: -row[METRIC])
 
 
 def trial_rows(store: ResultsStore, name: str) -> list[dict]:
@@ -455,12 +494,14 @@ def tune_config(cfg: ExperimentConfig, name: str, plan: ResourcePlan, space: Sea
     accuracy; ``warm`` (:func:`warm_start_points`) then a screening's grid first, in order; each
     configuration repeated ``shape.runs`` times."""
     grid = space.grid()[: shape.configurations] if shape.protocol == "screening" else []
+    metrics, modes = zip(*(OBJECTIVES[name] for name in cfg.objectives()))
+    multi = len(metrics) > 1  # Optuna's NSGA-II on the values of each trial's last epoch
     searcher = ResumableOptunaSearch(
         space=DefineByName(cfg.space),
-        metric=METRIC,
-        mode=MODE,
+        metric=list(metrics) if multi else METRIC,
+        mode=list(modes) if multi else MODE,
         points_to_evaluate=(warm + grid) or None,
-        sampler=optuna.samplers.TPESampler(seed=cfg.seed),
+        sampler=optuna.samplers.NSGAIISampler(seed=cfg.seed) if multi else optuna.samplers.TPESampler(seed=cfg.seed),
         study_name=name,
         storage=optuna.storages.RDBStorage(cfg.results),
     )

@@ -163,3 +163,18 @@ def test_warm_start_runs_the_best_configurations_of_an_earlier_experiment_first(
     assert main(["tune", "--warm-start", "nope", "--results", copy, "--name", "cold"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("soundsweep: error: --warm-start nope: no such experiment") and "tiny" in line
+
+
+def test_multi_objective_search_stores_optunas_pareto_front(ray_session, tmp_path, capsys):
+    url = f"sqlite:///{tmp_path}/r.db"
+    assert main(["tune", "--space", "augmentation", "--objective", "accuracy,time", "--num-samples", "3",
+                 "--max-epochs", "1", "--synthetic-clips", "10", "--seed", "3", "--results", url,
+                 "--storage-path", str(tmp_path / "runs"), "--name", "pareto"]) == 0
+    study = optuna.load_study(study_name="pareto", storage=url)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    front = ResultsStore(url).experiment("pareto").summary["pareto"]
+    assert front and {(row["val_clip_acc"], row["epoch_s"]) for row in front} == {tuple(t.values) for t in study.best_trials}
+    capsys.readouterr()
+    assert main(["tune", "--objective", "accuracy,size", "--results", url, "--name", "bad"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("soundsweep: error: --objective accuracy,size: give accuracy plus any of params, time")

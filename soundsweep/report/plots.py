@@ -108,7 +108,8 @@ def _heatmap(experiment: ExperimentView, plot: Plot) -> Figure:
 
 def _tradeoff(experiment: ExperimentView, plot: Plot) -> Figure:
     """Best validation clip accuracy against parameter count and against time per epoch, one
-    colour per model (the layout of SoundFusion's figure 1)."""
+    colour per model (the layout of SoundFusion's figure 1); a multi-objective search's Pareto
+    front (``summary["pareto"]``) circled in black."""
     fig = Figure(figsize=(9, 3.4), layout="constrained")
     by_params, by_time = fig.subplots(1, 2, sharey=True)
     trials = [t for t in experiment.trials if t.epochs]
@@ -117,6 +118,13 @@ def _tradeoff(experiment: ExperimentView, plot: Plot) -> Figure:
         acc = [t.best.get(METRIC, 0.0) for t in group]
         by_params.scatter([t.num_params or 0 for t in group], acc, label=name, alpha=0.8)
         by_time.scatter([t.epoch_s or 0 for t in group], acc, label=name, alpha=0.8)
+    front = {row["trial_id"] for row in (experiment.row.summary or {}).get("pareto", [])}
+    pareto = [t for t in trials if t.trial_id in front]
+    if pareto:
+        style = {"facecolors": "none", "edgecolors": "black", "s": 120, "linewidths": 1.5}
+        acc = [t.best.get(METRIC, 0.0) for t in pareto]
+        by_params.scatter([t.num_params or 0 for t in pareto], acc, **style)
+        by_time.scatter([t.epoch_s or 0 for t in pareto], acc, label="Pareto front", **style)
     by_params.set_xscale("log")
     by_params.set_xlabel("parameters")
     by_params.set_ylabel("best val clip accuracy")
