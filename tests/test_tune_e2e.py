@@ -7,7 +7,7 @@ of shared cluster storage that runs on any machine.
 import glob
 import json
 import os
-import shutil
+import sqlite3
 
 import optuna
 import pyarrow.parquet as pq
@@ -147,7 +147,10 @@ def test_tune_on_an_esc50_layout_trains_on_its_official_folds(ray_session, tmp_p
 
 def test_warm_start_runs_the_best_configurations_of_an_earlier_experiment_first(tiny_run, tmp_path, capsys):
     _, url, root = tiny_run
-    shutil.copy(root / "results.db", tmp_path / "r.db")  # the tiny store stays as the other tests expect it
+    # A copy, so the tiny store stays as the other tests expect it; SQLite's backup includes what
+    # is still in the write-ahead log (a file copy would miss it).
+    with sqlite3.connect(root / "results.db") as source_db, sqlite3.connect(tmp_path / "r.db") as copy_db:
+        source_db.backup(copy_db)
     copy = f"sqlite:///{tmp_path}/r.db"
     source = optuna.load_study(study_name="tiny", storage=copy)
     ranked = [t.params for t in sorted(source.get_trials(states=[optuna.trial.TrialState.COMPLETE]),
