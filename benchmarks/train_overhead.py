@@ -30,7 +30,6 @@ import time
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import ray
 import torch
 from torch import nn
@@ -40,7 +39,7 @@ from trainables.audio import DecodeSpec
 from trainables.config import TrialConfig
 from trainables.evaluate import predict
 from trainables.loop import build
-from trainables.segments import segment_files
+from trainables.segments import read_segment_files, segment_files
 from trainables.trial import torch_trainer
 
 BATCH = 32
@@ -48,8 +47,7 @@ BATCH = 32
 
 def load_split(data_dir: str, split: str) -> dict:
     """One split of the segment store in memory: waveforms ``(N, C, T)``, labels, clip ids, keys."""
-    table = pa.concat_tables([pq.read_table(f, columns=["waveform", "clip_id", "segment", "label"])
-                              for f in segment_files(data_dir, split)])
+    table = pa.concat_tables(read_segment_files({"path": segment_files(data_dir, split)}))
     clip_ids = np.array(table.column("clip_id").to_pylist(), dtype=object)
     segments = table.column("segment").to_pylist()
     return {

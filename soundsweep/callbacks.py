@@ -133,11 +133,7 @@ class ReleaseTrainPlacementGroups(Callback):
     def on_trial_complete(self, iteration, trials, trial, **info):
         release((trial.last_result or {}).get("placement_group"))
 
-    def on_trial_error(self, iteration, trials, trial, **info):
-        release((trial.last_result or {}).get("placement_group"))
-
-    def on_trial_recover(self, iteration, trials, trial, **info):
-        release((trial.last_result or {}).get("placement_group"))
+    on_trial_error = on_trial_recover = on_trial_complete
 
 
 def release(group_id: str | None) -> None:

@@ -45,8 +45,9 @@ def oversize(cfg: TrialConfig) -> str | None:
     count = num_parameters(model)
     if rt.max_params and count > rt.max_params:
         return f"{count:,} parameters exceed --max-params {rt.max_params:,}"
-    kb = size_kb(quantize(model)) if rt.max_model_kb else 0.0
-    return f"int8 model size {kb:.1f} KB exceeds --max-model-kb {rt.max_model_kb:g}" if kb > rt.max_model_kb else None
+    if rt.max_model_kb and (kb := size_kb(quantize(model))) > rt.max_model_kb:
+        return f"int8 model size {kb:.1f} KB exceeds --max-model-kb {rt.max_model_kb:g}"
+    return None
 
 
 def storage_trial_dir(storage_path: str) -> str:

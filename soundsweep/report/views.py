@@ -14,7 +14,7 @@ from search_spaces import SPACES
 from soundsweep.errors import UsageError
 from soundsweep.results import ResultsStore
 from soundsweep.results.store import Experiment, Model
-from trainables.models import list_models, model_info
+from trainables.models import ModelConfigError, model_info
 
 METRIC = "val_clip_acc"
 
@@ -127,8 +127,11 @@ def model_name(params: dict) -> str:
     """``arch wWIDTH`` of a trial's or a model's parameters; a trial that left ``width`` unset
     built the architecture at its paper width, which is the one shown."""
     arch, width = params.get("arch", "?"), params.get("width")
-    if width is None and arch in list_models():
-        width = model_info(arch).options.get("width")
+    if width is None:
+        try:
+            width = model_info(arch).options.get("width")
+        except ModelConfigError:  # not a registered model (a screening's "mfcc"): no width to show
+            pass
     return arch + (f" w{width}" if width is not None else "")
 
 
