@@ -39,7 +39,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from soundsweep.probe import ProbeConfig
-    from soundsweep.tuner import PRECISIONS, SCHEDULERS, SEGMENT_MODES, ExperimentConfig
+    from soundsweep.tuner import PRECISIONS, SCHEDULERS, SEARCHES, SEGMENT_MODES, ExperimentConfig
 
     defaults = {f.name: f.default for f in fields(ExperimentConfig)}
     probe_defaults = {f.name: f.default for f in fields(ProbeConfig)}
@@ -78,7 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
                            "(training clips at a seeded random position)")
     data.add_argument("--overlap", type=float, default=defaults["overlap"], help="window overlap fraction")
     budget = tune.add_argument_group("budget and scheduling")
-    budget.add_argument("--num-samples", type=int, default=defaults["num_samples"], help="trials (default %(default)s)")
+    budget.add_argument("--search", default=defaults["search"], choices=SEARCHES,
+                        help="tpe: Optuna's TPE samples --num-samples configurations (default); grid: the space's "
+                             "grid in order, each configuration once (the first --num-samples of them: give at least "
+                             "the grid size, e.g. 972 for augmentation, for all)")
+    budget.add_argument("--num-samples", type=int, default=defaults["num_samples"],
+                        help="configurations to try (default %(default)s)")
     budget.add_argument("--max-epochs", type=int, default=defaults["max_epochs"], help="epochs per trial at most")
     budget.add_argument("--scheduler", default=defaults["scheduler"], help=f"{' or '.join(SCHEDULERS)} (early stopping)")
     budget.add_argument("--max-concurrent", type=int, default=None, help="trials at once (default: as many as fit)")

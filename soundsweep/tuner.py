@@ -46,6 +46,7 @@ METRIC, MODE = "val_clip_acc", "max"
 # --objective names -> the reported metric Optuna is given and its direction.
 OBJECTIVES = {"accuracy": (METRIC, MODE), "params": ("num_params", "min"), "time": ("epoch_s", "min")}
 SCHEDULERS = ("asha", "fifo")
+SEARCHES = ("tpe", "grid")
 SEGMENT_MODES = ("window", "full")
 
 
@@ -61,6 +62,7 @@ class ExperimentConfig(DatasetOptions):
     batch_size: int = 32
     coarse: bool = False
     hierarchy: str | None = None
+    search: str = "tpe"
     num_samples: int = 12
     max_epochs: int = 4
     max_concurrent: int | None = None
@@ -129,6 +131,8 @@ class ExperimentConfig(DatasetOptions):
                             ("--folds", self.folds), ("--repeats", self.repeats)):
             if value < 1:
                 raise UsageError(f"{flag} {value}: must be at least 1")
+        if self.search not in SEARCHES:
+            raise UsageError(f"--search {self.search}: choose one of {', '.join(SEARCHES)}")
         if self.scheduler not in SCHEDULERS:
             raise UsageError(f"--scheduler {self.scheduler}: choose one of {', '.join(SCHEDULERS)}")
         if self.segment_seconds <= 0:
@@ -183,13 +187,15 @@ class ExperimentSummary:
 @dataclass(frozen=True)
 class SearchShape:
     """How a search runs: its protocol, the configurations Optuna suggests, the runs of each
-    (folds x repeats), the reports a trial makes at most and the scheduler."""
+    (folds x repeats), the reports a trial makes at most, the scheduler and whether the
+    configurations are the space's grid in order."""
 
     protocol: str
     configurations: int
     runs: int
     max_epochs: int
     scheduler: str
+    grid: bool = False
 
     @property
     def trials(self) -> int:
@@ -199,16 +205,19 @@ class SearchShape:
 def search_shape(cfg: ExperimentConfig, space: SearchSpace) -> SearchShape:
     """The shape of ``cfg``'s search over ``space``.
 
-    A screening reports once per trial and is exhaustive: its grid is evaluated in order, at
-    most once per configuration, without early stopping. Repeated configurations run without
+    ``--search grid`` evaluates the space's grid in order (:meth:`~search_spaces.SearchSpace.grid`),
+    each configuration once, the first ``--num-samples`` of them. A screening reports once per
+    trial and is always such a grid, without early stopping. Repeated configurations run without
     early stopping too: it would stop some folds or seeds of a configuration and not others.
     """
     protocol = space.constants.get("protocol", "train")
     runs = cfg.folds * cfg.repeats
+    grid = protocol == "screening" or cfg.search == "grid"
+    configurations = min(cfg.num_samples, space.grid_size()) if grid else cfg.num_samples
     if protocol == "screening":
-        return SearchShape(protocol, min(cfg.num_samples, space.grid_size()), runs, 1, "fifo")
+        return SearchShape(protocol, configurations, runs, 1, "fifo", grid=True)
     single = runs == 1 and len(cfg.objectives()) == 1  # ASHA ranks trials on one metric
-    return SearchShape(protocol, cfg.num_samples, runs, cfg.max_epochs, cfg.scheduler if single else "fifo")
+    return SearchShape(protocol, configurations, runs, cfg.max_epochs, cfg.scheduler if single else "fifo", grid=grid)
 
 
 def connect_ray(address: str | None) -> None:
@@ -261,6 +270,9 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
                                data_cpus=cfg.data_cpus, max_concurrent=cfg.max_concurrent,
                                executor=cfg.executor if training else "local", num_samples=shape.trials)
         print(plan.describe(), flush=True)
+        if shape.grid:
+            print(f"search: grid of {space.grid_size()} configuration(s), running the first {shape.configurations} "
+                  "in order (--num-samples)", flush=True)
         if shape.runs > 1 or not training:
             print(f"search: {shape.configurations} configuration(s) x {cfg.folds} fold(s) x {cfg.repeats} seed(s), "
                   f"{shape.protocol} protocol, {shape.scheduler} scheduler", flush=True)
@@ -313,7 +325,7 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
 
 
 # The settings that define what an experiment searches; --resume must repeat them unchanged.
-SPEC_FIELDS = ("space", "arch", "width", "lr", "batch_size", "data", "dataset", "test_fold", "subset", "split_dir",
+SPEC_FIELDS = ("space", "search", "arch", "width", "lr", "batch_size", "data", "dataset", "test_fold", "subset", "split_dir",
                "val_fraction", "synthetic_clips", "coarse", "hierarchy", "num_samples", "max_epochs", "scheduler", "folds",
                "repeats", "seed", "sample_rate", "channels", "segment_seconds", "overlap", "segment_mode", "max_model_kb",
                "max_params", "objective", "warm_start", "warm_start_top")
@@ -491,9 +503,9 @@ def warm_start_points(cfg: ExperimentConfig) -> list[dict]:
 def tune_config(cfg: ExperimentConfig, name: str, plan: ResourcePlan, space: SearchSpace,
                 shape: SearchShape, warm: list[dict]) -> tune.TuneConfig:
     """Optuna TPE (seeded, study stored in the results database) with ASHA on validation clip
-    accuracy; ``warm`` (:func:`warm_start_points`) then a screening's grid first, in order; each
-    configuration repeated ``shape.runs`` times."""
-    grid = space.grid()[: shape.configurations] if shape.protocol == "screening" else []
+    accuracy; ``warm`` (:func:`warm_start_points`) then the grid (``shape.grid``) first, in order;
+    each configuration repeated ``shape.runs`` times."""
+    grid = space.grid()[: shape.configurations] if shape.grid else []
     metrics, modes = zip(*(OBJECTIVES[name] for name in cfg.objectives()))
     multi = len(metrics) > 1  # Optuna's NSGA-II on the values of each trial's last epoch
     searcher = ResumableOptunaSearch(

@@ -15,6 +15,7 @@ import pytest
 import ray
 from ray import tune
 
+from search_spaces import get_space
 from soundsweep.cli import main
 from soundsweep.results import ResultsStore
 from soundsweep.tuner import ExperimentConfig, load_trained, predict_split, trial_config
@@ -181,3 +182,15 @@ def test_multi_objective_search_stores_optunas_pareto_front(ray_session, tmp_pat
     assert main(["tune", "--objective", "accuracy,size", "--results", url, "--name", "bad"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("soundsweep: error: --objective accuracy,size: give accuracy plus any of params, time")
+
+
+def test_grid_search_runs_the_spaces_grid_in_order(ray_session, tmp_path, capsys):
+    url = f"sqlite:///{tmp_path}/r.db"
+    assert main(["tune", "--space", "augmentation", "--search", "grid", "--scheduler", "fifo", "--num-samples", "3",
+                 "--max-epochs", "1", "--synthetic-clips", "10", "--results", url,
+                 "--storage-path", str(tmp_path / "runs"), "--name", "grid"]) == 0
+    assert "search: grid of 972 configuration(s), running the first 3 in order" in capsys.readouterr().out
+    study = optuna.load_study(study_name="grid", storage=url)
+    ran = [t.params for t in sorted(study.trials, key=lambda t: t.number)]
+    assert ran == get_space("augmentation").grid()[:3]
+    assert len(ResultsStore(url).trials(ResultsStore(url).experiment("grid").id)) == 3
