@@ -4,6 +4,7 @@ release what a TorchTrainer trial leaves behind.
 Both hold only plain values so that Tune can pickle them into its experiment state and a
 resumed run gets them back; the database engine is opened lazily.
 """
+import json
 import time
 
 import ray
@@ -17,7 +18,8 @@ from soundsweep.storage import as_uri
 METRIC_KEYS = ("epoch", "train_loss", "train_segments", "val_loss", "val_segment_acc", "val_clip_acc",
                "val_clip_acc_mean", "epoch_s", "train_s", "num_params", "training_iteration", "time_total_s",
                "node_id", "node_ip", "hostname", "pid", "device", "precision",
-               "fold", "repeat", "test_clip_acc", "selected", "feature_dim", "features_s", "classifier_s")
+               "fold", "repeat", "test_clip_acc", "selected", "feature_dim", "features_s", "classifier_s", "int8_kb",
+               "run", "run_epoch", "runs_done", "runs_val_clip_acc")
 
 
 def trial_params(config: dict) -> dict:
@@ -29,8 +31,11 @@ def trial_params(config: dict) -> dict:
 class StoreCallback(Callback):
     """Writes each trial, each epoch's metrics and each checkpoint location as they happen.
 
-    A trial over the int8 size budget (``--max-model-kb``) reports only ``pruned``, the reason
-    (:func:`trainables.trial.train_trial`): it is recorded with status ``PRUNED`` and no epoch.
+    A trial over a hard budget (``--max-model-kb``, ``--max-params``) reports only ``pruned``, the
+    reason (:func:`trainables.trial.train_trial`): it is recorded with status ``PRUNED`` and no
+    epoch. A trial over a configuration's folds and seeds (``--fidelity runs``) reports the runs
+    it finished (``runs``, :mod:`trainables.fidelity`): they become the trial's metrics, one entry
+    per fold and seed.
     """
 
     def __init__(self, results_url: str, experiment_id: int, max_epochs: int):
@@ -59,7 +64,8 @@ class StoreCallback(Callback):
         train_checkpoint = result.get("checkpoint_path")
         uri = as_uri(trial.storage.storage_filesystem, train_checkpoint) if train_checkpoint else None
         self.store.record_epoch(self.experiment_id, trial.trial_id, int(result["epoch"]), metrics, uri)
-        self.store.record_trial(self.experiment_id, trial.trial_id, wall_time_s=float(result.get("time_total_s", 0)))
+        runs = {"metrics": {**metrics, "runs": json.loads(result["runs"])}} if "runs" in result else {}
+        self.store.record_trial(self.experiment_id, trial.trial_id, wall_time_s=float(result.get("time_total_s", 0)), **runs)
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
         epoch = (trial.last_result or {}).get("epoch")

@@ -39,7 +39,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from soundsweep.probe import ProbeConfig
-    from soundsweep.tuner import PRECISIONS, SCHEDULERS, SEARCHES, SEGMENT_MODES, ExperimentConfig
+    from soundsweep.tuner import FIDELITIES, PRECISIONS, SCHEDULERS, SEARCHES, SEGMENT_MODES, ExperimentConfig
 
     defaults = {f.name: f.default for f in fields(ExperimentConfig)}
     probe_defaults = {f.name: f.default for f in fields(ProbeConfig)}
@@ -92,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "folds, else stratified group folds; fold k+1 is val) and report mean, std and 95%% CI")
     budget.add_argument("--repeats", type=int, default=defaults["repeats"],
                         help="run every configuration (on every fold) with this many seeds")
+    budget.add_argument("--fidelity", default=defaults["fidelity"], choices=FIDELITIES,
+                        help="with --folds/--repeats, what ASHA's rungs count: epochs (default: every fold and seed "
+                             "is its own trial and runs to the end) or runs (a configuration is one trial that runs "
+                             "its folds and seeds in turn; ASHA stops it after 1, 2, 4, ... runs when its mean "
+                             "validation accuracy ranks low, and Optuna learns that mean)")
     budget.add_argument("--seed", type=int, default=defaults["seed"], help="experiment seed; every other seed derives from it")
     budget.add_argument("--max-failures", type=int, default=defaults["max_failures"],
                         help="retries of a failing trial from its last checkpoint")
@@ -99,8 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="parameter budget: a configuration whose model has more parameters is pruned before "
                              "it trains (counted from shapes, no training)")
     what.add_argument("--objective", default=defaults["objective"], metavar="NAMES",
-                      help="what the search optimizes: accuracy (default), or accuracy plus params and/or time "
-                           "(seconds per epoch), e.g. accuracy,params: a multi-objective search (Optuna NSGA-II, no "
+                      help="what the search optimizes: accuracy (default), or accuracy plus any of params, time "
+                           "(seconds per epoch) and size (int8 model KB), e.g. accuracy,size: a multi-objective search (Optuna NSGA-II, no "
                            "early stopping) that stores its Pareto front")
     what.add_argument("--warm-start", default=None, metavar="NAME",
                       help="start from the best configurations of the earlier experiment NAME (same --results): "

@@ -1,9 +1,10 @@
 """An experiment's configurations and their repeated scores (``--folds`` / ``--repeats``).
 
-A configuration is the set of an experiment's trials that share their parameters; each of its
-trials ran on one fold and seed (the ``fold`` and ``repeat`` in its metrics) and has one score,
-by default the test clip accuracy (reported by screening trials, measured after the search for
-repeated training trials). :func:`configuration_table` summarizes every configuration;
+A configuration is the set of an experiment's trials that share their parameters. Each run of
+it, on one fold and seed, has one score, by default the test clip accuracy (reported by
+screening trials, measured after the search for repeated training trials, by the trial itself
+for ``--fidelity runs``). A trial is one run (the ``fold`` and ``repeat`` in its metrics), or
+with ``--fidelity runs`` all the runs it finished (its metrics' ``runs``). :func:`configuration_table` summarizes every configuration;
 :func:`compare` runs the paired tests between two configurations on the folds and seeds they
 share and records them in the results store.
 
@@ -43,16 +44,27 @@ def configurations(store: ResultsStore, experiment: str, metric: str = DEFAULT_M
         raise UsageError(f"no experiment named {experiment!r} in {store.url}: check the name and --results")
     groups: dict[str, Configuration] = {}
     for trial in store.trials(row.id):
-        metrics = trial.metrics or {}
-        if metrics.get(metric) is None:
+        runs = [run for run in trial_runs(trial) if run.get(metric) is not None]
+        if not runs:
             continue
         key = json.dumps(trial.params, sort_keys=True)
         config = groups.setdefault(key, Configuration(f"{experiment}/{trial.trial_id}", trial.params))
         config.trials.append(trial.trial_id)
-        config.scores[(metrics.get("fold"), metrics.get("repeat", 0))] = float(metrics[metric])
-        if trial.best_val_clip_acc is not None:
-            config.val.append(trial.best_val_clip_acc)
+        for run in runs:
+            config.scores[(run.get("fold"), run.get("repeat", 0))] = float(run[metric])
+            if run.get("val_clip_acc") is not None:
+                config.val.append(run["val_clip_acc"])
     return list(groups.values())
+
+
+def trial_runs(trial) -> list[dict]:
+    """The runs a stored trial holds, each a dict of its fold, repeat, validation clip accuracy
+    and scores: the ``runs`` of a ``--fidelity runs`` trial, else the trial itself (its metrics
+    and best validation clip accuracy)."""
+    metrics = trial.metrics or {}
+    if "runs" in metrics:
+        return metrics["runs"]
+    return [{**metrics, "val_clip_acc": trial.best_val_clip_acc}]
 
 
 def configuration_table(configs: list[Configuration]) -> list[dict]:

@@ -36,16 +36,18 @@ from soundsweep.storage import join as join_storage
 from soundsweep.storage import resolve as resolve_storage
 from trainables.audio import DecodeSpec
 from trainables.config import TrialConfig
-from trainables.data import iter_batches, open_split
-from trainables.evaluate import TTA, Predictions, predict
-from trainables.loop import PRECISIONS, build, load_checkpoint, load_weights
+from trainables.evaluate import TTA, Predictions
+from trainables.fidelity import RUNS_DONE, RUNS_METRIC
+from trainables.loop import PRECISIONS, build, load_trained, load_weights, predict_split
 from trainables.models import ModelConfigError, parameter_count
 from trainables.trial import run_trial
 
 METRIC, MODE = "val_clip_acc", "max"
 # --objective names -> the reported metric Optuna is given and its direction.
-OBJECTIVES = {"accuracy": (METRIC, MODE), "params": ("num_params", "min"), "time": ("epoch_s", "min")}
+OBJECTIVES = {"accuracy": (METRIC, MODE), "params": ("num_params", "min"), "time": ("epoch_s", "min"),
+              "size": ("int8_kb", "min")}
 SCHEDULERS = ("asha", "fifo")
+FIDELITIES = ("epochs", "runs")
 SEARCHES = ("tpe", "grid")
 SEGMENT_MODES = ("window", "full")
 
@@ -69,6 +71,7 @@ class ExperimentConfig(DatasetOptions):
     scheduler: str = "asha"
     folds: int = 1
     repeats: int = 1
+    fidelity: str = "epochs"
     seed: int = 0
     results: str = "sqlite:///results/soundsweep.db"
     storage_path: str = "results/runs"
@@ -115,6 +118,10 @@ class ExperimentConfig(DatasetOptions):
         if not set(names) <= set(OBJECTIVES) or len(set(names)) < len(names) or "accuracy" not in names:
             raise UsageError(f"--objective {self.objective}: give accuracy plus any of "
                              f"{', '.join(n for n in OBJECTIVES if n != 'accuracy')}, comma-separated, each once")
+        if self.fidelity not in FIDELITIES:
+            raise UsageError(f"--fidelity {self.fidelity}: choose one of {', '.join(FIDELITIES)}")
+        if self.fidelity == "runs" and self.folds * self.repeats == 1:
+            raise UsageError("--fidelity runs: a configuration has one run; add --folds K and/or --repeats R")
         if len(names) > 1 and self.folds * self.repeats > 1:
             raise UsageError("--objective with several objectives runs each configuration once: drop --folds/--repeats")
         try:
@@ -187,8 +194,9 @@ class ExperimentSummary:
 @dataclass(frozen=True)
 class SearchShape:
     """How a search runs: its protocol, the configurations Optuna suggests, the runs of each
-    (folds x repeats), the reports a trial makes at most, the scheduler and whether the
-    configurations are the space's grid in order."""
+    (folds x repeats), the reports a trial makes at most, the scheduler, whether the
+    configurations are the space's grid in order and what the scheduler's rungs count
+    (``epochs``, or ``runs`` when one trial runs all of a configuration's folds and seeds)."""
 
     protocol: str
     configurations: int
@@ -196,10 +204,11 @@ class SearchShape:
     max_epochs: int
     scheduler: str
     grid: bool = False
+    fidelity: str = "epochs"
 
     @property
     def trials(self) -> int:
-        return self.configurations * self.runs
+        return self.configurations * (1 if self.fidelity == "runs" else self.runs)
 
 
 def search_shape(cfg: ExperimentConfig, space: SearchSpace) -> SearchShape:
@@ -208,7 +217,9 @@ def search_shape(cfg: ExperimentConfig, space: SearchSpace) -> SearchShape:
     ``--search grid`` evaluates the space's grid in order (:meth:`~search_spaces.SearchSpace.grid`),
     each configuration once, the first ``--num-samples`` of them. A screening reports once per
     trial and is always such a grid, without early stopping. Repeated configurations run without
-    early stopping too: it would stop some folds or seeds of a configuration and not others.
+    early stopping too (it would stop some folds or seeds of a configuration and not others),
+    unless ``--fidelity runs`` makes each configuration one trial over its runs, whose rungs ASHA
+    counts in finished runs (:mod:`trainables.fidelity`).
     """
     protocol = space.constants.get("protocol", "train")
     runs = cfg.folds * cfg.repeats
@@ -216,6 +227,8 @@ def search_shape(cfg: ExperimentConfig, space: SearchSpace) -> SearchShape:
     configurations = min(cfg.num_samples, space.grid_size()) if grid else cfg.num_samples
     if protocol == "screening":
         return SearchShape(protocol, configurations, runs, 1, "fifo", grid=True)
+    if cfg.fidelity == "runs":
+        return SearchShape(protocol, configurations, runs, cfg.max_epochs * runs, cfg.scheduler, grid, "runs")
     single = runs == 1 and len(cfg.objectives()) == 1  # ASHA ranks trials on one metric
     return SearchShape(protocol, configurations, runs, cfg.max_epochs, cfg.scheduler if single else "fifo", grid=grid)
 
@@ -270,12 +283,15 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
                                data_cpus=cfg.data_cpus, max_concurrent=cfg.max_concurrent,
                                executor=cfg.executor if training else "local", num_samples=shape.trials)
         print(plan.describe(), flush=True)
+        if shape.fidelity == "runs" and plan.executor != "local":
+            raise UsageError("--fidelity runs trains a configuration's folds and seeds in one trial with one local "
+                             "worker: drop --train-workers/--gpus-per-worker/--executor train, or use --fidelity epochs")
         if shape.grid:
             print(f"search: grid of {space.grid_size()} configuration(s), running the first {shape.configurations} "
                   "in order (--num-samples)", flush=True)
         if shape.runs > 1 or not training:
             print(f"search: {shape.configurations} configuration(s) x {cfg.folds} fold(s) x {cfg.repeats} seed(s), "
-                  f"{shape.protocol} protocol, {shape.scheduler} scheduler", flush=True)
+                  f"{shape.protocol} protocol, {shape.scheduler} scheduler on {shape.fidelity}", flush=True)
         # Recorded before the long work (decoding, trials), so a run killed from here on resumes by name.
         experiment_id = store.start_experiment(name, cfg.space, cfg.data or "synthetic", asdict(cfg), storage)
         prepared, folds = experiment_data(cfg, storage, manifest)
@@ -305,7 +321,7 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
 
     registered = register_top(store, experiment_id, folds, cfg, storage, k=1)
     best = registered[0] if registered else None
-    if training and shape.runs > 1:
+    if training and shape.runs > 1 and shape.fidelity == "epochs":  # a run of --fidelity runs tested itself
         score_trials(store, experiment_id, folds, cfg, storage)
     table = configuration_table(configurations(store, name)) if shape.runs > 1 or not training else []
     wall_s = time.perf_counter() - started
@@ -327,7 +343,7 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
 # The settings that define what an experiment searches; --resume must repeat them unchanged.
 SPEC_FIELDS = ("space", "search", "arch", "width", "lr", "batch_size", "data", "dataset", "test_fold", "subset", "split_dir",
                "val_fraction", "synthetic_clips", "coarse", "hierarchy", "num_samples", "max_epochs", "scheduler", "folds",
-               "repeats", "seed", "sample_rate", "channels", "segment_seconds", "overlap", "segment_mode", "max_model_kb",
+               "repeats", "fidelity", "seed", "sample_rate", "channels", "segment_seconds", "overlap", "segment_mode", "max_model_kb",
                "max_params", "objective", "warm_start", "warm_start_top")
 
 
@@ -449,6 +465,7 @@ def param_space(cfg: ExperimentConfig, data: PreparedData, plan: ResourcePlan | 
             "max_params": cfg.max_params or 0,
             "folds": [view.path for view in folds],
             "repeats": cfg.repeats,
+            "fidelity": cfg.fidelity,
         },
     }
 
@@ -504,24 +521,28 @@ def tune_config(cfg: ExperimentConfig, name: str, plan: ResourcePlan, space: Sea
                 shape: SearchShape, warm: list[dict]) -> tune.TuneConfig:
     """Optuna TPE (seeded, study stored in the results database) with ASHA on validation clip
     accuracy; ``warm`` (:func:`warm_start_points`) then the grid (``shape.grid``) first, in order;
-    each configuration repeated ``shape.runs`` times."""
+    each configuration repeated ``shape.runs`` times, or with ``--fidelity runs`` run once over
+    its runs: Optuna and ASHA then rank the mean over the finished runs, ASHA's rungs at 1, 2,
+    4, ... runs."""
     grid = space.grid()[: shape.configurations] if shape.grid else []
     metrics, modes = zip(*(OBJECTIVES[name] for name in cfg.objectives()))
     multi = len(metrics) > 1  # Optuna's NSGA-II on the values of each trial's last epoch
+    by_runs = shape.fidelity == "runs"
+    metric = RUNS_METRIC if by_runs else METRIC
     searcher = ResumableOptunaSearch(
         space=DefineByName(cfg.space),
-        metric=list(metrics) if multi else METRIC,
+        metric=list(metrics) if multi else metric,
         mode=list(modes) if multi else MODE,
         points_to_evaluate=(warm + grid) or None,
         sampler=optuna.samplers.NSGAIISampler(seed=cfg.seed) if multi else optuna.samplers.TPESampler(seed=cfg.seed),
         study_name=name,
         storage=optuna.storages.RDBStorage(cfg.results),
     )
-    if shape.runs > 1:
+    if shape.runs > 1 and not by_runs:
         searcher = Repeater(searcher, repeat=shape.runs)
     scheduler = (
-        ASHAScheduler(time_attr="training_iteration", metric=METRIC, mode=MODE, max_t=shape.max_epochs,
-                      grace_period=1, reduction_factor=2)
+        ASHAScheduler(time_attr=RUNS_DONE if by_runs else "training_iteration", metric=metric, mode=MODE,
+                      max_t=shape.runs if by_runs else shape.max_epochs, grace_period=1, reduction_factor=2)
         if shape.scheduler == "asha" else FIFOScheduler()
     )
     return tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=shape.trials,
@@ -551,20 +572,6 @@ def trial_config(params: dict, data: PreparedData, cfg: ExperimentConfig, plan: 
                  storage: str) -> TrialConfig:
     """Rebuild a stored trial's :class:`TrialConfig` (to load and evaluate its checkpoint)."""
     return TrialConfig.from_dict({**params, "runtime": param_space(cfg, data, plan, storage)["runtime"]})
-
-
-def predict_split(model, frontend, data_dir: str, split: str, tta: TTA | None = None) -> Predictions:
-    """Predict every segment of ``split`` of the prepared data with a loaded model."""
-    batches = iter_batches(open_split(data_dir, split), 64)
-    return predict(model, frontend, batches, device=next(model.parameters()).device, tta=tta)
-
-
-def load_trained(uri: str, tcfg: TrialConfig):
-    """``(model, frontend)`` of ``tcfg`` with the checkpoint's weights (``weights_only=True``)."""
-    model, frontend = build(tcfg)
-    with tune.Checkpoint(uri).as_directory() as directory:
-        model.load_state_dict(load_checkpoint(directory)["model"])
-    return model, frontend
 
 
 def evaluation_fields(test: Predictions, classes: list[str], tta: TTA | None = None,

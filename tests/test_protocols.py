@@ -20,7 +20,8 @@ from soundsweep.protocols.two_stage import fuse, fused_predictions, parent_index
 from soundsweep.results import ResultsStore
 from trainables.config import TrialConfig
 from trainables.evaluate import TTA, Predictions, predict
-from trainables.models import create_model, parameter_count
+from trainables.loop import build, model_cost
+from trainables.models import create_model, num_parameters, parameter_count
 from trainables.quantize import Int8Weight, quantize, size_kb
 from trainables.trial import oversize
 
@@ -168,17 +169,26 @@ def test_int8_quantization_covers_convolutions_and_linear_layers():
 
 def test_size_budget_names_the_oversize_configuration():
     runtime = {"data_dir": "-", "num_classes": 10, "in_channels": 2, "sample_rate": 48000}
-    small = TrialConfig.from_dict({"arch": "small_fcnn", "width": None, "runtime": {**runtime, "max_model_kb": 500}})
-    large = TrialConfig.from_dict({"arch": "fcnn", "width": None, "runtime": {**runtime, "max_model_kb": 500}})
-    assert oversize(small) is None
-    reason = oversize(large)
+
+    def budget(arch: str, **limits) -> str | None:
+        cfg = TrialConfig.from_dict({"arch": arch, "width": None, "runtime": {**runtime, **limits}})
+        return oversize(cfg, model_cost(cfg))
+
+    assert budget("small_fcnn", max_model_kb=500) is None
+    reason = budget("fcnn", max_model_kb=500)
     assert reason.startswith("int8 model size") and reason.endswith("exceeds --max-model-kb 500")
-    assert oversize(TrialConfig.from_dict({"arch": "fcnn", "width": None, "runtime": runtime})) is None  # no budget
+    assert budget("fcnn") is None  # no budget
     count = parameter_count("fcnn", num_classes=10, in_channels=2)
-    by_count = {"arch": "fcnn", "width": None, "runtime": {**runtime, "max_params": count}}
-    assert oversize(TrialConfig.from_dict(by_count)) is None  # exactly at the budget
-    by_count["runtime"]["max_params"] = count - 1
-    assert oversize(TrialConfig.from_dict(by_count)) == f"{count:,} parameters exceed --max-params {count - 1:,}"
+    assert budget("fcnn", max_params=count) is None  # exactly at the budget
+    assert budget("fcnn", max_params=count - 1) == f"{count:,} parameters exceed --max-params {count - 1:,}"
+
+
+def test_model_cost_is_the_built_models_count_and_int8_size():
+    cfg = TrialConfig.from_dict({"arch": "small_fcnn", "width": None,
+                                 "runtime": {"data_dir": "-", "num_classes": 10, "in_channels": 2, "sample_rate": 48000}})
+    model = build(cfg)[0]
+    assert model_cost(cfg) == {"num_params": num_parameters(model), "int8_kb": size_kb(quantize(model))}
+    assert model_cost(cfg)["int8_kb"] < 500  # DCASE2020 1b's small model fits its budget
 
 
 # End to end ----------------------------------------------------------------------------------------

@@ -201,3 +201,39 @@ def test_a_tune_outlives_bad_audio_and_lists_what_it_skipped(ray_session, tmp_pa
     for handled in ("wav_named", "silent", "odd_rate", "six_channels"):
         assert train.count(handled) == 1, handled
     assert train.count("10min") == 159  # 600 s in 5 s windows every 3.75 s
+
+
+def test_a_killed_fidelity_trial_keeps_its_finished_folds(ray_session, tmp_path):
+    """--fidelity runs: a trial killed during its second fold retries from its checkpoint with the
+    first fold's result kept (runs.json beside the checkpoint), and runs the remaining folds once."""
+    url = f"sqlite:///{tmp_path}/r.db"
+    seen: dict = {}
+    done = threading.Event()
+
+    def killer():
+        while not done.is_set() and "runs" not in seen:
+            experiment = ResultsStore(url).experiment("fid")
+            trials = ResultsStore(url).trials(experiment.id) if experiment else []
+            metrics = (trials[0].metrics or {}) if trials else {}
+            if len(metrics.get("runs", [])) == 1 and metrics.get("run") == 1 and trials[0].status == "RUNNING":
+                seen["runs"] = metrics["runs"]  # fold 0 finished, fold 1 has reported an epoch
+                os.kill(metrics["pid"], signal.SIGKILL)
+            time.sleep(0.3)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    try:
+        code = main(["tune", "--space", "augmentation", "--num-samples", "1", "--folds", "3", "--fidelity", "runs",
+                     "--max-epochs", "2", "--synthetic-clips", "10", "--scheduler", "fifo", "--max-failures", "1",
+                     "--results", url, "--storage-path", str(tmp_path / "runs"), "--name", "fid"])
+    finally:
+        done.set()
+        thread.join()
+    assert code == 0 and "runs" in seen, "the trial was never killed during its second fold"
+    store = ResultsStore(url)
+    (trial,) = store.trials(store.experiment("fid").id)
+    assert trial.status == "COMPLETED" and trial.retries == 1
+    runs = trial.metrics["runs"]
+    assert [r["fold"] for r in runs] == [0, 1, 2] and runs[0] == seen["runs"][0]  # fold 0 not run again
+    epochs = sorted((e.epoch, e.metrics["fold"], e.metrics["run_epoch"]) for _, e in store.epochs(store.experiment("fid").id))
+    assert epochs == [(i, i // 2, i % 2) for i in range(6)]

@@ -18,11 +18,11 @@ from ray import tune
 from search_spaces import get_space
 from soundsweep.cli import main
 from soundsweep.results import ResultsStore
-from soundsweep.tuner import ExperimentConfig, load_trained, predict_split, trial_config
+from soundsweep.tuner import ExperimentConfig, trial_config
 from soundsweep.plan import make_plan
 from soundsweep.prepare import prepare
 from soundsweep.catalog import load_manifest
-from trainables.loop import load_checkpoint
+from trainables.loop import load_checkpoint, load_trained, predict_split
 from tests.catalog_fixtures import write_esc50
 
 
@@ -171,17 +171,19 @@ def test_warm_start_runs_the_best_configurations_of_an_earlier_experiment_first(
 
 def test_multi_objective_search_stores_optunas_pareto_front(ray_session, tmp_path, capsys):
     url = f"sqlite:///{tmp_path}/r.db"
-    assert main(["tune", "--space", "augmentation", "--objective", "accuracy,time", "--num-samples", "3",
+    assert main(["tune", "--space", "augmentation", "--objective", "accuracy,time,size", "--num-samples", "3",
                  "--max-epochs", "1", "--synthetic-clips", "10", "--seed", "3", "--results", url,
                  "--storage-path", str(tmp_path / "runs"), "--name", "pareto"]) == 0
     study = optuna.load_study(study_name="pareto", storage=url)
-    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE", "MINIMIZE"]
     front = ResultsStore(url).experiment("pareto").summary["pareto"]
-    assert front and {(row["val_clip_acc"], row["epoch_s"]) for row in front} == {tuple(t.values) for t in study.best_trials}
+    assert front and {(row["val_clip_acc"], row["epoch_s"], row["int8_kb"]) for row in front} == {
+        tuple(t.values) for t in study.best_trials}
+    assert all(row["int8_kb"] > 0 for row in front)
     capsys.readouterr()
-    assert main(["tune", "--objective", "accuracy,size", "--results", url, "--name", "bad"]) == 2
+    assert main(["tune", "--objective", "accuracy,latency", "--results", url, "--name", "bad"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith("soundsweep: error: --objective accuracy,size: give accuracy plus any of params, time")
+    assert line.startswith("soundsweep: error: --objective accuracy,latency: give accuracy plus any of params, time, size")
 
 
 def test_grid_search_runs_the_spaces_grid_in_order(ray_session, tmp_path, capsys):
@@ -194,3 +196,37 @@ def test_grid_search_runs_the_spaces_grid_in_order(ray_session, tmp_path, capsys
     ran = [t.params for t in sorted(study.trials, key=lambda t: t.number)]
     assert ran == get_space("augmentation").grid()[:3]
     assert len(ResultsStore(url).trials(ResultsStore(url).experiment("grid").id)) == 3
+
+
+def test_fidelity_runs_counts_asha_rungs_in_folds_and_tests_every_run(ray_session, tmp_path, capsys):
+    """--fidelity runs: a configuration is one trial over its 3 folds; what it stores and tells Optuna."""
+    url = f"sqlite:///{tmp_path}/r.db"
+    assert main(["tune", "--space", "augmentation", "--folds", "3", "--fidelity", "runs", "--num-samples", "4",
+                 "--max-epochs", "1", "--max-concurrent", "1", "--synthetic-clips", "10", "--results", url,
+                 "--storage-path", str(tmp_path / "runs"), "--name", "fid"]) == 0
+    assert "4 configuration(s) x 3 fold(s) x 1 seed(s), train protocol, asha scheduler on runs" in capsys.readouterr().out
+    store = ResultsStore(url)
+    experiment = store.experiment("fid")
+    trials = store.trials(experiment.id)
+    study = optuna.load_study(study_name="fid", storage=url)
+    assert len(trials) == len(study.trials) == 4  # one trial per configuration, not per fold
+    values = {t.number: t.value for t in study.trials}
+    by_epoch = {}
+    for trial, epoch in store.epochs(experiment.id):
+        by_epoch.setdefault(trial.trial_id, []).append(epoch)
+    for trial in trials:
+        runs = trial.metrics["runs"]
+        assert 1 <= len(runs) <= 3 and [r["fold"] for r in runs] == list(range(len(runs)))  # fold 0, then 1, 2
+        assert trial.status == ("COMPLETED" if len(runs) == 3 else "STOPPED")  # ASHA stopped it after 1 or 2 folds
+        assert all(0 <= r["test_clip_acc"] <= 1 for r in runs)
+        epochs = by_epoch[trial.trial_id]  # one epoch per run, numbered on across runs, each with its fold
+        assert [(e.epoch, e.metrics["fold"]) for e in epochs] == [(i, i) for i in range(len(runs))]
+        assert [e.metrics["val_clip_acc"] for e in epochs] == [r["val_clip_acc"] for r in runs]
+    # Optuna learned each configuration's mean over the folds it ran.
+    means = sorted(sum(r["val_clip_acc"] for r in t.metrics["runs"]) / len(t.metrics["runs"]) for t in trials)
+    assert sorted(values.values()) == pytest.approx(means)
+    table = experiment.summary["configurations"]  # one row per configuration, n = its runs
+    assert sorted(row["score"]["n"] for row in table) == sorted(len(t.metrics["runs"]) for t in trials)
+    capsys.readouterr()
+    assert main(["tune", "--fidelity", "runs", "--results", url, "--name", "one"]) == 2
+    assert "--fidelity runs: a configuration has one run; add --folds K" in capsys.readouterr().err

@@ -35,6 +35,8 @@ class Runtime:
         folds: prepared data of each cross-validation fold (empty: ``data_dir`` only); with
             ``repeats``, how :func:`resolve_repeat` maps Tune's repeat index to a fold and a seed.
         fold, repeat: the fold and seed repeat this trial runs on (set by :func:`resolve_repeat`).
+        fidelity: ``epochs``: a trial is one run (one fold and seed); ``runs``: a trial runs every
+            fold and seed of its configuration in turn (:mod:`trainables.fidelity`).
     """
 
     data_dir: str
@@ -58,6 +60,7 @@ class Runtime:
     repeats: int = 1
     fold: int | None = None
     repeat: int = 0
+    fidelity: str = "epochs"
 
 
 def resolve_repeat(config: dict) -> dict:

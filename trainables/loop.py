@@ -29,9 +29,10 @@ from torch import nn
 from trainables.augment import AugmentationLog, Augmenter, AugmentingCollate
 from trainables.config import TrialConfig
 from trainables.data import iter_batches, open_split
-from trainables.evaluate import predict
+from trainables.evaluate import TTA, Predictions, predict
 from trainables.features import create_frontend
-from trainables.models import create_model, load_compatible, model_info, num_parameters
+from trainables.models import create_model, load_compatible, model_info, num_parameters, shape_only
+from trainables.quantize import quantize, size_kb
 from trainables.seeding import derive_seed
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -105,6 +106,20 @@ def load_weights(model: nn.Module, uri: str) -> list[str]:
         return load_compatible(model, load_checkpoint(directory)["model"])
 
 
+def load_trained(uri: str, cfg: TrialConfig) -> tuple[nn.Module, nn.Module]:
+    """``(model, frontend)`` of ``cfg`` with a checkpoint's weights (a folder or URI, ``weights_only=True``)."""
+    model, frontend = build(cfg)
+    with ray.tune.Checkpoint(uri).as_directory() as directory:
+        model.load_state_dict(load_checkpoint(directory)["model"])
+    return model, frontend
+
+
+def predict_split(model: nn.Module, frontend: nn.Module, data_dir: str, split: str, tta: TTA | None = None) -> Predictions:
+    """Predict every segment of ``split`` of the prepared data with a loaded model."""
+    batches = iter_batches(open_split(data_dir, split), 64)
+    return predict(model, frontend, batches, device=next(model.parameters()).device, tta=tta)
+
+
 def create(cfg: TrialConfig) -> nn.Module:
     """The model of ``cfg`` (initialised from the global RNG; :func:`build` seeds it).
 
@@ -116,6 +131,14 @@ def create(cfg: TrialConfig) -> nn.Module:
     if model_info(cfg.arch).input == "waveform+logmel":
         options["sample_rate"] = rt.sample_rate
     return create_model(cfg.arch, num_classes=rt.num_classes, in_channels=rt.in_channels, **options)
+
+
+def model_cost(cfg: TrialConfig) -> dict:
+    """What ``cfg``'s model costs, computed from shapes alone (the model built on the meta device:
+    no memory, no training): ``num_params`` and ``int8_kb``, the exact
+    :func:`~trainables.quantize.size_kb` of its int8 quantization (DCASE2020 1b's budget unit)."""
+    model = shape_only(lambda: create(cfg))
+    return {"num_params": num_parameters(model), "int8_kb": size_kb(quantize(model))}
 
 
 def build(cfg: TrialConfig, seed: int | None = None) -> tuple[nn.Module, nn.Module]:
@@ -156,7 +179,7 @@ def run(cfg: TrialConfig, session) -> None:
     checkpoint = session.checkpoint()
     if checkpoint is None and rt.init_from:  # transfer: fine-tune from another run's weights
         load_weights(model, rt.init_from)
-    n_params = num_parameters(model)
+    cost = model_cost(cfg)
     model, frontend = session.prepare_model(model), frontend.to(session.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     precision = training_precision(rt.precision, session.device)
@@ -214,7 +237,7 @@ def run(cfg: TrialConfig, session) -> None:
             **val.metrics("val"),
             "epoch_s": time.perf_counter() - started,
             "train_s": train_s,
-            "num_params": n_params,
+            **cost,
             "fold": rt.fold,
             "repeat": rt.repeat,
             **placement,

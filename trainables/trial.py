@@ -24,29 +24,20 @@ from ray.tune.integration.ray_train import TuneReportCallback
 
 from trainables.config import TrialConfig, resolve_repeat
 from trainables.data import open_split
-from trainables.loop import TuneSession, create, run, train_loop_per_worker
-from trainables.models import num_parameters, shape_only
-from trainables.quantize import quantize, size_kb
+from trainables.fidelity import RUNS_METRIC, run_configuration
+from trainables.loop import TuneSession, model_cost, run, train_loop_per_worker
 from trainables.screening import run_screening
 
 
-def oversize(cfg: TrialConfig) -> str | None:
+def oversize(cfg: TrialConfig, cost: dict) -> str | None:
     """Why ``cfg``'s model breaks a hard budget, the int8 size ``runtime.max_model_kb`` or the
-    parameter count ``runtime.max_params``, or ``None``.
-
-    The size is the exact :func:`~trainables.quantize.size_kb` of the quantized model; both are
-    computed from shapes alone (the model built on the meta device), so they cost no training and
-    no memory.
-    """
+    parameter count ``runtime.max_params``, or ``None``; ``cost`` is its
+    :func:`~trainables.loop.model_cost` (from shapes alone: no training, no memory)."""
     rt = cfg.runtime
-    if not (rt.max_model_kb or rt.max_params):
-        return None
-    model = shape_only(lambda: create(cfg))
-    count = num_parameters(model)
-    if rt.max_params and count > rt.max_params:
-        return f"{count:,} parameters exceed --max-params {rt.max_params:,}"
-    if rt.max_model_kb and (kb := size_kb(quantize(model))) > rt.max_model_kb:
-        return f"int8 model size {kb:.1f} KB exceeds --max-model-kb {rt.max_model_kb:g}"
+    if rt.max_params and cost["num_params"] > rt.max_params:
+        return f"{cost['num_params']:,} parameters exceed --max-params {rt.max_params:,}"
+    if rt.max_model_kb and cost["int8_kb"] > rt.max_model_kb:
+        return f"int8 model size {cost['int8_kb']:.1f} KB exceeds --max-model-kb {rt.max_model_kb:g}"
     return None
 
 
@@ -68,18 +59,24 @@ def run_trial(config: dict) -> None:
 
 
 def train_trial(config: dict) -> None:
-    """The ``train`` protocol: the loop in this trial, or in a TorchTrainer it fits.
+    """The ``train`` protocol: the loop in this trial, or in a TorchTrainer it fits, or with
+    ``--fidelity runs`` the loop once per fold and seed of the configuration.
 
-    A configuration over the int8 size budget (``--max-model-kb``) stops before it trains with one
-    report: ``pruned`` (the reason, which the driver stores with status ``PRUNED``) and a validation
-    clip accuracy of 0, so that Optuna's TPE learns to steer away from oversize configurations
-    (a trial without a value would teach it nothing).
+    A configuration over a hard budget (``--max-model-kb``, ``--max-params``) stops before it
+    trains with one report: ``pruned`` (the reason, which the driver stores with status
+    ``PRUNED``), its cost and the worst value of every objective (accuracy 0, time infinite), so
+    that Optuna learns to steer away from oversize configurations (a trial without a value would
+    teach it nothing).
     """
     cfg = TrialConfig.from_dict(config)
     rt = cfg.runtime
-    reason = oversize(cfg)
+    cost = model_cost(cfg)
+    reason = oversize(cfg, cost)
     if reason:
-        ray.tune.report({"pruned": reason, "val_clip_acc": 0.0})
+        ray.tune.report({"pruned": reason, "val_clip_acc": 0.0, RUNS_METRIC: 0.0, "epoch_s": float("inf"), **cost})
+        return
+    if rt.fidelity == "runs":  # every fold and seed of the configuration, in this trial
+        run_configuration(config)
         return
     if rt.executor == "local":
         run(cfg, TuneSession(cfg))

@@ -14,10 +14,9 @@ from soundsweep.errors import UsageError
 from soundsweep.prepare import PreparedData
 from soundsweep.results import ResultsStore
 from soundsweep.results.store import Experiment, Model
-from soundsweep.tuner import (ExperimentConfig, experiment_data, experiment_manifest, fold_data, load_trained,
-                              predict_split, trial_config)
+from soundsweep.tuner import ExperimentConfig, experiment_data, experiment_manifest, fold_data, trial_config
 from trainables.evaluate import TTA, Predictions
-from trainables.loop import build
+from trainables.loop import build, load_trained, predict_split
 from trainables.quantize import quantize
 
 LOADABLE = ("single", "quantized")
