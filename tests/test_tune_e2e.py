@@ -180,6 +180,8 @@ def test_multi_objective_search_stores_optunas_pareto_front(ray_session, tmp_pat
     assert front and {(row["val_clip_acc"], row["epoch_s"], row["int8_kb"]) for row in front} == {
         tuple(t.values) for t in study.best_trials}
     assert all(row["int8_kb"] > 0 for row in front)
+    html = (tmp_path / "runs" / "pareto" / "report" / "index.html").read_text()
+    assert 'id="pareto"' in html and all(row["trial_id"] in html for row in front)
     capsys.readouterr()
     assert main(["tune", "--objective", "accuracy,latency", "--results", url, "--name", "bad"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
@@ -227,6 +229,8 @@ def test_fidelity_runs_counts_asha_rungs_in_folds_and_tests_every_run(ray_sessio
     assert sorted(values.values()) == pytest.approx(means)
     table = experiment.summary["configurations"]  # one row per configuration, n = its runs
     assert sorted(row["score"]["n"] for row in table) == sorted(len(t.metrics["runs"]) for t in trials)
+    html = (tmp_path / "runs" / "fid" / "report" / "index.html").read_text()  # the report shows both
+    assert 'id="configurations"' in html and all(f'id="runs-{t.trial_id}"' in html for t in trials)
     capsys.readouterr()
     assert main(["tune", "--fidelity", "runs", "--results", url, "--name", "one"]) == 2
     assert "--fidelity runs: a configuration has one run; add --folds K" in capsys.readouterr().err

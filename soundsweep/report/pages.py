@@ -99,6 +99,8 @@ def experiment_page(experiment: ExperimentView, links: Links, axes: tuple[str | 
         *_grid_section(e, links, axes if axes and e.valid_axes(*axes) else e.default_axes()),
         "<h2>Accuracy against parameters and time per epoch</h2>",
         _img(links.plot(e, Plot("tradeoff")), "tradeoff", "best val clip accuracy against parameters and time per epoch"),
+        *_pareto_section(summary),
+        *_configurations_section(summary),
         *(["<h2>Best models</h2>", _models(e)] if e.models else []),
         *_best_model_section(e, links),
     ]
@@ -180,6 +182,30 @@ def _best_model_section(e: ExperimentView, links: Links) -> list[str]:
     ]
 
 
+def _pareto_section(summary: dict) -> list[str]:
+    """A multi-objective search's Pareto front (``summary["pareto"]``): each trial's objective values."""
+    front = summary.get("pareto") or []
+    if not front:
+        return []
+    metrics = [k for k in front[0] if k != "trial_id"]
+    rows = [[escape(r["trial_id"]), *(_num(r[m]) for m in metrics)] for r in front]
+    return [f"<h3>Pareto front ({escape(', '.join(summary.get('objectives', [])))})</h3>",
+            _table("pareto", ["trial", *metrics], rows)]
+
+
+def _configurations_section(summary: dict) -> list[str]:
+    """Each configuration's test clip accuracy over its folds and seeds (``summary["configurations"]``)."""
+    table = summary.get("configurations") or []
+    if not table:
+        return []
+    rows = [[escape(r["configuration"]), _num(r["score"]["n"]), _num(r["val_mean"]), _num(r["score"]["mean"]),
+             _num(r["score"]["std"]), f"[{_num(r['score']['ci_low'])}, {_num(r['score']['ci_high'])}]",
+             escape(r["setting"])] for r in table]
+    return ["<h2>Configurations over folds and seeds</h2>",
+            '<p class="note">Test clip accuracy of each run (fold x seed): mean, sample std and 95% interval.</p>',
+            _table("configurations", ["configuration", "runs", "val", "mean", "std", "95% CI", "setting"], rows)]
+
+
 def _per_device_section(model: Model) -> list[str]:
     rows = [[escape(r["device"]), _num(r["clips"]), _num(r["correct"]), _bar(r["accuracy"])] for r in per_device(model)]
     if not rows:
@@ -204,6 +230,10 @@ def _trial_section(e: ExperimentView, t: TrialView, links: Links) -> str:
                           f"learning curves of trial {t.trial_id}"))
     parts.append(_table(f"epochs-{t.trial_id}", ["epoch", "train loss", "val loss", "val segment acc", "val clip acc",
                                                  "s / epoch", "checkpoint"], epochs))
+    if t.runs:  # --fidelity runs: the folds and seeds this configuration finished
+        parts.append(_table(f"runs-{t.trial_id}", ["run", "fold", "seed repeat", "val clip acc", "test clip acc"],
+                            [[_num(r["run"]), _num(r["fold"]), _num(r["repeat"]), _num(r["val_clip_acc"]),
+                              _num(r["test_clip_acc"])] for r in t.runs]))
     return "\n".join(parts + ["</section>"])
 
 

@@ -26,7 +26,8 @@ class NotFound(KeyError):
 @dataclass
 class TrialView:
     """One trial with its per-epoch metrics (``epochs``: one dict per epoch, in order, each with
-    ``epoch`` and ``checkpoint_uri``) and, if it was registered as best, its test-split model."""
+    ``epoch`` and ``checkpoint_uri``), the folds and seeds it finished (``runs``: with
+    ``--fidelity runs`` only) and, if it was registered as best, its test-split model."""
 
     experiment: str
     space: str
@@ -37,6 +38,7 @@ class TrialView:
     searched: list[str] = field(default_factory=list)
     error: str | None = None
     model: Model | None = None
+    runs: list[dict] = field(default_factory=list)
 
     @property
     def best(self) -> dict:
@@ -195,7 +197,7 @@ def _view(store: ResultsStore, row: Experiment) -> ExperimentView:
     trials = [
         TrialView(experiment=row.name, space=row.space, trial_id=t.trial_id, status=t.status, params=t.params,
                   epochs=sorted(epochs[t.trial_id], key=lambda m: m["epoch"]), searched=searched, error=t.error,
-                  model=registered.get(t.trial_id))
+                  model=registered.get(t.trial_id), runs=(t.metrics or {}).get("runs", []))
         for t in rows
     ]
     return ExperimentView(row=row, trials=trials, models=models, searched=searched)
