@@ -36,10 +36,10 @@ Layouts:
 - ``esc50``: an ESC-50 folder (``meta/esc50.csv``: filename,fold,target,category,esc10,
   src_file,take; ``audio/{fold}-{src_file}-{take}-{target}.wav``) rendered once by
   :func:`soundsweep.catalog.synthetic.generate` with generator seed 1000 (not the default set's
-  audio): 40 clips per class as ESC-50 has, 6 classes, 5 s WAV at 44.1 kHz (resampled to
-  22.05 kHz by the decode), fold = the generator's fold + 1 (5 folds; a source recording, the
-  generator's group, stays in one fold). The reader's default split: fold 1 test, fold 2 val.
-  The same data for every seed.
+  audio): 40 clips per class as ESC-50 has (``--quick``: 24), 6 classes, 5 s WAV at 44.1 kHz
+  (resampled to 22.05 kHz by the decode), fold = the generator's fold + 1 (5 folds; a source
+  recording, the generator's group, stays in one fold). The reader's default split: fold 1
+  test, fold 2 val. The same data for every seed.
 
 Everything goes to ``--work`` (default: a new temporary folder, kept and printed): the
 results store ``results.db`` (SQLite), the rendered data, the decoded segment cache of each
@@ -88,7 +88,9 @@ Figures written (JSON), each per layout with one value per seed in the order of 
 
 Also written: ``command``, ``machine`` (CPU count, load averages at start and end: the machine
 is shared, versions of Python, torch, Ray, Optuna), ``settings``, ``ray_start_s``, every
-experiment's own record (``experiments``), ``work_dir`` and ``wall_s`` (the whole benchmark).
+experiment's own record (``experiments``: the figures above before summing, trial statuses,
+``distinct_configurations`` = how many different configurations its trials ran, the best
+trial's parameters), ``work_dir`` and ``wall_s`` (the whole benchmark).
 """
 import argparse
 import json
@@ -115,13 +117,15 @@ BUDGET = 0.25  # the search may spend at most this fraction of the grid's epochs
 TOLERANCE_POINTS = 1.0  # the search's best may trail the grid's by at most this many points
 MIN_SEEDS = 3
 LAYOUTS = ("synthetic", "esc50")
-ESC50_SEED, ESC50_CLIPS = 1000, 40  # generator seed and clips per class of the ESC-50 folder
+ESC50_SEED = 1000  # generator seed of the ESC-50 folder's audio
 PAPER_BEST = {"noise_std": 0.02, "gain_db": 12.0, "specaug_p": 1.0, "specaug_max_pct": 0.3,
               "specaug_freq_masks": 2, "specaug_time_masks": 2}  # SoundFusion's best augmentation
 QUICK_VARIED = ("noise_std", "gain_db", "specaug_p", "specaug_max_pct")
 MODES = {
-    "full": {"space": "augmentation", "arch": "resnet2d", "width": None, "max_epochs": 4, "synthetic_clips": 24},
-    "quick": {"space": "augmentation-quick", "arch": "simple_cnn", "width": 8, "max_epochs": 4, "synthetic_clips": 10},
+    "full": {"space": "augmentation", "arch": "resnet2d", "width": None, "max_epochs": 4,
+             "synthetic_clips": 24, "esc50_clips": 40},
+    "quick": {"space": "augmentation-quick", "arch": "simple_cnn", "width": 8, "max_epochs": 4,
+              "synthetic_clips": 10, "esc50_clips": 24},
 }
 
 
@@ -167,7 +171,8 @@ def render_esc50(root: str, seed: int, clips_per_class: int) -> None:
         names = [genre.name for genre in GENRES]
         rows = []
         for clip, take in zip(clips.itertuples(index=False), takes):
-            fold, target, src_file, letter = int(clip.fold) + 1, names.index(clip.label), sources[clip.group], chr(65 + take)
+            fold, target, src_file = int(clip.fold) + 1, names.index(clip.label), sources[clip.group]
+            letter = chr(ord("A") + take)
             filename = f"{fold}-{src_file}-{letter}-{target}.wav"
             audio, rate = soundfile.read(clip.path, dtype="float32")
             soundfile.write(os.path.join(audio_dir, filename), audio, rate, subtype="PCM_16")
@@ -176,8 +181,7 @@ def render_esc50(root: str, seed: int, clips_per_class: int) -> None:
     table.to_csv(os.path.join(root, "meta", "esc50.csv"), index=False)
 
 
-def prepare_layouts(layouts: list[str], seeds: list[int], work: str, synthetic_clips: int,
-                    progress: Progress) -> dict[str, dict]:
+def prepare_layouts(layouts: list[str], seeds: list[int], work: str, mode: dict, progress: Progress) -> dict[str, dict]:
     """Render each layout's audio; per layout its ``ExperimentConfig`` data fields and ``render_s``.
 
     The synthetic sets go to ``<work>/synthetic`` (``$SOUNDSWEEP_CACHE`` is pointed at ``work``),
@@ -188,11 +192,11 @@ def prepare_layouts(layouts: list[str], seeds: list[int], work: str, synthetic_c
         started = time.perf_counter()
         if layout == "synthetic":
             for seed in seeds:
-                synthetic_default(seed, synthetic_clips)
-            data[layout] = {"fields": {"synthetic_clips": synthetic_clips}}
+                synthetic_default(seed, mode["synthetic_clips"])
+            data[layout] = {"fields": {"synthetic_clips": mode["synthetic_clips"]}}
         else:
             root = os.path.join(work, f"esc50-seed{ESC50_SEED}")
-            render_esc50(root, ESC50_SEED, ESC50_CLIPS)
+            render_esc50(root, ESC50_SEED, mode["esc50_clips"])
             data[layout] = {"fields": {"data": root, "dataset": "esc50"}}
         data[layout]["render_s"] = time.perf_counter() - started
         progress(f"rendered the {layout} audio in {data[layout]['render_s']:.1f} s")
@@ -212,6 +216,7 @@ def experiment_figures(store: ResultsStore, experiment_id: int) -> dict:
         statuses[trial.status] = statuses.get(trial.status, 0) + 1
     return {
         "trials": len(trials),
+        "distinct_configurations": len({json.dumps(t.params, sort_keys=True) for t in trials}),
         "trial_status": statuses,
         "epochs": len(epochs),
         "best_val_clip_acc": max(m["val_clip_acc"] for m in epochs),
@@ -312,16 +317,17 @@ def table(out: dict) -> str:
              f"{'search ep':>9} {'fraction':>8}  holds"]
     for layout, summary in out["summary"].items():
         for i, seed in enumerate(out["seeds"]):
-            lines.append(f"{layout:<10} {seed:>4} {out['grid_best'][layout][i]:>9.3f} {out['search_best'][layout][i]:>11.3f} "
-                         f"{summary['gap_points'][i]:>7.1f} {out['grid_epochs'][layout][i]:>7} "
-                         f"{out['search_epochs'][layout][i]:>9} {summary['epoch_fraction'][i]:>8.2f}  "
-                         f"{'yes' if summary['holds'][i] else 'no'}")
+            lines.append(f"{layout:<10} {seed:>4} {out['grid_best'][layout][i]:>9.3f} "
+                         f"{out['search_best'][layout][i]:>11.3f} {summary['gap_points'][i]:>7.1f} "
+                         f"{out['grid_epochs'][layout][i]:>7} {out['search_epochs'][layout][i]:>9} "
+                         f"{summary['epoch_fraction'][i]:>8.2f}  {'yes' if summary['holds'][i] else 'no'}")
         rates = out["throughput"][layout]
         shares = out["time_breakdown"][layout]["grid"]["shares"]
         lines.append(f"{layout}: target {'met' if summary['target_met'] else 'NOT met'} (mean gap "
                      f"{summary['mean_gap_points']:.1f} pts, mean fraction {summary['mean_epoch_fraction']:.2f}); "
-                     f"grid {rates['grid']['trials_per_min']:.1f} trials/min, search {rates['search']['trials_per_min']:.1f}; "
-                     "grid slot time: " + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()))
+                     f"grid {rates['grid']['trials_per_min']:.1f} trials/min, "
+                     f"search {rates['search']['trials_per_min']:.1f}; grid slot time: "
+                     + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()))
     lines.append(f"overall: target {'met' if out['target_met'] else 'NOT met'}; "
                  f"{out['throughput']['all']['trials_per_min']:.1f} trials/min, "
                  f"{out['throughput']['all']['epochs_per_min']:.1f} epochs/min; wall {out['wall_s'] / 60:.1f} min")
@@ -339,8 +345,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="JSON file to write (its folders are created)")
     parser.add_argument("--quick", action="store_true",
-                        help="the 16-configuration sub-grid, simple_cnn w8, 10 synthetic clips per class: about 15 "
-                             "minutes on 2 cores instead of the full 972-configuration grid")
+                        help="the 16-configuration sub-grid, simple_cnn w8, 10 synthetic / 24 ESC-50 clips per class: "
+                             "about 15 minutes on 2 cores instead of the full 972-configuration grid")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                         help=f"experiment seeds; the target needs at least {MIN_SEEDS} (default %(default)s)")
     parser.add_argument("--layouts", nargs="+", default=list(LAYOUTS), choices=LAYOUTS,
@@ -370,24 +376,25 @@ def main() -> None:
     mode = MODES["quick" if args.quick else "full"]
     if args.quick:
         register_space(quick_space())
-    grid_size = get_space(mode["space"]).grid_size()
-    settings = {**mode, "quick": args.quick, "grid_size": grid_size, "search_num_samples": math.floor(BUDGET * grid_size),
+    space = get_space(mode["space"])
+    settings = {**mode, "quick": args.quick, "grid_size": space.grid_size(),
+                "search_num_samples": math.floor(BUDGET * space.grid_size()),
                 "search": "tpe + asha (grace 1, reduction 2)", "grid": "grid + fifo", "budget_fraction": BUDGET,
-                "tolerance_points": TOLERANCE_POINTS, "space_choices": get_space(mode["space"]).choices,
-                "space_constants": get_space(mode["space"]).constants, "tta_views": 1,
-                "esc50": {"generator_seed": ESC50_SEED, "clips_per_class": ESC50_CLIPS, "clip_s": 5.0,
-                          "sample_rate": 44100, "classes": 6, "test_fold": 1, "val_fold": 2}}
+                "tolerance_points": TOLERANCE_POINTS, "space_choices": space.choices,
+                "space_constants": space.constants, "tta_views": 1,
+                "esc50": {"generator_seed": ESC50_SEED, "clip_s": 5.0, "sample_rate": 44100, "classes": 6,
+                          "test_fold": 1, "val_fold": 2}}
     work = os.path.abspath(args.work or tempfile.mkdtemp(prefix="soundsweep-search-"))
     os.makedirs(work, exist_ok=True)
-    progress(f"work folder {work}; {grid_size} grid configurations, {settings['search_num_samples']} search samples, "
-             f"{mode['max_epochs']} epochs, seeds {args.seeds}, layouts {args.layouts}")
+    progress(f"work folder {work}; {settings['grid_size']} grid configurations, {settings['search_num_samples']} "
+             f"search samples, {mode['max_epochs']} epochs, seeds {args.seeds}, layouts {args.layouts}")
     out = {"command": " ".join(["python -m benchmarks.search_efficiency", *sys.argv[1:]]), "machine": machine(),
            "settings": settings, "seeds": args.seeds, "work_dir": work}
 
     started = time.perf_counter()
     connect_ray("local")  # this process's own Ray; run_experiment then reuses it
     out["ray_start_s"] = time.perf_counter() - started
-    rendered = prepare_layouts(args.layouts, args.seeds, work, mode["synthetic_clips"], progress)
+    rendered = prepare_layouts(args.layouts, args.seeds, work, mode, progress)
     store = ResultsStore(f"sqlite:///{os.path.join(work, 'results.db')}")
     records = [run_side(side, layout, seed, settings, rendered[layout]["fields"], work, store, progress)
                for layout in args.layouts for seed in args.seeds for side in ("grid", "search")]
