@@ -21,12 +21,15 @@ samples trains exactly as the grid's run of it does (a trial's seed derives from
 seed and its configuration) for as long as ASHA lets it run.
 
 Settings. Default (the full question): the ``augmentation`` space (972 configurations),
-the default model (resnet2d, width 16), 4 epochs, 243 search samples. ``--quick`` (about 15
-minutes on 2 cores): the space ``augmentation-quick`` registered here, the 16 configurations
-that put ``noise_std``, ``gain_db``, ``specaug_p`` and ``specaug_max_pct`` each at the lowest
-or highest value of the full grid, with 2 frequency + 2 time masks (SoundFusion's best); a
-small model (simple_cnn, width 8), 4 epochs, 4 search samples (TPE is then still in its
-random start-up phase, which lasts 10 trials). Test-time augmentation is off (one view).
+the default model (resnet2d, width 16), 4 epochs, 243 search samples; about 20 hours on this
+2-core machine (estimated from 4-configuration runs of these settings: about 12 s per grid trial
+on the synthetic set and 8 s on the ESC-50 folder, 2 at a time), more when the machine is
+shared. ``--quick`` (13.6 minutes here, ``benchmarks/results/search_efficiency_quick.json``):
+the space ``augmentation-quick`` registered here, the 16 configurations that put
+``noise_std``, ``gain_db``, ``specaug_p`` and ``specaug_max_pct`` each at the lowest or highest
+value of the full grid, with 2 frequency + 2 time masks (SoundFusion's best); a small model
+(simple_cnn, width 8), 4 epochs, 4 search samples (TPE is then still in its random start-up
+phase, which lasts 10 trials). Test-time augmentation is off (one view).
 
 Layouts:
 
@@ -44,7 +47,8 @@ Layouts:
 Everything goes to ``--work`` (default: a new temporary folder, kept and printed): the
 results store ``results.db`` (SQLite), the rendered data, the decoded segment cache of each
 layout (``runs-<layout>/cache``). An experiment's Tune folder (trial checkpoints) is removed once
-its figures are read, so that the full run's ~5,800 trials do not fill the disk.
+its figures are read, so that the full run's ~5,800 trials do not fill the disk (one full grid
+holds about 12 GB of checkpoints until then).
 
 Figures written (JSON), each per layout with one value per seed in the order of ``seeds``:
 
@@ -148,6 +152,7 @@ class Progress:
         self.started = time.perf_counter()
 
     def elapsed(self) -> float:
+        """Seconds since the benchmark started."""
         return time.perf_counter() - self.started
 
     def __call__(self, message: str) -> None:
@@ -342,11 +347,13 @@ def machine() -> dict:
 
 
 def parse_args() -> argparse.Namespace:
+    """The command line, checked (one-line errors); creates the folders of ``--out``."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="JSON file to write (its folders are created)")
     parser.add_argument("--quick", action="store_true",
                         help="the 16-configuration sub-grid, simple_cnn w8, 10 synthetic / 24 ESC-50 clips per class: "
-                             "about 15 minutes on 2 cores instead of the full 972-configuration grid")
+                             "about 15 minutes on 2 cores instead of about 20 hours for the full "
+                             "972-configuration grid")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                         help=f"experiment seeds; the target needs at least {MIN_SEEDS} (default %(default)s)")
     parser.add_argument("--layouts", nargs="+", default=list(LAYOUTS), choices=LAYOUTS,
