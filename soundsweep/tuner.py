@@ -471,13 +471,50 @@ def param_space(cfg: ExperimentConfig, data: PreparedData, plan: ResourcePlan | 
 
 
 class ResumableOptunaSearch(OptunaSearch):
-    """Ray's OptunaSearch, for a resumed run that replays a trial Optuna has already closed.
+    """Ray's OptunaSearch that never trains a configuration twice and survives a replayed trial.
 
-    A driver killed after Optuna recorded a trial's end (in the results database) but before Tune
-    saved its own experiment state resumes that trial from its last checkpoint; the replayed
-    results would update a finished Optuna trial, which Optuna refuses (UpdateFinishedTrialError
-    kills the run). Such a trial is known already: it is treated as complete here.
+    Repeats: TPE samples categorical spaces with replacement (in its random start-up phase
+    above all), and a configuration sampled again would train again exactly as before (a trial's
+    seed derives from its configuration). A repeat of a finished trial is told that trial's
+    value, one of a running trial fails; either way it is marked ``duplicate_of`` (its number)
+    and Optuna samples again, up to :attr:`RESAMPLES` times (a small, exhausted space accepts a
+    repeat). Points given to evaluate (warm start, grid) are taken as given.
+
+    Replays: a driver killed after Optuna recorded a trial's end (in the results database) but
+    before Tune saved its own experiment state resumes that trial from its last checkpoint; the
+    replayed results would update a finished Optuna trial, which Optuna refuses
+    (UpdateFinishedTrialError kills the run). Such a trial is known already: it is treated as
+    complete here.
     """
+
+    RESAMPLES = 20
+
+    def suggest(self, trial_id: str) -> dict | None:
+        for _ in range(self.RESAMPLES):
+            config = super().suggest(trial_id)
+            ot_trial = self._ot_trials[trial_id]
+            earlier = self._earlier_with_params(ot_trial)
+            if earlier is None or self._enqueued(ot_trial):
+                return config
+            ot_trial.set_user_attr("duplicate_of", earlier.number)
+            if earlier.state == optuna.trial.TrialState.COMPLETE:
+                self._ot_study.tell(ot_trial, earlier.values)
+            else:
+                self._ot_study.tell(ot_trial, state=optuna.trial.TrialState.FAIL)
+            del self._ot_trials[trial_id]
+        return super().suggest(trial_id)
+
+    def _enqueued(self, ot_trial: optuna.Trial) -> bool:
+        """Whether ``ot_trial`` is a point given to evaluate (Optuna's enqueued trial)."""
+        return "fixed_params" in self._ot_study._storage.get_trial_system_attrs(ot_trial._trial_id)
+
+    def _earlier_with_params(self, ot_trial: optuna.Trial) -> optuna.trial.FrozenTrial | None:
+        """A running or completed trial of the study with ``ot_trial``'s parameters, if any."""
+        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
+        for trial in self._ot_study.get_trials(deepcopy=False, states=states):
+            if trial.number != ot_trial.number and trial.params == ot_trial.params:
+                return trial
+        return None
 
     def _skip_if_closed(self, trial_id: str) -> None:
         ot_trial = self._ot_trials.get(trial_id)

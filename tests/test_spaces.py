@@ -5,6 +5,7 @@ import optuna
 import pytest
 
 from search_spaces import DefineByName, flatten, get_space, list_spaces
+from soundsweep.tuner import ResumableOptunaSearch
 from trainables.config import TrialConfig
 from trainables.baselines import MFCC
 from trainables.screening import ScreeningConfig
@@ -83,3 +84,27 @@ def test_the_searcher_state_of_every_space_pickles(name):
     define = pickle.loads(pickle.dumps(DefineByName(name)))
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     assert isinstance(define(study.ask()), dict)
+
+def two_choices(trial):
+    trial.suggest_categorical("a", [1, 2])
+    return {"b": 0}
+
+
+def test_search_never_trains_a_configuration_twice(tmp_path):
+    url = f"sqlite:///{tmp_path}/o.db"
+    searcher = ResumableOptunaSearch(space=two_choices, metric="m", mode="max", study_name="s",
+                                     sampler=optuna.samplers.RandomSampler(seed=0), storage=optuna.storages.RDBStorage(url))
+    first = searcher.suggest("t1")
+    second = searcher.suggest("t2")  # t1 still running: not suggested again
+    assert {first["a"], second["a"]} == {1, 2} and first["b"] == second["b"] == 0
+    searcher.on_trial_complete("t1", {"m": 0.5})
+    searcher.on_trial_complete("t2", {"m": 0.7})
+    third = searcher.suggest("t3")  # the space is exhausted: a repeat is accepted after RESAMPLES tries
+    assert third["a"] in (1, 2)
+    trials = optuna.load_study(study_name="s", storage=url).trials
+    repeats = [t for t in trials if "duplicate_of" in t.user_attrs]
+    assert len(repeats) >= ResumableOptunaSearch.RESAMPLES
+    for t in repeats:  # each repeat got its earlier trial's value, or failed while that one ran
+        earlier = trials[t.user_attrs["duplicate_of"]]
+        assert t.params == earlier.params
+        assert (t.value == earlier.value) if t.state.name == "COMPLETE" else (t.state.name == "FAIL")
