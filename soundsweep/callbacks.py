@@ -1,14 +1,14 @@
-"""Tune callbacks run by the driver: write the results store as trials report, print progress,
-release what a TorchTrainer trial leaves behind.
+"""Tune callbacks and the stopper run by the driver: write the results store as trials report,
+print progress, release what a TorchTrainer trial leaves behind, end a search at its epoch budget.
 
-Both hold only plain values so that Tune can pickle them into its experiment state and a
+They hold only plain values so that Tune can pickle them into its experiment state and a
 resumed run gets them back; the database engine is opened lazily.
 """
 import json
 import time
 
 import ray
-from ray.tune import Callback
+from ray.tune import Callback, Stopper
 from ray.tune.search.repeater import TRIAL_INDEX
 from ray.util.placement_group import PlacementGroup, PlacementGroupID
 
@@ -146,3 +146,44 @@ def release(group_id: str | None) -> None:
     """Remove the placement group ``group_id`` (hex) if it still holds its resources."""
     if group_id and ray.util.placement_group_table().get(group_id, {}).get("state") == "CREATED":
         ray.util.remove_placement_group(PlacementGroup(PlacementGroupID(bytes.fromhex(group_id))))
+
+
+class EpochBudget(Stopper):
+    """The search's epoch budget (``--epoch-budget``): stops every trial at its next result once the
+    experiment's trials have trained ``budget`` epochs in total; the searcher asks
+    :meth:`spent` before each new configuration (:class:`~soundsweep.tuner.ResumableOptunaSearch`).
+
+    An epoch counts once per trial and epoch number (Tune hands a finished function trial's last
+    result to the stopper a second time; a pruned configuration's report is no epoch). The count
+    starts from the epochs the results store holds, so a resumed search does not get its budget
+    twice. A trial that is running when the budget is reached finishes the epoch it is in, so a
+    search overshoots by at most one epoch per other concurrent trial. Tune's experiment-wide
+    ``stop_all`` is not used: it ends trials without telling the searcher or the callbacks, which
+    would leave them RUNNING in Optuna and in the results store."""
+
+    def __init__(self, results_url: str, experiment_id: int, budget: int):
+        self.results_url, self.experiment_id, self.budget = results_url, experiment_id, budget
+        self.trained: set[tuple[str, int]] | None = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "trained": None}  # a resumed run counts again from the store
+
+    def stored(self) -> set[tuple[str, int]]:
+        """(trial id, epoch) of every epoch the results store holds for the experiment."""
+        return {(trial.trial_id, epoch.epoch) for trial, epoch in ResultsStore(self.results_url).epochs(self.experiment_id)}
+
+    def spent(self) -> bool:
+        """Whether the stored epochs have reached the budget (no new configuration should start)."""
+        return len(self.stored()) >= self.budget
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        if self.trained is None:
+            self.trained = self.stored()
+        if "epoch" in result and "pruned" not in result and (trial_id, result["epoch"]) not in self.trained:
+            self.trained.add((trial_id, result["epoch"]))
+            if len(self.trained) == self.budget:
+                print(f"epoch budget spent ({self.budget} epochs): stopping the search", flush=True)
+        return len(self.trained) >= self.budget
+
+    def stop_all(self) -> bool:
+        return False

@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--num-samples", type=int, default=defaults["num_samples"],
                         help="configurations to try (default %(default)s)")
     budget.add_argument("--max-epochs", type=int, default=defaults["max_epochs"], help="epochs per trial at most")
+    budget.add_argument("--epoch-budget", type=int, default=None, metavar="EPOCHS",
+                        help="end the search once its trials have trained this many epochs in total (a trial stopped "
+                             "early by ASHA spends less, so more configurations fit); default: no budget")
     budget.add_argument("--scheduler", default=defaults["scheduler"], help=f"{' or '.join(SCHEDULERS)} (early stopping)")
     budget.add_argument("--max-concurrent", type=int, default=None, help="trials at once (default: as many as fit)")
     budget.add_argument("--folds", type=int, default=defaults["folds"],

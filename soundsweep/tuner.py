@@ -9,6 +9,7 @@ and/or ``--repeats R`` every configuration Optuna suggests runs K x R times, onc
 seed (Tune's ``Repeater``; Optuna sees the mean), and the run ends with a table of each
 configuration's mean, standard deviation and 95% interval (:mod:`soundsweep.configurations`).
 """
+import logging
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -17,11 +18,11 @@ import optuna
 import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-from ray.tune.search import Repeater
+from ray.tune.search import Repeater, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces import DefineByName, SearchSpace, get_space
-from soundsweep.callbacks import ProgressCallback, ReleaseTrainPlacementGroups, StoreCallback
+from soundsweep.callbacks import EpochBudget, ProgressCallback, ReleaseTrainPlacementGroups, StoreCallback
 from soundsweep.catalog import DatasetOptions, coarse_manifest, cv_folds, hierarchy_for
 from soundsweep.configurations import configuration_table, configurations
 from soundsweep.errors import UsageError
@@ -68,6 +69,7 @@ class ExperimentConfig(DatasetOptions):
     num_samples: int = 12
     max_epochs: int = 4
     max_concurrent: int | None = None
+    epoch_budget: int | None = None
     scheduler: str = "asha"
     folds: int = 1
     repeats: int = 1
@@ -122,6 +124,9 @@ class ExperimentConfig(DatasetOptions):
             raise UsageError(f"--fidelity {self.fidelity}: choose one of {', '.join(FIDELITIES)}")
         if self.fidelity == "runs" and self.folds * self.repeats == 1:
             raise UsageError("--fidelity runs: a configuration has one run; add --folds K and/or --repeats R")
+        if self.fidelity == "runs" and (self.executor == "train" or self.train_workers > 1 or self.gpus_per_worker):
+            raise UsageError("--fidelity runs trains a configuration's folds and seeds in one trial with one local "
+                             "worker: drop --train-workers/--gpus-per-worker/--executor train, or use --fidelity epochs")
         if len(names) > 1 and self.folds * self.repeats > 1:
             raise UsageError("--objective with several objectives runs each configuration once: drop --folds/--repeats")
         try:
@@ -164,6 +169,10 @@ class ExperimentConfig(DatasetOptions):
             raise UsageError(f"--max-model-kb {self.max_model_kb}: must be > 0")
         if self.max_params is not None and self.max_params <= 0:
             raise UsageError(f"--max-params {self.max_params}: must be > 0")
+        if self.epoch_budget is not None and self.epoch_budget < 1:
+            raise UsageError(f"--epoch-budget {self.epoch_budget}: must be at least 1 epoch")
+        if self.epoch_budget and self.folds * self.repeats > 1 and self.fidelity == "epochs":
+            raise UsageError("--epoch-budget with --folds/--repeats needs --fidelity runs (one trial per configuration)")
         if self.warm_start_top < 1:
             raise UsageError(f"--warm-start-top {self.warm_start_top}: must be at least 1")
         if self.tta_views < 1:
@@ -242,6 +251,8 @@ def connect_ray(address: str | None) -> None:
         # Ray Data logs every dataset execution at INFO; trials re-read data each epoch.
         quiet = {"RAY_DATA_LOG_LEVEL": os.environ.get("RAY_DATA_LOG_LEVEL", "WARNING")}
         os.environ.update(quiet)
+        # The variable reaches the workers; this process read it when it first imported Ray Data.
+        logging.getLogger("ray.data").setLevel(quiet["RAY_DATA_LOG_LEVEL"])
         ray.init(address=address, logging_level="WARNING", runtime_env={"env_vars": quiet})
     ray.data.DataContext.get_current().enable_progress_bars = False
 
@@ -257,9 +268,10 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
     if cfg.init_from and not training:
         raise UsageError(f"--init-from: the {shape.protocol} protocol trains no model; drop --init-from "
                          "(soundsweep probe --checkpoint embeds with a stored model)")
-    for flag, budget in (("--max-model-kb", cfg.max_model_kb), ("--max-params", cfg.max_params)):
+    for flag, budget in (("--max-model-kb", cfg.max_model_kb), ("--max-params", cfg.max_params),
+                         ("--epoch-budget", cfg.epoch_budget)):
         if budget is not None and not training:
-            raise UsageError(f"{flag}: the {shape.protocol} protocol trains no model to prune; drop {flag}")
+            raise UsageError(f"{flag}: the {shape.protocol} protocol trains no model; drop {flag}")
     name = cfg.name or f"{cfg.space}-{time.strftime('%Y%m%d-%H%M%S')}"
     storage = resolve_storage(cfg.storage_path)
     check_writable(storage)
@@ -283,9 +295,6 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
                                data_cpus=cfg.data_cpus, max_concurrent=cfg.max_concurrent,
                                executor=cfg.executor if training else "local", num_samples=shape.trials)
         print(plan.describe(), flush=True)
-        if shape.fidelity == "runs" and plan.executor != "local":
-            raise UsageError("--fidelity runs trains a configuration's folds and seeds in one trial with one local "
-                             "worker: drop --train-workers/--gpus-per-worker/--executor train, or use --fidelity epochs")
         if shape.grid:
             print(f"search: grid of {space.grid_size()} configuration(s), running the first {shape.configurations} "
                   "in order (--num-samples)", flush=True)
@@ -311,9 +320,10 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
             tuner = tune.Tuner.restore(join_storage(storage, name), trainable, resume_unfinished=True,
                                        resume_errored=True)
         else:
+            budget = EpochBudget(cfg.results, experiment_id, cfg.epoch_budget) if cfg.epoch_budget else None
             tuner = tune.Tuner(trainable, param_space=param_space(cfg, data, plan, storage, folds if cfg.folds > 1 else ()),
-                               tune_config=tune_config(cfg, name, plan, space, shape, warm),
-                               run_config=run_config(cfg, name, storage, experiment_id, shape, plan.executor))
+                               tune_config=tune_config(cfg, name, plan, space, shape, warm, budget),
+                               run_config=run_config(cfg, name, storage, experiment_id, shape, plan.executor, budget))
         tuner.fit()
     finally:
         if cfg.wait_for_resources:
@@ -341,10 +351,10 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
 
 
 # The settings that define what an experiment searches; --resume must repeat them unchanged.
-SPEC_FIELDS = ("space", "search", "arch", "width", "lr", "batch_size", "data", "dataset", "test_fold", "subset", "split_dir",
-               "val_fraction", "synthetic_clips", "coarse", "hierarchy", "num_samples", "max_epochs", "scheduler", "folds",
-               "repeats", "fidelity", "seed", "sample_rate", "channels", "segment_seconds", "overlap", "segment_mode", "max_model_kb",
-               "max_params", "objective", "warm_start", "warm_start_top")
+SPEC_FIELDS = ("space", "search", "arch", "width", "lr", "batch_size", "data", "dataset", "test_fold", "subset",
+               "split_dir", "val_fraction", "synthetic_clips", "coarse", "hierarchy", "num_samples", "max_epochs",
+               "epoch_budget", "scheduler", "folds", "repeats", "fidelity", "seed", "sample_rate", "channels", "segment_seconds",
+               "overlap", "segment_mode", "max_model_kb", "max_params", "objective", "warm_start", "warm_start_top")
 
 
 def experiment_manifest(cfg: ExperimentConfig):
@@ -471,7 +481,9 @@ def param_space(cfg: ExperimentConfig, data: PreparedData, plan: ResourcePlan | 
 
 
 class ResumableOptunaSearch(OptunaSearch):
-    """Ray's OptunaSearch that never trains a configuration twice and survives a replayed trial.
+    """Ray's OptunaSearch that never trains a configuration twice, survives a replayed trial and
+    stops suggesting once the search's ``epoch_budget`` (:class:`~soundsweep.callbacks.EpochBudget`)
+    is spent.
 
     Repeats: TPE samples categorical spaces with replacement (in its random start-up phase
     above all), and a configuration sampled again would train again exactly as before (a trial's
@@ -489,7 +501,13 @@ class ResumableOptunaSearch(OptunaSearch):
 
     RESAMPLES = 20
 
-    def suggest(self, trial_id: str) -> dict | None:
+    def __init__(self, *args, epoch_budget: EpochBudget | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.epoch_budget = epoch_budget
+
+    def suggest(self, trial_id: str) -> dict | str | None:
+        if self.epoch_budget is not None and self.epoch_budget.spent():
+            return Searcher.FINISHED  # --epoch-budget: no new configuration
         for _ in range(self.RESAMPLES):
             config = super().suggest(trial_id)
             ot_trial = self._ot_trials[trial_id]
@@ -555,7 +573,7 @@ def warm_start_points(cfg: ExperimentConfig) -> list[dict]:
 
 
 def tune_config(cfg: ExperimentConfig, name: str, plan: ResourcePlan, space: SearchSpace,
-                shape: SearchShape, warm: list[dict]) -> tune.TuneConfig:
+                shape: SearchShape, warm: list[dict], budget: EpochBudget | None) -> tune.TuneConfig:
     """Optuna TPE (seeded, study stored in the results database) with ASHA on validation clip
     accuracy; ``warm`` (:func:`warm_start_points`) then the grid (``shape.grid``) first, in order;
     each configuration repeated ``shape.runs`` times, or with ``--fidelity runs`` run once over
@@ -574,6 +592,7 @@ def tune_config(cfg: ExperimentConfig, name: str, plan: ResourcePlan, space: Sea
         sampler=optuna.samplers.NSGAIISampler(seed=cfg.seed) if multi else optuna.samplers.TPESampler(seed=cfg.seed),
         study_name=name,
         storage=optuna.storages.RDBStorage(cfg.results),
+        epoch_budget=budget,
     )
     if shape.runs > 1 and not by_runs:
         searcher = Repeater(searcher, repeat=shape.runs)
@@ -592,12 +611,13 @@ def trial_dirname(trial) -> str:
 
 
 def run_config(cfg: ExperimentConfig, name: str, storage: str, experiment_id: int, shape: SearchShape,
-               executor: str) -> tune.RunConfig:
+               executor: str, budget: EpochBudget | None) -> tune.RunConfig:
     return tune.RunConfig(
         name=name,
         storage_path=storage,
         callbacks=[StoreCallback(cfg.results, experiment_id, shape.max_epochs), ProgressCallback(shape.trials),
                    *([ReleaseTrainPlacementGroups()] if executor == "train" else [])],
+        stop=budget,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=METRIC,
                                                 checkpoint_score_order=MODE),
         failure_config=tune.FailureConfig(max_failures=cfg.max_failures),

@@ -234,3 +234,20 @@ def test_fidelity_runs_counts_asha_rungs_in_folds_and_tests_every_run(ray_sessio
     capsys.readouterr()
     assert main(["tune", "--fidelity", "runs", "--results", url, "--name", "one"]) == 2
     assert "--fidelity runs: a configuration has one run; add --folds K" in capsys.readouterr().err
+    assert main(["tune", "--folds", "2", "--fidelity", "runs", "--train-workers", "2", "--results", url]) == 2
+    assert "--fidelity runs trains a configuration's folds and seeds in one trial" in capsys.readouterr().err
+
+
+def test_epoch_budget_ends_the_search_when_its_trials_have_trained_that_many_epochs(ray_session, tmp_path, capsys):
+    url = f"sqlite:///{tmp_path}/r.db"
+    assert main(["tune", "--space", "augmentation", "--num-samples", "6", "--max-epochs", "2", "--epoch-budget", "3",
+                 "--scheduler", "fifo", "--max-concurrent", "1", "--synthetic-clips", "10", "--results", url,
+                 "--storage-path", str(tmp_path / "runs"), "--name", "budget"]) == 0
+    assert "epoch budget spent (3 epochs): stopping the search" in capsys.readouterr().out
+    store = ResultsStore(url)
+    experiment = store.experiment("budget")
+    assert len(store.epochs(experiment.id)) == 3  # one trial at a time: not one epoch over
+    assert [(t.status, t.epochs) for t in store.trials(experiment.id)] == [("COMPLETED", 2), ("STOPPED", 1)]
+    study = optuna.load_study(study_name="budget", storage=url)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]  # the 4 other samples never ran
+    assert len(store.models(experiment.id)) == 1
