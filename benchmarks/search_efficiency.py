@@ -13,23 +13,27 @@ process's own (never one someone else started), each through :func:`soundsweep.t
 - grid: ``--search grid --scheduler fifo``, every configuration of the space once, ``max_epochs``
   epochs each;
 - search: the platform's default, Optuna TPE (seeded with the same seed) + ASHA (grace period 1,
-  reduction factor 2, on ``val_clip_acc``), ``num_samples = floor(0.25 * grid size)``, so even if
-  ASHA stopped nothing it could not spend more than 25 % of the grid's epochs.
+  reduction factor 2, on ``val_clip_acc``), under ``--epoch-budget``: ``floor(0.25 * grid
+  epochs)`` minus one epoch per other concurrent trial (what the budget can overshoot by, see
+  :class:`soundsweep.callbacks.EpochBudget`), with ``num_samples`` = the grid size as a mere
+  upper bound. The search ends when its trials have trained that many epochs, so every epoch
+  ASHA saves by stopping a weak trial buys another configuration. Repeated configurations are
+  never trained twice (:class:`soundsweep.tuner.ResumableOptunaSearch`).
 
 Both sides use the same seed, model, data and decode settings, so a configuration the search
 samples trains exactly as the grid's run of it does (a trial's seed derives from the experiment
 seed and its configuration) for as long as ASHA lets it run.
 
 Settings. Default (the full question): the ``augmentation`` space (972 configurations),
-the default model (resnet2d, width 16), 4 epochs, 243 search samples; about 20 hours on this
+the default model (resnet2d, width 16), 4 epochs, a 971-epoch search budget (25 % of 3,888, less 1); about 20 hours on this
 2-core machine (estimated from 4-configuration runs of these settings: about 12 s per grid trial
 on the synthetic set and 8 s on the ESC-50 folder, 2 at a time), more when the machine is
 shared. ``--quick`` (13.6 minutes here, ``benchmarks/results/search_efficiency_quick.json``):
 the space ``augmentation-quick`` registered here, the 16 configurations that put
 ``noise_std``, ``gain_db``, ``specaug_p`` and ``specaug_max_pct`` each at the lowest or highest
 value of the full grid, with 2 frequency + 2 time masks (SoundFusion's best); a small model
-(simple_cnn, width 8), 4 epochs, 4 search samples (TPE is then still in its random start-up
-phase, which lasts 10 trials). Test-time augmentation is off (one view).
+(simple_cnn, width 8), 4 epochs, a 15-epoch search budget (16 minus 1 for the second concurrent
+trial). Test-time augmentation is off (one view).
 
 Layouts:
 
@@ -233,21 +237,29 @@ def experiment_figures(store: ResultsStore, experiment_id: int) -> dict:
     }
 
 
+def search_budget(grid: dict) -> int:
+    """The search's ``--epoch-budget`` against a grid experiment's record: :data:`BUDGET` of its
+    epochs, less one epoch per other concurrent trial (the most the budget can overshoot by)."""
+    return math.floor(BUDGET * grid["epochs"]) - (grid["max_concurrent"] - 1)
+
+
 def run_side(side: str, layout: str, seed: int, settings: dict, data_fields: dict, work: str,
-             store: ResultsStore, progress: Progress) -> dict:
-    """Run one experiment (``side`` grid or search) and return its record; its Tune folder is removed."""
+             store: ResultsStore, progress: Progress, epoch_budget: int | None = None) -> dict:
+    """Run one experiment (``side`` grid, or search under ``epoch_budget``) and return its record;
+    its Tune folder is removed."""
     name = f"{layout}-seed{seed}-{side}"
     grid = side == "grid"
-    samples = settings["grid_size"] if grid else settings["search_num_samples"]
+    samples = settings["grid_size"]
     storage = os.path.join(work, f"runs-{layout}")
-    progress(f"start {name}: {samples} configurations x up to {settings['max_epochs']} epochs")
+    progress(f"start {name}: up to {samples} configurations x {settings['max_epochs']} epochs"
+             + ("" if grid else f", at most {epoch_budget} epochs in all"))
     summary = run_experiment(ExperimentConfig(
         space=settings["space"], arch=settings["arch"], width=settings["width"],
-        search="grid" if grid else "tpe", scheduler="fifo" if grid else "asha",
+        search="grid" if grid else "tpe", scheduler="fifo" if grid else "asha", epoch_budget=epoch_budget,
         num_samples=samples, max_epochs=settings["max_epochs"], seed=seed, tta_views=1,
         results=store.url, storage_path=storage, name=name, **data_fields))
     shutil.rmtree(os.path.join(storage, name), ignore_errors=True)
-    record = {"name": name, "layout": layout, "seed": seed, "side": side, "num_samples": samples,
+    record = {"name": name, "layout": layout, "seed": seed, "side": side, "epoch_budget": epoch_budget,
               "wall_s": summary.wall_s, "max_concurrent": summary.plan.max_concurrent,
               "data_prep_s": summary.data.seconds, "cache_hit": summary.data.cache_hit,
               **experiment_figures(store, summary.experiment_id)}
@@ -385,7 +397,6 @@ def main() -> None:
         register_space(quick_space())
     space = get_space(mode["space"])
     settings = {**mode, "quick": args.quick, "grid_size": space.grid_size(),
-                "search_num_samples": math.floor(BUDGET * space.grid_size()),
                 "search": "tpe + asha (grace 1, reduction 2)", "grid": "grid + fifo", "budget_fraction": BUDGET,
                 "tolerance_points": TOLERANCE_POINTS, "space_choices": space.choices,
                 "space_constants": space.constants, "tta_views": 1,
@@ -393,8 +404,8 @@ def main() -> None:
                           "test_fold": 1, "val_fold": 2}}
     work = os.path.abspath(args.work or tempfile.mkdtemp(prefix="soundsweep-search-"))
     os.makedirs(work, exist_ok=True)
-    progress(f"work folder {work}; {settings['grid_size']} grid configurations, {settings['search_num_samples']} "
-             f"search samples, {mode['max_epochs']} epochs, seeds {args.seeds}, layouts {args.layouts}")
+    progress(f"work folder {work}; {settings['grid_size']} grid configurations, {mode['max_epochs']} epochs, "
+             f"search budget {BUDGET:.0%} of the grid's epochs, seeds {args.seeds}, layouts {args.layouts}")
     out = {"command": " ".join(["python -m benchmarks.search_efficiency", *sys.argv[1:]]), "machine": machine(),
            "settings": settings, "seeds": args.seeds, "work_dir": work}
 
@@ -403,8 +414,13 @@ def main() -> None:
     out["ray_start_s"] = time.perf_counter() - started
     rendered = prepare_layouts(args.layouts, args.seeds, work, mode, progress)
     store = ResultsStore(f"sqlite:///{os.path.join(work, 'results.db')}")
-    records = [run_side(side, layout, seed, settings, rendered[layout]["fields"], work, store, progress)
-               for layout in args.layouts for seed in args.seeds for side in ("grid", "search")]
+    records = []
+    for layout in args.layouts:
+        for seed in args.seeds:
+            grid = run_side("grid", layout, seed, settings, rendered[layout]["fields"], work, store, progress)
+            search = run_side("search", layout, seed, settings, rendered[layout]["fields"], work, store, progress,
+                              epoch_budget=search_budget(grid))
+            records += [grid, search]
     ray.shutdown()
 
     out.update(collect(records, args.layouts, args.seeds, rendered))
