@@ -247,6 +247,8 @@ def connect_ray(address: str | None) -> None:
     # Save experiment state every 2 s (Ray's default waits 10 s or more), so a killed driver
     # loses at most that much bookkeeping; trials keep their own per-epoch checkpoints.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+    # Frequent snapshots are wanted here, so Tune's warning that they are frequent is noise.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not ray.is_initialized():
         # Ray Data logs every dataset execution at INFO; trials re-read data each epoch.
         quiet = {"RAY_DATA_LOG_LEVEL": os.environ.get("RAY_DATA_LOG_LEVEL", "WARNING")}

@@ -11,6 +11,7 @@ import ray
 import soundfile
 import torch
 
+import trainables.data
 import trainables.loop
 from soundsweep.catalog import load_manifest
 from soundsweep.cli import main
@@ -19,7 +20,8 @@ from soundsweep.tuner import ExperimentConfig
 from trainables.audio import DecodeSpec, decode, decode_segments
 from trainables.augment import record_path, replay
 from trainables.config import TrialConfig
-from trainables.segments import split_path
+from trainables.data import EpochBatches, open_split
+from trainables.segments import split_bytes, split_path
 from trainables.loop import TuneSession, run
 from trainables.shards import iter_shard
 
@@ -218,3 +220,30 @@ def test_recorded_augmentation_replays_the_exact_model_input(prepared, tmp_path,
         spectrograms = torch.stack([replay(s, r["spectrogram"]) for s, r in zip(frontend(waveforms), records)])
         assert all(r["waveform"].keys() == {"gain", "gaussian_noise"} and r["spectrogram"] for r in records)
         assert torch.equal(waveforms, seen[batch][0]) and torch.equal(spectrograms, seen[batch][1])
+
+
+def test_a_small_split_is_read_once_and_reshuffled_each_epoch(prepared, monkeypatch):
+    data, _ = prepared
+    stored = stored_segments(data.path)
+    train = {(c, s): w for (split, c, s), w in stored.items() if split == "train"}
+    kept = EpochBatches(open_split(data.path, "train"), data.path, "train")
+    assert kept.in_memory and split_bytes(data.path, "train") > 0
+
+    def epoch(batches: EpochBatches, seed: int | None) -> list[str]:
+        keys = []
+        for batch in batches(4, None, seed):
+            assert batch["waveform"].shape[0] == len(batch["keys"]) <= 4
+            for key, waveform in zip(batch["keys"], batch["waveform"]):
+                clip_id, segment = key.rsplit("#", 1)
+                assert np.array_equal(waveform.numpy(), train[(clip_id, int(segment))])  # the stored segment
+                keys.append(key)
+        return keys
+
+    first = epoch(kept, 1)
+    assert sorted(first) == sorted(f"{c}#{s}" for c, s in train) and len(set(first)) == len(first)
+    kept.dataset = None  # from here on, nothing is read again
+    assert epoch(kept, 1) == first and epoch(kept, 2) != first  # an epoch's order is its seed's alone
+    assert epoch(kept, None) == [f"{c}#{s}" for c, s in train]  # no seed: the stored order
+    monkeypatch.setattr(trainables.data, "IN_MEMORY_BYTES", 0)  # too large: streamed by Ray Data every epoch
+    streamed = EpochBatches(open_split(data.path, "train"), data.path, "train")
+    assert not streamed.in_memory and sorted(epoch(streamed, 1)) == sorted(first)

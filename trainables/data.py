@@ -2,12 +2,19 @@
 
 The driver decodes every clip once into the segment store (:mod:`trainables.segments`,
 ``soundsweep.prepare``); trials only stream those segments, so decode and resample are never
-repeated per trial.
+repeated per trial. A trial's epochs take their batches from :class:`EpochBatches`, which keeps
+a small split in memory instead of streaming it again every epoch.
 """
+import numpy as np
 import ray
 
 from trainables.augment import AugmentingCollate
-from trainables.segments import SPLITS, read_segment_files, segment_files
+from trainables.segments import SPLITS, read_segment_files, segment_files, split_bytes
+
+IN_MEMORY_BYTES = 512 * 2**20
+"""A split whose segments take at most this much memory per worker is read once per trial and
+kept (:class:`EpochBatches`): each epoch's new Ray Data execution costs about half a second,
+as much as a small split's whole training pass."""
 
 
 def open_split(data_dir: str, split: str) -> ray.data.Dataset:
@@ -52,3 +59,35 @@ def iter_batches(dataset, batch_size: int, collate: AugmentingCollate | None = N
         local_shuffle_buffer_size=4 * batch_size if shuffle_seed is not None else None,
         local_shuffle_seed=shuffle_seed,
     )
+
+
+class EpochBatches:
+    """One split's batches, epoch after epoch: ``batches(batch_size, collate, shuffle_seed)``.
+
+    A split larger than :data:`IN_MEMORY_BYTES` per worker is streamed by Ray Data every epoch
+    (:func:`iter_batches`: a local shuffle buffer). A smaller one is read whole at its first use
+    and kept; each epoch then draws a full permutation from ``shuffle_seed`` (no seed: stored
+    order) and cuts it into batches for ``collate``. The choice depends on the split's size
+    alone, and an epoch's order only on its seed, so a resumed trial sees the same batches as
+    one that never stopped.
+    """
+
+    def __init__(self, dataset, data_dir: str, split: str, world_size: int = 1):
+        self.dataset = dataset
+        self.in_memory = split_bytes(data_dir, split) / world_size <= IN_MEMORY_BYTES
+        self.rows: dict[str, np.ndarray] | None = None
+
+    def __call__(self, batch_size: int, collate: AugmentingCollate | None = None, shuffle_seed: int | None = None):
+        if not self.in_memory:
+            return iter_batches(self.dataset, batch_size, collate, shuffle_seed)
+        if self.rows is None:
+            parts = list(self.dataset.iter_batches(batch_size=1024, batch_format="numpy"))
+            self.rows = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]} if parts else {}
+        return self._cut(batch_size, collate or AugmentingCollate(None, 0), shuffle_seed)
+
+    def _cut(self, batch_size: int, collate: AugmentingCollate, shuffle_seed: int | None):
+        count = len(next(iter(self.rows.values()), ()))
+        order = np.arange(count) if shuffle_seed is None else np.random.default_rng(shuffle_seed).permutation(count)
+        for start in range(0, count, batch_size):
+            rows = order[start:start + batch_size]
+            yield collate({key: values[rows] for key, values in self.rows.items()})

@@ -8,7 +8,8 @@ How it runs:
 The same :func:`run` serves both: inside a TorchTrainer (:class:`TrainSession`, Train V2 wired
 to Tune by ``TuneReportCallback``) or directly inside a Tune function trial
 (:class:`TuneSession`), which avoids a TorchTrainer's ~17 s start for small single-worker CPU
-trials (DESIGN.md). Each epoch: stream the training shard with waveform augmentation,
+trials (DESIGN.md). Each epoch: stream the training shard (kept in memory after the first
+epoch when small, :class:`~trainables.data.EpochBatches`) with waveform augmentation,
 log-mel + SpecAugment on the device, Adam (the model in mixed precision on a GPU), then
 validation at segment and clip level, a checkpoint and one report that also says where the
 worker ran (node id, node IP, host name). With ``--record-augmentation`` each worker also
@@ -28,7 +29,7 @@ from torch import nn
 
 from trainables.augment import AugmentationLog, Augmenter, AugmentingCollate
 from trainables.config import TrialConfig
-from trainables.data import iter_batches, open_split
+from trainables.data import EpochBatches, iter_batches, open_split
 from trainables.evaluate import TTA, Predictions, predict
 from trainables.features import create_frontend
 from trainables.models import create_model, load_compatible, model_info, num_parameters, shape_only
@@ -201,6 +202,8 @@ def run(cfg: TrialConfig, session) -> None:
             scaler.load_state_dict(state["scaler"])
         start_epoch = state["epoch"] + 1
 
+    train_batches = EpochBatches(session.dataset("train"), rt.data_dir, "train", session.world_size)
+    val_batches = EpochBatches(session.dataset("val"), rt.data_dir, "val")  # whole on every worker
     for epoch in range(start_epoch, rt.max_epochs):
         started = time.perf_counter()
         # Dropout draws come from the global RNG: seed it per epoch so a resumed epoch repeats exactly.
@@ -210,7 +213,7 @@ def run(cfg: TrialConfig, session) -> None:
         collate = AugmentingCollate(augmenter, epoch)
         shuffle_seed = (cfg.trial_seed + epoch * 7919 + session.rank) % 2**31
         with AugmentationLog(rt.trial_dir if rt.record_augmentation else None, epoch, session.rank) as log:
-            for batch in iter_batches(session.dataset("train"), cfg.batch_size, collate, shuffle_seed):
+            for batch in train_batches(cfg.batch_size, collate, shuffle_seed):
                 # Features in fp32 on the device (a power spectrum overflows fp16), the model under autocast.
                 x = frontend(batch["waveform"].to(session.device))
                 spectrogram_applied = None
@@ -229,7 +232,7 @@ def run(cfg: TrialConfig, session) -> None:
         train_s = time.perf_counter() - started
 
         # Every worker sees the whole (unsplit) validation set, so clip votes are complete.
-        val = predict(model, frontend, iter_batches(session.dataset("val"), 64), session.device)
+        val = predict(model, frontend, val_batches(64), session.device)
         metrics = {
             "epoch": epoch,
             "train_loss": loss_sum / max(seen, 1),

@@ -50,6 +50,18 @@ def segment_files(data_dir: str, split: str) -> list[str]:
     return sorted(f"{location}/{info.base_name}" for info in infos if info.base_name.endswith(".parquet"))
 
 
+def split_bytes(data_dir: str, split: str) -> int:
+    """What one split's segments take in memory once decoded from Parquet: the uncompressed size
+    its files' footers record (nothing else is read)."""
+    total = 0
+    for location in segment_files(data_dir, split):
+        fs, path = pyarrow.fs.FileSystem.from_uri(location)
+        with fs.open_input_file(path) as f:
+            metadata = pq.ParquetFile(f).metadata
+            total += sum(metadata.row_group(g).total_byte_size for g in range(metadata.num_row_groups))
+    return total
+
+
 def read_segment_files(batch: dict) -> Iterator[pa.Table]:
     """Ray Data ``map_batches`` function: the segments of the files in ``batch["path"]``, one
     output block per row group (:data:`COLUMNS`, in stored order), plus a ``split`` column
