@@ -12,8 +12,10 @@ step), one prediction pass over the val split, a checkpoint saved with ``torch.s
 - ``bare_epoch_s``: a plain loop in this process, the segments read into memory with pyarrow
   and cut into shuffled batches with numpy: no Ray.
 - ``ray_train_epoch_s``: :func:`trainables.trial.torch_trainer`, the TorchTrainer a trial fits
-  with ``--executor train``: one worker with 1 CPU, the splits streamed by Ray Data from the
-  segment store, each epoch reported with its checkpoint through ``ray.train.report``.
+  with ``--executor train``: one worker with 1 CPU, the splits read by Ray Data from the
+  segment store (streamed every epoch, or once per trial when they fit in memory:
+  :class:`trainables.data.EpochBatches`), each epoch reported with its checkpoint through
+  ``ray.train.report``.
 
 Each figure is the median of the epochs after the first (the first pays imports, process
 start and warm-up; Train keeps the metrics of the two checkpointed epochs it retains, the last
