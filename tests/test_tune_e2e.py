@@ -169,11 +169,18 @@ def test_warm_start_runs_the_best_configurations_of_an_earlier_experiment_first(
     assert line.startswith("soundsweep: error: --warm-start nope: no such experiment") and "tiny" in line
 
 
-def test_multi_objective_search_stores_optunas_pareto_front(ray_session, tmp_path, capsys):
+def tiny_tune(tmp_path, name: str, *flags: str) -> str:
+    """Run ``soundsweep tune --space augmentation`` on 10 synthetic clips per class with ``flags``,
+    its store and storage under ``tmp_path``; return the results URL (the run must succeed)."""
     url = f"sqlite:///{tmp_path}/r.db"
-    assert main(["tune", "--space", "augmentation", "--objective", "accuracy,time,size", "--num-samples", "3",
-                 "--max-epochs", "1", "--synthetic-clips", "10", "--seed", "3", "--results", url,
-                 "--storage-path", str(tmp_path / "runs"), "--name", "pareto"]) == 0
+    assert main(["tune", "--space", "augmentation", "--synthetic-clips", "10", *flags, "--results", url,
+                 "--storage-path", str(tmp_path / "runs"), "--name", name]) == 0
+    return url
+
+
+def test_multi_objective_search_stores_optunas_pareto_front(ray_session, tmp_path, capsys):
+    url = tiny_tune(tmp_path, "pareto", "--objective", "accuracy,time,size", "--num-samples", "3", "--max-epochs", "1",
+                    "--seed", "3")
     study = optuna.load_study(study_name="pareto", storage=url)
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE", "MINIMIZE"]
     front = ResultsStore(url).experiment("pareto").summary["pareto"]
@@ -189,10 +196,7 @@ def test_multi_objective_search_stores_optunas_pareto_front(ray_session, tmp_pat
 
 
 def test_grid_search_runs_the_spaces_grid_in_order(ray_session, tmp_path, capsys):
-    url = f"sqlite:///{tmp_path}/r.db"
-    assert main(["tune", "--space", "augmentation", "--search", "grid", "--scheduler", "fifo", "--num-samples", "3",
-                 "--max-epochs", "1", "--synthetic-clips", "10", "--results", url,
-                 "--storage-path", str(tmp_path / "runs"), "--name", "grid"]) == 0
+    url = tiny_tune(tmp_path, "grid", "--search", "grid", "--scheduler", "fifo", "--num-samples", "3", "--max-epochs", "1")
     assert "search: grid of 972 configuration(s), running the first 3 in order" in capsys.readouterr().out
     study = optuna.load_study(study_name="grid", storage=url)
     ran = [t.params for t in sorted(study.trials, key=lambda t: t.number)]
@@ -202,10 +206,8 @@ def test_grid_search_runs_the_spaces_grid_in_order(ray_session, tmp_path, capsys
 
 def test_fidelity_runs_counts_asha_rungs_in_folds_and_tests_every_run(ray_session, tmp_path, capsys):
     """--fidelity runs: a configuration is one trial over its 3 folds; what it stores and tells Optuna."""
-    url = f"sqlite:///{tmp_path}/r.db"
-    assert main(["tune", "--space", "augmentation", "--folds", "3", "--fidelity", "runs", "--num-samples", "4",
-                 "--max-epochs", "1", "--max-concurrent", "1", "--synthetic-clips", "10", "--results", url,
-                 "--storage-path", str(tmp_path / "runs"), "--name", "fid"]) == 0
+    url = tiny_tune(tmp_path, "fid", "--folds", "3", "--fidelity", "runs", "--num-samples", "4", "--max-epochs", "1",
+                    "--max-concurrent", "1")
     assert "4 configuration(s) x 3 fold(s) x 1 seed(s), train protocol, asha scheduler on runs" in capsys.readouterr().out
     store = ResultsStore(url)
     experiment = store.experiment("fid")
@@ -239,10 +241,8 @@ def test_fidelity_runs_counts_asha_rungs_in_folds_and_tests_every_run(ray_sessio
 
 
 def test_epoch_budget_ends_the_search_when_its_trials_have_trained_that_many_epochs(ray_session, tmp_path, capsys):
-    url = f"sqlite:///{tmp_path}/r.db"
-    assert main(["tune", "--space", "augmentation", "--num-samples", "6", "--max-epochs", "2", "--epoch-budget", "3",
-                 "--scheduler", "fifo", "--max-concurrent", "1", "--synthetic-clips", "10", "--results", url,
-                 "--storage-path", str(tmp_path / "runs"), "--name", "budget"]) == 0
+    url = tiny_tune(tmp_path, "budget", "--num-samples", "6", "--max-epochs", "2", "--epoch-budget", "3",
+                    "--scheduler", "fifo", "--max-concurrent", "1")
     assert "epoch budget spent (3 epochs): stopping the search" in capsys.readouterr().out
     store = ResultsStore(url)
     experiment = store.experiment("budget")
