@@ -529,10 +529,14 @@ class ResumableOptunaSearch(OptunaSearch):
         return "fixed_params" in self._ot_study._storage.get_trial_system_attrs(ot_trial._trial_id)
 
     def _earlier_with_params(self, ot_trial: optuna.Trial) -> optuna.trial.FrozenTrial | None:
-        """A running or completed trial of the study with ``ot_trial``'s parameters, if any."""
-        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
-        for trial in self._ot_study.get_trials(deepcopy=False, states=states):
-            if trial.number != ot_trial.number and trial.params == ot_trial.params:
+        """A completed trial of the study, or one this search is running, with ``ot_trial``'s
+        parameters, if any. A trial left RUNNING by a killed driver is not running: a resumed
+        search samples its configuration again and runs it."""
+        live = {t.number for trial_id, t in self._ot_trials.items() if trial_id not in self._completed_trials}
+        for trial in self._ot_study.get_trials(deepcopy=False):
+            done = trial.state == optuna.trial.TrialState.COMPLETE
+            running = trial.state == optuna.trial.TrialState.RUNNING and trial.number in live
+            if (done or running) and trial.number != ot_trial.number and trial.params == ot_trial.params:
                 return trial
         return None
 
