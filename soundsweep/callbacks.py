@@ -28,7 +28,26 @@ def trial_params(config: dict) -> dict:
     return {k: v for k, v in config.items() if k not in ("runtime", TRIAL_INDEX)}
 
 
-class StoreCallback(Callback):
+class OpensStore:
+    """Holds the results store's URL and opens the store on first use. Pickled without it (and
+    without the names in ``_not_pickled``): Tune pickles callbacks and stoppers into its
+    experiment state, and a resumed run opens its own."""
+
+    results_url: str
+    _store: ResultsStore | None = None
+    _not_pickled: tuple[str, ...] = ("_store",)
+
+    def __getstate__(self):
+        return {**self.__dict__, **dict.fromkeys(self._not_pickled)}
+
+    @property
+    def store(self) -> ResultsStore:
+        if self._store is None:
+            self._store = ResultsStore(self.results_url)
+        return self._store
+
+
+class StoreCallback(OpensStore, Callback):
     """Writes each trial, each epoch's metrics and each checkpoint location as they happen.
 
     A trial over a hard budget (``--max-model-kb``, ``--max-params``) reports only ``pruned``, the
@@ -40,16 +59,6 @@ class StoreCallback(Callback):
 
     def __init__(self, results_url: str, experiment_id: int, max_epochs: int):
         self.results_url, self.experiment_id, self.max_epochs = results_url, experiment_id, max_epochs
-        self._store = None
-
-    def __getstate__(self):
-        return {**self.__dict__, "_store": None}
-
-    @property
-    def store(self) -> ResultsStore:
-        if self._store is None:
-            self._store = ResultsStore(self.results_url)
-        return self._store
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.store.record_trial(self.experiment_id, trial.trial_id, status="RUNNING", params=trial_params(trial.config))
@@ -148,7 +157,7 @@ def release(group_id: str | None) -> None:
         ray.util.remove_placement_group(PlacementGroup(PlacementGroupID(bytes.fromhex(group_id))))
 
 
-class EpochBudget(Stopper):
+class EpochBudget(OpensStore, Stopper):
     """The search's epoch budget (``--epoch-budget``): stops every trial at its next result once the
     experiment's trials have trained ``budget`` epochs in total; the searcher asks
     :meth:`spent` before each new configuration (:class:`~soundsweep.tuner.ResumableOptunaSearch`).
@@ -161,24 +170,19 @@ class EpochBudget(Stopper):
     ``stop_all`` is not used: it ends trials without telling the searcher or the callbacks, which
     would leave them RUNNING in Optuna and in the results store."""
 
+    _not_pickled = ("_store", "trained")  # a resumed run counts again from the store
+
     def __init__(self, results_url: str, experiment_id: int, budget: int):
         self.results_url, self.experiment_id, self.budget = results_url, experiment_id, budget
         self.trained: set[tuple[str, int]] | None = None
 
-    def __getstate__(self):
-        return {**self.__dict__, "trained": None}  # a resumed run counts again from the store
-
-    def stored(self) -> set[tuple[str, int]]:
-        """(trial id, epoch) of every epoch the results store holds for the experiment."""
-        return {(trial.trial_id, epoch.epoch) for trial, epoch in ResultsStore(self.results_url).epochs(self.experiment_id)}
-
     def spent(self) -> bool:
         """Whether the stored epochs have reached the budget (no new configuration should start)."""
-        return len(self.stored()) >= self.budget
+        return self.store.epoch_count(self.experiment_id) >= self.budget
 
     def __call__(self, trial_id: str, result: dict) -> bool:
         if self.trained is None:
-            self.trained = self.stored()
+            self.trained = {(trial.trial_id, epoch.epoch) for trial, epoch in self.store.epochs(self.experiment_id)}
         if "epoch" in result and "pruned" not in result and (trial_id, result["epoch"]) not in self.trained:
             self.trained.add((trial_id, result["epoch"]))
             if len(self.trained) == self.budget:

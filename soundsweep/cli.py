@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "before planning (default: plan with the nodes that are up)")
     res.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local Ray)")
     out = tune.add_argument_group("where results go")
-    out.add_argument("--results", default=defaults["results"], help="SQLAlchemy URL of the results store")
+    add_results_argument(out, defaults)
     out.add_argument("--storage-path", default=defaults["storage_path"], help="Tune storage (checkpoints, decode cache)")
     out.add_argument("--record-augmentation", action="store_true",
                      help="write each training example's augmentation parameters per epoch to "
@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "on one port, both reading the results database live; print their URLs and the Ray "
                     "dashboard's when a Ray cluster is running. Ctrl-C stops it.",
     )
-    dash.add_argument("--results", default=defaults["results"], help="SQLAlchemy URL of the results store")
+    add_results_argument(dash, defaults)
     dash.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s: this machine only)")
     dash.add_argument("--port", type=int, default=8080, help="port (default %(default)s; 0 = any free port)")
     dash.add_argument("--address", default=None,
@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--experiment", required=True, help="experiment name (--name of the tune run)")
     report.add_argument("--out", required=True, metavar="DIR", help="folder to write (created if missing)")
-    report.add_argument("--results", default=defaults["results"], help="SQLAlchemy URL of the results store")
+    add_results_argument(report, defaults)
 
     shard = sub.add_parser(
         "shard",
@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("a", help="EXPERIMENT or EXPERIMENT/TRIAL")
     cmp.add_argument("b", help="EXPERIMENT or EXPERIMENT/TRIAL")
     cmp.add_argument("--metric", default=DEFAULT_METRIC, help="score compared (default %(default)s)")
-    cmp.add_argument("--results", default=defaults["results"], help="SQLAlchemy URL of the results store")
+    add_results_argument(cmp, defaults)
 
     probe = sub.add_parser(
         "probe",
@@ -220,12 +220,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="early-stopping patience (default %(default)s)")
     budget.add_argument("--seed", type=int, default=defaults["seed"], help="seed of the front-end and the MLPs")
     out = probe.add_argument_group("where results go")
-    out.add_argument("--results", default=defaults["results"], help="SQLAlchemy URL of the results store")
+    add_results_argument(out, defaults)
     out.add_argument("--storage-path", default=defaults["storage_path"], help="where the probe's MLP is saved")
     out.add_argument("--name", default=None, help="experiment name (default: probe-<frontend>-<time>)")
     out.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local Ray)")
     _protocol_parsers(sub, defaults)
     return parser
+
+
+def add_results_argument(parser, defaults: dict) -> None:
+    """``--results``, the results store every command reads or writes."""
+    parser.add_argument("--results", default=defaults["results"], help="SQLAlchemy URL of the results store")
 
 
 def add_dataset_arguments(parser: argparse.ArgumentParser, defaults: dict):
@@ -251,7 +256,7 @@ def _protocol_parsers(sub, defaults: dict) -> None:
     from soundsweep.protocols.ensemble import METHODS
 
     def common(command):
-        command.add_argument("--results", default=defaults["results"], help="SQLAlchemy URL of the results store")
+        add_results_argument(command, defaults)
         command.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local Ray)")
 
     two = sub.add_parser("two-stage", help="fuse a fine and a coarse model (DCASE2020 two-stage classification)",

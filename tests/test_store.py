@@ -24,7 +24,8 @@ def test_recording_twice_updates_instead_of_duplicating(store_url, tmp_path):
     store.record_epoch(exp, "t1", 1, {"val_clip_acc": 0.4, "val_loss": 0.9, "num_params": 10}, "/ckpt/1")
     (trial,) = store.trials(exp)
     assert trial.epochs == 2 and trial.best_val_clip_acc == 0.5 and trial.num_params == 10
-    assert len(store.epochs(exp)) == 2
+    assert len(store.epochs(exp)) == store.epoch_count(exp) == 2
+    assert store.epoch_count(store.start_experiment("e2", "augmentation", "synthetic", {}, str(tmp_path))) == 0
     store.record_epoch(exp, "t2", 0, {"val_clip_acc": 0.45, "val_loss": 1.0, "num_params": 10}, "/ckpt/t2")
     (best_trial, best_epoch), (second, _) = store.best_epochs(exp, 2)  # one epoch per trial, best trial first
     assert best_trial.trial_id == "t1" and best_epoch.epoch == 0 and best_epoch.checkpoint_uri == "/ckpt/0"

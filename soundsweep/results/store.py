@@ -27,6 +27,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    func,
     select,
     text,
 )
@@ -309,6 +310,12 @@ class ResultsStore:
                 select(Trial, Epoch).join(Epoch, Epoch.trial_pk == Trial.id).where(Trial.experiment_id == experiment_id)
             )
             return [(t, e) for t, e in rows]
+
+    def epoch_count(self, experiment_id: int) -> int:
+        """How many epochs the experiment's trials have stored (one SQL count)."""
+        with Session(self.engine) as s:
+            return s.scalar(select(func.count(Epoch.id)).join(Trial, Epoch.trial_pk == Trial.id)
+                            .where(Trial.experiment_id == experiment_id))
 
     def best_epochs(self, experiment_id: int, k: int | None = None,
                     usable: Callable[[str], bool] = lambda uri: True) -> list[tuple[Trial, Epoch]]:
