@@ -5,13 +5,17 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: tune test install test-services clean-venv
+.PHONY: tune test test-fast install test-services clean-venv
 
 tune: $(STAMP)
 	$(PY) -m platform.tune --space augmentation $(ARGS)
 
 test: $(STAMP) test-services
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# Everything but the end-to-end tests (no Ray run, PostgreSQL or Chromium): the quick loop while editing.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not e2e" $(PYTEST_ARGS)
 
 # The suite starts a private PostgreSQL server and drives a headless Chromium (Debian packages).
 test-services:

@@ -8,7 +8,7 @@ layout, the search's best validation clip accuracy is within 1 point (0.01) of t
 while it spends at most 25 % of the grid's epochs.
 
 What runs, per dataset layout and seed, one after the other in one local Ray instance of this
-process's own (never one someone else started), each through :func:`soundsweep.tuner.run_experiment`:
+process's own (never one someone else started), each through :func:`soundsweep.experiment.run_experiment`:
 
 - grid: ``--search grid --scheduler fifo``, every configuration of the space once, ``max_epochs``
   epochs each;
@@ -18,7 +18,7 @@ process's own (never one someone else started), each through :func:`soundsweep.t
   :class:`soundsweep.callbacks.EpochBudget`), with ``num_samples`` = the grid size as a mere
   upper bound. The search ends when its trials have trained that many epochs, so every epoch
   ASHA saves by stopping a weak trial buys another configuration. Repeated configurations are
-  never trained twice (:class:`soundsweep.tuner.ResumableOptunaSearch`).
+  never trained twice (:class:`soundsweep.experiment.search.ResumableOptunaSearch`).
 
 Both sides use the same seed, model, data and decode settings, so a configuration the search
 samples trains exactly as the grid's run of it does (a trial's seed derives from the experiment
@@ -119,7 +119,8 @@ import torch
 from search_spaces import SearchSpace, get_space, register_space
 from soundsweep.catalog.synthetic import GENRES, generate, synthetic_default
 from soundsweep.results import ResultsStore
-from soundsweep.tuner import ExperimentConfig, connect_ray, run_experiment
+from soundsweep.experiment import ExperimentConfig, run_experiment
+from soundsweep.experiment.preflight import connect_ray
 
 BUDGET = 0.25  # the search may spend at most this fraction of the grid's epochs
 TOLERANCE_POINTS = 1.0  # the search's best may trail the grid's by at most this many points

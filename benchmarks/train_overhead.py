@@ -40,7 +40,7 @@ from soundsweep.catalog import load_manifest
 from trainables.audio import DecodeSpec
 from trainables.config import TrialConfig
 from trainables.evaluate import predict
-from trainables.loop import build
+from trainables.model_io import build
 from trainables.segments import read_segment_files, segment_files
 from trainables.trial import torch_trainer
 

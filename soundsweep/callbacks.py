@@ -160,7 +160,7 @@ def release(group_id: str | None) -> None:
 class EpochBudget(OpensStore, Stopper):
     """The search's epoch budget (``--epoch-budget``): stops every trial at its next result once the
     experiment's trials have trained ``budget`` epochs in total; the searcher asks
-    :meth:`spent` before each new configuration (:class:`~soundsweep.tuner.ResumableOptunaSearch`).
+    :meth:`spent` before each new configuration (:class:`~soundsweep.experiment.search.ResumableOptunaSearch`).
 
     An epoch counts once per trial and epoch number (Tune hands a finished function trial's last
     result to the stopper a second time; a pruned configuration's report is no epoch). The count

@@ -3,13 +3,14 @@
 Bad input exits with code 2 and one line naming the problem and the fix, never a traceback.
 """
 import argparse
+import re
 import sys
-from dataclasses import fields
 
 from search_spaces import SPACES, list_spaces
-from soundsweep.catalog import DatasetOptions, list_datasets
+from soundsweep.catalog import DatasetOptions
 from soundsweep.configurations import DEFAULT_METRIC, compare, format_table
 from soundsweep.errors import UsageError
+from soundsweep.options import add_options, from_args
 from soundsweep.results import ResultsStore
 from trainables.models import list_models, model_info
 from trainables.shards import WRITERS
@@ -34,15 +35,19 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse, but a bad flag is one line on stderr (no usage block) and exit code 2."""
 
     def error(self, message: str):
+        # "argument --x: invalid choice: 'v' (choose from ...)" reads as the config checks do.
+        choice = re.fullmatch(r"argument (\S+): invalid choice: (.*) \(choose from (.*)\)", message)
+        if choice:
+            flag, value, known = (part.replace("'", "") for part in choice.groups())
+            message = f"{flag.split('/')[-1]} {value}: invalid choice: '{value}' (choose from {known})"
         self.exit(2, f"soundsweep: error: {message}; see '{self.prog} --help'\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from soundsweep.experiment.config import GROUPS, RESULTS_URL, ExperimentConfig
     from soundsweep.probe import ProbeConfig
-    from soundsweep.tuner import FIDELITIES, PRECISIONS, SCHEDULERS, SEARCHES, SEGMENT_MODES, ExperimentConfig
 
-    defaults = {f.name: f.default for f in fields(ExperimentConfig)}
-    probe_defaults = {f.name: f.default for f in fields(ProbeConfig)}
+    defaults = {"results": RESULTS_URL, "seed": 0}
     parser = OneLineParser(prog="soundsweep", description="Distributed audio-classification experiments on Ray.")
     sub = parser.add_subparsers(dest="command", required=True)
     tune = sub.add_parser(
@@ -54,97 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_registry_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    what = tune.add_argument_group("what to search")
-    what.add_argument("--space", default=defaults["space"], help="search space name (see below; default %(default)s)")
-    what.add_argument("--arch", default=defaults["arch"], help="model when the space does not choose one (default %(default)s)")
-    what.add_argument("--width", type=int, default=None, help="model width (default: the paper's width of --arch)")
-    what.add_argument("--init-from", default=None, metavar="CHECKPOINT",
-                      help="checkpoint folder of an earlier run (its 'checkpoint:' line) whose weights start every "
-                           "trial; the classifier is re-initialised when the class count differs")
-    what.add_argument("--lr", type=float, default=defaults["lr"], help="Adam learning rate (default %(default)s)")
-    what.add_argument("--batch-size", type=int, default=defaults["batch_size"], help="default %(default)s")
-    data = add_dataset_arguments(tune, defaults)
-    data.add_argument("--coarse", action="store_true",
-                      help="train on super-classes (the first stage of two-stage classification): each label "
-                           "becomes its super-class from --hierarchy, or from the dataset (DCASE2020 coarse_label)")
-    data.add_argument("--hierarchy", default=None, metavar="FILE",
-                      help="with --coarse: CSV with the header fine,coarse giving each label's super-class")
-    data.add_argument("--sample-rate", type=int, default=defaults["sample_rate"], help="resample to this rate (Hz)")
-    data.add_argument("--channels", type=int, default=defaults["channels"], help="1 = mono, 2 = stereo")
-    data.add_argument("--segment-seconds", type=float, default=defaults["segment_seconds"],
-                      help="window length, or the fixed clip length with --segment-mode full (s)")
-    data.add_argument("--segment-mode", default=defaults["segment_mode"], choices=SEGMENT_MODES,
-                      help="window: overlapping windows per clip; full: one segment per clip, cut or zero-padded "
-                           "(training clips at a seeded random position)")
-    data.add_argument("--overlap", type=float, default=defaults["overlap"], help="window overlap fraction")
-    budget = tune.add_argument_group("budget and scheduling")
-    budget.add_argument("--search", default=defaults["search"], choices=SEARCHES,
-                        help="tpe: Optuna's TPE samples --num-samples configurations (default); grid: the space's "
-                             "grid in order, each configuration once (the first --num-samples of them: give at least "
-                             "the grid size, e.g. 972 for augmentation, for all)")
-    budget.add_argument("--num-samples", type=int, default=defaults["num_samples"],
-                        help="configurations to try (default %(default)s)")
-    budget.add_argument("--max-epochs", type=int, default=defaults["max_epochs"], help="epochs per trial at most")
-    budget.add_argument("--epoch-budget", type=int, default=None, metavar="EPOCHS",
-                        help="end the search once its trials have trained this many epochs in total (a trial stopped "
-                             "early by ASHA spends less, so more configurations fit); default: no budget")
-    budget.add_argument("--scheduler", default=defaults["scheduler"], help=f"{' or '.join(SCHEDULERS)} (early stopping)")
-    budget.add_argument("--max-concurrent", type=int, default=None, help="trials at once (default: as many as fit)")
-    budget.add_argument("--folds", type=int, default=defaults["folds"],
-                        help="k-fold cross-validation: run every configuration on k folds (the dataset's official "
-                             "folds, else stratified group folds; fold k+1 is val) and report mean, std and 95%% CI")
-    budget.add_argument("--repeats", type=int, default=defaults["repeats"],
-                        help="run every configuration (on every fold) with this many seeds")
-    budget.add_argument("--fidelity", default=defaults["fidelity"], choices=FIDELITIES,
-                        help="with --folds/--repeats, what ASHA's rungs count: epochs (default: every fold and seed "
-                             "is its own trial and runs to the end) or runs (a configuration is one trial that runs "
-                             "its folds and seeds in turn; ASHA stops it after 1, 2, 4, ... runs when its mean "
-                             "validation accuracy ranks low, and Optuna learns that mean)")
-    budget.add_argument("--seed", type=int, default=defaults["seed"], help="experiment seed; every other seed derives from it")
-    budget.add_argument("--max-failures", type=int, default=defaults["max_failures"],
-                        help="retries of a failing trial from its last checkpoint")
-    budget.add_argument("--max-params", type=int, default=None, metavar="N",
-                        help="parameter budget: a configuration whose model has more parameters is pruned before "
-                             "it trains (counted from shapes, no training)")
-    what.add_argument("--objective", default=defaults["objective"], metavar="NAMES",
-                      help="what the search optimizes: accuracy (default), or accuracy plus any of params, time "
-                           "(seconds per epoch) and size (int8 model KB), e.g. accuracy,size: a multi-objective search (Optuna NSGA-II, no "
-                           "early stopping) that stores its Pareto front")
-    what.add_argument("--warm-start", default=None, metavar="NAME",
-                      help="start from the best configurations of the earlier experiment NAME (same --results): "
-                           "they are enqueued in Optuna and run first, then TPE samples")
-    what.add_argument("--warm-start-top", type=int, default=defaults["warm_start_top"], metavar="K",
-                      help="how many of NAME's best configurations to run first (default %(default)s)")
-    budget.add_argument("--max-model-kb", type=float, default=None, metavar="KB",
-                        help="int8 model size budget (DCASE2020 1b: 500): a configuration whose quantized model is "
-                             "larger is pruned before it trains")
-    budget.add_argument("--tta-views", type=int, default=defaults["tta_views"],
-                        help="test-time augmentation views per segment in the final test (1 = off; default "
-                             "%(default)s)")
-    res = tune.add_argument_group("resources")
-    res.add_argument("--executor", default=defaults["executor"], choices=("auto", "train", "local"),
-                     help="train = a TorchTrainer per trial; local = the loop inside the trial (auto: train for "
-                          "several workers or GPUs)")
-    res.add_argument("--train-workers", type=int, default=defaults["train_workers"], help="Train workers per trial")
-    res.add_argument("--cpus-per-worker", type=float, default=defaults["cpus_per_worker"], help="default %(default)s")
-    res.add_argument("--gpus-per-worker", type=float, default=defaults["gpus_per_worker"], help="whole or fractional")
-    res.add_argument("--data-cpus", type=float, default=defaults["data_cpus"],
-                     help="CPUs kept free on one node for Ray Data reads (default %(default)s)")
-    res.add_argument("--precision", default=defaults["precision"], choices=PRECISIONS,
-                     help="mixed precision on GPU trials: auto = bf16 where the GPU has it, else fp16 with loss "
-                          "scaling; CPU trials always train in fp32")
-    res.add_argument("--wait-for-resources", type=float, default=defaults["wait_for_resources"], metavar="SECONDS",
-                     help="on an autoscaling cluster, ask for the trials' resources and wait up to this long "
-                          "before planning (default: plan with the nodes that are up)")
-    res.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local Ray)")
-    out = tune.add_argument_group("where results go")
-    add_results_argument(out, defaults)
-    out.add_argument("--storage-path", default=defaults["storage_path"], help="Tune storage (checkpoints, decode cache)")
-    out.add_argument("--record-augmentation", action="store_true",
-                     help="write each training example's augmentation parameters per epoch to "
-                          "<trial folder>/augmentation/*.jsonl (replayable)")
-    out.add_argument("--name", default=None, help="experiment name (default: <space>-<time>)")
-    out.add_argument("--resume", action="store_true", help="continue the experiment --name after a crash or kill")
+    add_options(tune, ExperimentConfig, GROUPS)
 
     dash = sub.add_parser(
         "dashboard",
@@ -176,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "--shard-size-mb, plus shards.json (the shard manifest) and index.parquet (one row per clip). "
                     "Train from them with 'soundsweep tune --data OUT': one Ray Data task decodes each shard.",
     )
-    add_dataset_arguments(shard, defaults)
+    add_options(shard, DatasetOptions)
     shard.add_argument("--seed", type=int, default=defaults["seed"], help="seed of the split for layouts that state none")
     shard.add_argument("--out", required=True, help="folder or URI (s3://..., gs://...) to write the shard set to")
     shard.add_argument("--shard-size-mb", type=float, default=64.0, help="audio MiB per shard (default %(default)s)")
@@ -203,27 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(512-128, early stopping, lr x weight decay in {1e-5, 1e-4, 1e-3}^2 selected on the val split) "
                     "and test it, summing window likelihoods per clip; recorded in the results store.",
     )
-    what = probe.add_argument_group("what to embed")
-    what.add_argument("--frontend", required=True, choices=list_models(), metavar="NAME",
-                      help="registered model whose classifier input is the embedding (see 'soundsweep tune --help')")
-    what.add_argument("--checkpoint", default=None, metavar="URI",
-                      help="checkpoint of a run (its 'checkpoint:' line) to load into --frontend; default: seeded "
-                           "random weights")
-    what.add_argument("--width", type=int, default=None, help="model width (default: the paper's)")
-    what.add_argument("--sample-rate", type=int, default=None,
-                      help="decode at this rate (default: the front-end paper's, e.g. 48000 for L3)")
-    add_dataset_arguments(probe, defaults)
-    budget = probe.add_argument_group("training")
-    budget.add_argument("--max-epochs", type=int, default=probe_defaults["max_epochs"],
-                        help="epochs per grid point at most (default %(default)s)")
-    budget.add_argument("--patience", type=int, default=probe_defaults["patience"],
-                        help="early-stopping patience (default %(default)s)")
-    budget.add_argument("--seed", type=int, default=defaults["seed"], help="seed of the front-end and the MLPs")
-    out = probe.add_argument_group("where results go")
-    add_results_argument(out, defaults)
-    out.add_argument("--storage-path", default=defaults["storage_path"], help="where the probe's MLP is saved")
-    out.add_argument("--name", default=None, help="experiment name (default: probe-<frontend>-<time>)")
-    out.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local Ray)")
+    add_options(probe, ProbeConfig, ("what to embed", "data", "training", "where results go"))
     _protocol_parsers(sub, defaults)
     return parser
 
@@ -231,24 +126,6 @@ def build_parser() -> argparse.ArgumentParser:
 def add_results_argument(parser, defaults: dict) -> None:
     """``--results``, the results store every command reads or writes."""
     parser.add_argument("--results", default=defaults["results"], help="SQLAlchemy URL of the results store")
-
-
-def add_dataset_arguments(parser: argparse.ArgumentParser, defaults: dict):
-    """The flags that pick a dataset and its reader options; returns their argument group."""
-    data = parser.add_argument_group("data")
-    data.add_argument("--data", default=None, help="dataset root (FMA, GTZAN, ESC-50, UrbanSound8K, DCASE2020: "
-                      "detected), a folder with one sub-folder per class, a manifest CSV "
-                      "(path,label[,split,fold,group]) or a shard set (folder or URI with shards.json); "
-                      "default: the embedded synthetic set")
-    data.add_argument("--dataset", default=None, choices=list_datasets(), help="force the layout instead of detecting it")
-    data.add_argument("--test-fold", type=int, default=None,
-                      help="fold held out for test (esc50: 1, urbansound8k: 10, gtzan: 1); the next fold is val")
-    data.add_argument("--subset", default=None, help="FMA subset: small or medium")
-    data.add_argument("--split-dir", default=None, help="GTZAN: folder with train/valid/test lists (fault-filtered split)")
-    data.add_argument("--val-fraction", type=float, default=None, help="DCASE2020: share of train locations used for val")
-    data.add_argument("--synthetic-clips", type=int, default=defaults["synthetic_clips"],
-                      help="clips per class of the synthetic set (default %(default)s)")
-    return data
 
 
 def _protocol_parsers(sub, defaults: dict) -> None:
@@ -336,7 +213,7 @@ def print_evaluation(row: dict) -> None:
 def run_protocol(args) -> None:
     """two-stage, ensemble or quantize: evaluate, store, print what was computed."""
     from soundsweep.protocols import ensemble, quantize_model, two_stage
-    from soundsweep.tuner import connect_ray
+    from soundsweep.experiment.preflight import connect_ray
 
     try:
         ids = [int(i) for i in args.models.split(",")] if getattr(args, "models", None) else None
@@ -396,9 +273,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         if args.command == "tune":
-            from soundsweep.tuner import ExperimentConfig, run_experiment
+            from soundsweep.experiment import ExperimentConfig, run_experiment
 
-            cfg = ExperimentConfig(**{f.name: getattr(args, f.name) for f in fields(ExperimentConfig)})
+            cfg = from_args(ExperimentConfig, args)
             print_leaderboard(run_experiment(cfg))
         elif args.command == "dashboard":
             from soundsweep.dashboard import serve
@@ -411,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "shard":
             from soundsweep.catalog.shards import pack
 
-            manifest = DatasetOptions(**{f.name: getattr(args, f.name) for f in fields(DatasetOptions)}).manifest(args.seed)
+            manifest = from_args(DatasetOptions, args).manifest(args.seed)
             summary = pack(manifest, args.out, args.shard_size_mb, args.format)
             print(f"packed {summary['clips']} clips ({summary['bytes'] / 2**20:.1f} MiB) into {len(summary['shards'])} "
                   f"{args.format} shard(s) at {args.out}; train from them with --data {args.out}")
@@ -422,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "probe":
             from soundsweep.probe import ProbeConfig, run_probe
 
-            print_probe(run_probe(ProbeConfig(**{f.name: getattr(args, f.name) for f in fields(ProbeConfig)})))
+            print_probe(run_probe(from_args(ProbeConfig, args)))
         else:
             run_protocol(args)
         return 0

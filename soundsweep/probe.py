@@ -22,30 +22,40 @@ import torch
 
 from soundsweep.catalog import DatasetOptions
 from soundsweep.errors import UsageError
+from soundsweep.experiment.config import OUTPUT, RESULTS_URL
+from soundsweep.options import option
 from soundsweep.results import ResultsStore
-from soundsweep.tuner import check_writable, connect_ray
+from soundsweep.experiment.preflight import check_segments, check_writable, claim_name, connect_ray
+from trainables.objective import rank_key
 from trainables.segments import SPLITS
-from trainables.models import ModelConfigError, model_info, num_parameters, parameter_count
+from trainables.models import ModelConfigError, list_models, model_info, num_parameters, parameter_count
 from trainables.models.openl3 import downstream_mlp
 from trainables.probe import (AGGREGATION, GRID, WINDOW_S, FrontEnd, Windows, WindowEmbedder, predict, standardize,
                               train_mlp)
 
 
+# The --help sections of ``soundsweep probe``, in order (with "data" and OUTPUT).
+WHAT, TRAINING = "what to embed", "training"
+
+
 @dataclass(kw_only=True)
 class ProbeConfig(DatasetOptions):
-    """Everything ``soundsweep probe`` takes; each field is a CLI flag of the same name."""
+    """Everything ``soundsweep probe`` takes; each field is its flag (:func:`~soundsweep.options.option`)."""
 
-    frontend: str
-    checkpoint: str | None = None
-    width: int | None = None
-    sample_rate: int | None = None
-    max_epochs: int = 50
-    patience: int = 20
-    seed: int = 0
-    results: str = "sqlite:///results/soundsweep.db"
-    storage_path: str = "results/runs"
-    name: str | None = None
-    address: str | None = None
+    frontend: str = option(help="registered model whose classifier input is the embedding (see 'soundsweep tune "
+                           "--help')", group=WHAT, choices=list_models, metavar="NAME", required=True)
+    checkpoint: str | None = option(None, "checkpoint of a run (its 'checkpoint:' line) to load into --frontend; "
+                                    "default: seeded random weights", group=WHAT, metavar="URI")
+    width: int | None = option(None, "model width (default: the paper's)", group=WHAT)
+    sample_rate: int | None = option(None, "decode at this rate (default: the front-end paper's, e.g. 48000 for L3)",
+                                     group=WHAT)
+    max_epochs: int = option(50, "epochs per grid point at most (default %(default)s)", group=TRAINING)
+    patience: int = option(20, "early-stopping patience (default %(default)s)", group=TRAINING)
+    seed: int = option(0, "seed of the front-end and the MLPs", group=TRAINING)
+    results: str = option(RESULTS_URL, "SQLAlchemy URL of the results store", group=OUTPUT)
+    storage_path: str = option("results/runs", "where the probe's MLP is saved", group=OUTPUT)
+    name: str | None = option(None, "experiment name (default: probe-<frontend>-<time>)", group=OUTPUT)
+    address: str | None = option(None, "Ray cluster address (default: $RAY_ADDRESS or a local Ray)", group=OUTPUT)
 
     def rate(self) -> int:
         """The decoding rate: ``sample_rate``, else the one the front-end's paper uses."""
@@ -101,8 +111,7 @@ def run_probe(cfg: ProbeConfig) -> dict:
     storage = os.path.abspath(cfg.storage_path)
     check_writable(storage)
     store = ResultsStore(cfg.results)
-    if store.experiment(name) is not None:
-        raise UsageError(f"experiment {name!r} already exists in {cfg.results}: pick another --name")
+    claim_name(store, name, resumable=False)
     manifest = cfg.manifest(cfg.seed)
     classes = sorted(manifest["label"].astype(str).unique())
     frontend = FrontEnd(cfg.frontend, cfg.width, cfg.checkpoint or "", cfg.rate(), len(classes), cfg.seed)
@@ -117,9 +126,7 @@ def run_probe(cfg: ProbeConfig) -> dict:
 
     connect_ray(cfg.address)
     windows, failures = embed(manifest, frontend)
-    for split, w in windows.items():
-        if len(w.y) == 0:
-            raise UsageError(f"the {split} split has no usable audio after decoding: check --data")
+    check_segments([{split: len(w.y) for split, w in windows.items()}])
     dim = windows["train"].x.shape[1]
     print(f"probe: {cfg.frontend} embeddings of {dim} values; windows " +
           ", ".join(f"{s} {len(w.y)}" for s, w in windows.items()) + f"; {len(failures)} file(s) skipped", flush=True)
@@ -136,7 +143,7 @@ def run_probe(cfg: ProbeConfig) -> dict:
                            params={"lr": lr, "weight_decay": wd},
                            metrics={k: v for k, v in result.items() if k != "state"},
                            best_val_clip_acc=result["val_clip_acc"])
-    index = max(range(len(GRID)), key=lambda i: (results[i]["val_clip_acc"], -results[i]["val_loss"]))
+    index = max(range(len(GRID)), key=lambda i: rank_key(results[i]))
     (lr, wd), best = GRID[index], results[index]
     mlp = downstream_mlp(dim, len(classes))
     mlp.load_state_dict(best["state"])

@@ -34,7 +34,7 @@ def ray_session():
 @pytest.fixture(scope="session")
 def postgres():
     """A private PostgreSQL server (see tests/postgres.py); fails, never skips, without one."""
-    from tests.postgres import PostgresServer, find_bindir
+    from tests.helpers.postgres import PostgresServer, find_bindir
 
     bindir = find_bindir()
     if bindir is None:
@@ -53,10 +53,23 @@ def store_url(request, tmp_path):
     return request.getfixturevalue("postgres").create_database()
 
 
+E2E_FIXTURES = {"ray_session", "tiny_run", "postgres", "dashboard"}
+"""Fixtures that start Ray, a tune run, PostgreSQL or a served page: a test using one is ``e2e``."""
+
+
 def pytest_collection_modifyitems(config, items):
-    """Skip ``@pytest.mark.gpu`` tests without CUDA: the only skip this suite allows."""
+    """Mark the end-to-end tests and skip ``@pytest.mark.gpu`` tests without CUDA.
+
+    A test is ``e2e`` when it is marked so (a module that starts Ray in a subprocess) or uses
+    a fixture of :data:`E2E_FIXTURES`, or the PostgreSQL side of ``store_url``; ``make
+    test-fast`` runs the rest. Skipping GPU tests is the only skip this suite allows.
+    """
     import torch
 
+    for item in items:
+        on_postgres = getattr(item, "callspec", None) and item.callspec.params.get("store_url") == "postgresql"
+        if E2E_FIXTURES & set(item.fixturenames) or on_postgres:
+            item.add_marker(pytest.mark.e2e)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is false)")

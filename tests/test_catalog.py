@@ -8,7 +8,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from tests.catalog_fixtures import (
+from tests.helpers.catalog_fixtures import (
     DCASE_DEVICES, ESC50_CATEGORIES, FMA_GARBAGE, GTZAN_GENRES, WRITERS, write_dcase2020, write_esc50,
     write_fma, write_gtzan, write_gtzan_split, write_tone, write_urbansound8k,
 )

@@ -19,7 +19,7 @@ import pytest
 
 from soundsweep.cli import main
 from soundsweep.results import ResultsStore
-from tests.browser import PNG_MAGIC, load
+from tests.helpers.browser import PNG_MAGIC, load
 from tests.conftest import REPO
 
 

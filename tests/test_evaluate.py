@@ -1,7 +1,7 @@
 """Clip-level majority vote with ties broken by summed probabilities."""
 import numpy as np
 
-from soundsweep.tuner import accuracy_by_device
+from soundsweep.experiment.evaluation import accuracy_by_device
 from trainables.evaluate import Predictions
 
 

@@ -5,7 +5,11 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
+
+pytestmark = pytest.mark.e2e  # a simulated 3-node Ray cluster in a subprocess
 
 # About 4 minutes on an idle 2-core machine; 12 were measured with the cores shared with other work.
 TIMEOUT_S = 1500
@@ -13,7 +17,7 @@ TIMEOUT_S = 1500
 
 def test_trials_spread_over_nodes_and_results_are_complete(tmp_path):
     # Its own session, so that on a timeout the helper's Ray processes are ended with it.
-    helper = subprocess.Popen([sys.executable, "-m", "tests.multinode_run", str(tmp_path)], cwd=REPO,
+    helper = subprocess.Popen([sys.executable, "-m", "tests.helpers.multinode_run", str(tmp_path)], cwd=REPO,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         _, stderr = helper.communicate(timeout=TIMEOUT_S)

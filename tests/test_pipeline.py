@@ -16,12 +16,12 @@ import trainables.loop
 from soundsweep.catalog import load_manifest
 from soundsweep.cli import main
 from soundsweep.prepare import cache_key, prepare
-from soundsweep.tuner import ExperimentConfig
+from soundsweep.experiment import ExperimentConfig
 from trainables.audio import DecodeSpec, decode, decode_segments
 from trainables.augment import record_path, replay
 from trainables.config import TrialConfig
 from trainables.data import EpochBatches, open_split
-from trainables.segments import split_bytes, split_path
+from trainables.segments import split_path, split_size
 from trainables.loop import TuneSession, run
 from trainables.shards import iter_shard
 
@@ -227,7 +227,7 @@ def test_a_small_split_is_read_once_and_reshuffled_each_epoch(prepared, monkeypa
     stored = stored_segments(data.path)
     train = {(c, s): w for (split, c, s), w in stored.items() if split == "train"}
     kept = EpochBatches(open_split(data.path, "train"), data.path, "train")
-    assert kept.in_memory and split_bytes(data.path, "train") > 0
+    assert kept.in_memory and split_size(data.path, "train")[1] > 0
 
     def epoch(batches: EpochBatches, seed: int | None) -> list[str]:
         keys = []

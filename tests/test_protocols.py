@@ -20,7 +20,7 @@ from soundsweep.protocols.two_stage import fuse, fused_predictions, parent_index
 from soundsweep.results import ResultsStore
 from trainables.config import TrialConfig
 from trainables.evaluate import TTA, Predictions, predict
-from trainables.loop import build, model_cost
+from trainables.model_io import build, model_cost
 from trainables.models import create_model, num_parameters, parameter_count
 from trainables.quantize import Int8Weight, quantize, size_kb
 from trainables.trial import oversize

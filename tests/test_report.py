@@ -9,7 +9,7 @@ import pytest
 from soundsweep.cli import main
 from soundsweep.report.views import load_experiment, per_class
 from soundsweep.results import ResultsStore
-from tests.browser import PNG_MAGIC, Page
+from tests.helpers.browser import PNG_MAGIC, Page
 from tests.conftest import REPO
 
 

@@ -5,7 +5,7 @@ import optuna
 import pytest
 
 from search_spaces import DefineByName, flatten, get_space, list_spaces
-from soundsweep.tuner import ResumableOptunaSearch
+from soundsweep.experiment.search import ResumableOptunaSearch
 from trainables.config import TrialConfig
 from trainables.baselines import MFCC
 from trainables.screening import ScreeningConfig

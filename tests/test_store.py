@@ -79,7 +79,7 @@ def test_two_writers_at_once_lose_no_rows(store_url):
     """Two processes open one new store, share one experiment and write their trials together."""
     trials, epochs = 4, 15
     start_at = time.time() + 2.0  # both interpreters are up by then
-    writers = [subprocess.Popen([sys.executable, "-m", "tests.store_writer", store_url, w, str(trials), str(epochs),
+    writers = [subprocess.Popen([sys.executable, "-m", "tests.helpers.store_writer", store_url, w, str(trials), str(epochs),
                                  str(start_at)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for w in ("a", "b")]
     outputs = [w.communicate(timeout=120) for w in writers]

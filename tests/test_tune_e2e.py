@@ -18,12 +18,13 @@ from ray import tune
 from search_spaces import get_space
 from soundsweep.cli import main
 from soundsweep.results import ResultsStore
-from soundsweep.tuner import ExperimentConfig, trial_config
+from soundsweep.experiment import ExperimentConfig
+from soundsweep.experiment.data import trial_config
 from soundsweep.plan import make_plan
 from soundsweep.prepare import prepare
 from soundsweep.catalog import load_manifest
-from trainables.loop import load_checkpoint, load_trained, predict_split
-from tests.catalog_fixtures import write_esc50
+from trainables.model_io import load_checkpoint, load_trained, predict_split
+from tests.helpers.catalog_fixtures import write_esc50
 
 
 def test_cli_run_fills_the_store(tiny_run, capsys):

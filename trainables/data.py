@@ -9,7 +9,7 @@ import numpy as np
 import ray
 
 from trainables.augment import AugmentingCollate
-from trainables.segments import SPLITS, read_segment_files, segment_files, split_bytes
+from trainables.segments import SPLITS, read_segment_files, segment_files, split_size
 
 IN_MEMORY_BYTES = 512 * 2**20
 """A split whose segments take at most this much memory per worker is read once per trial and
@@ -74,7 +74,9 @@ class EpochBatches:
 
     def __init__(self, dataset, data_dir: str, split: str, world_size: int = 1):
         self.dataset = dataset
-        self.in_memory = split_bytes(data_dir, split) / world_size <= IN_MEMORY_BYTES
+        segments, size = split_size(data_dir, split)
+        self.in_memory = size / world_size <= IN_MEMORY_BYTES
+        self.segments_per_worker = -(-segments // world_size)  # what one worker's epoch sees, at most
         self.rows: dict[str, np.ndarray] | None = None
 
     def __call__(self, batch_size: int, collate: AugmentingCollate | None = None, shuffle_seed: int | None = None):

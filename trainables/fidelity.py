@@ -28,7 +28,8 @@ import ray.tune
 from ray.tune.search.repeater import TRIAL_INDEX
 
 from trainables.config import TrialConfig, resolve_repeat
-from trainables.loop import TuneSession, load_trained, predict_split, run
+from trainables.loop import TuneSession, run
+from trainables.model_io import load_trained, predict_split
 
 RUNS_METRIC = "runs_val_clip_acc"
 RUNS_DONE = "runs_done"

@@ -29,14 +29,11 @@ from torch import nn
 
 from trainables.augment import AugmentationLog, Augmenter, AugmentingCollate
 from trainables.config import TrialConfig
-from trainables.data import EpochBatches, iter_batches, open_split
-from trainables.evaluate import TTA, Predictions, predict
-from trainables.features import create_frontend
-from trainables.models import create_model, load_compatible, model_info, num_parameters, shape_only
-from trainables.quantize import quantize, size_kb
+from trainables.data import EpochBatches, open_split
+from trainables.evaluate import predict
+from trainables.model_io import build, load_checkpoint, load_weights, model_cost, save_checkpoint
 from trainables.seeding import derive_seed
 
-CHECKPOINT_FILE = "checkpoint.pt"
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 PRECISIONS = ("auto", "fp32", *AMP_DTYPES)
 
@@ -91,63 +88,6 @@ class TrainSession:
 def train_loop_per_worker(config: dict) -> None:
     """TorchTrainer entry point."""
     run(TrialConfig.from_dict(config), TrainSession())
-
-
-def load_checkpoint(directory: str) -> dict:
-    """The checkpoint dict saved by :func:`run` (tensors and plain containers only)."""
-    return torch.load(os.path.join(directory, CHECKPOINT_FILE), map_location="cpu", weights_only=True)
-
-
-def load_weights(model: nn.Module, uri: str) -> list[str]:
-    """Initialise ``model`` from a checkpoint directory or URI; returns the skipped classifier entries.
-
-    Raises ``ModelConfigError`` (one line) when the checkpoint comes from another architecture.
-    """
-    with ray.tune.Checkpoint(uri).as_directory() as directory:
-        return load_compatible(model, load_checkpoint(directory)["model"])
-
-
-def load_trained(uri: str, cfg: TrialConfig) -> tuple[nn.Module, nn.Module]:
-    """``(model, frontend)`` of ``cfg`` with a checkpoint's weights (a folder or URI, ``weights_only=True``)."""
-    model, frontend = build(cfg)
-    with ray.tune.Checkpoint(uri).as_directory() as directory:
-        model.load_state_dict(load_checkpoint(directory)["model"])
-    return model, frontend
-
-
-def predict_split(model: nn.Module, frontend: nn.Module, data_dir: str, split: str, tta: TTA | None = None) -> Predictions:
-    """Predict every segment of ``split`` of the prepared data with a loaded model."""
-    batches = iter_batches(open_split(data_dir, split), 64)
-    return predict(model, frontend, batches, device=next(model.parameters()).device, tta=tta)
-
-
-def create(cfg: TrialConfig) -> nn.Module:
-    """The model of ``cfg`` (initialised from the global RNG; :func:`build` seeds it).
-
-    A model that computes its own features from the waveform (input ``waveform+logmel``: the
-    SoundFusion fusions) is told the data's sample rate.
-    """
-    rt = cfg.runtime
-    options = cfg.create_options()
-    if model_info(cfg.arch).input == "waveform+logmel":
-        options["sample_rate"] = rt.sample_rate
-    return create_model(cfg.arch, num_classes=rt.num_classes, in_channels=rt.in_channels, **options)
-
-
-def model_cost(cfg: TrialConfig) -> dict:
-    """What ``cfg``'s model costs, computed from shapes alone (the model built on the meta device:
-    no memory, no training): ``num_params`` and ``int8_kb``, the exact
-    :func:`~trainables.quantize.size_kb` of its int8 quantization (DCASE2020 1b's budget unit)."""
-    model = shape_only(lambda: create(cfg))
-    return {"num_params": num_parameters(model), "int8_kb": size_kb(quantize(model))}
-
-
-def build(cfg: TrialConfig, seed: int | None = None) -> tuple[nn.Module, nn.Module]:
-    """Model and front-end for ``cfg``, the model initialised from ``seed`` (default: the trial
-    seed; a model that computes its own features gets the identity front-end)."""
-    torch.manual_seed(cfg.trial_seed if seed is None else seed)
-    rt = cfg.runtime
-    return create(cfg), create_frontend(model_info(cfg.arch).input, rt.sample_rate)
 
 
 def training_precision(precision: str, device: torch.device) -> str:
@@ -211,7 +151,7 @@ def run(cfg: TrialConfig, session) -> None:
         model.train()
         seen, loss_sum = 0, 0.0
         collate = AugmentingCollate(augmenter, epoch)
-        shuffle_seed = (cfg.trial_seed + epoch * 7919 + session.rank) % 2**31
+        shuffle_seed = derive_seed(cfg.trial_seed, "shuffle", epoch, session.rank)
         with AugmentationLog(rt.trial_dir if rt.record_augmentation else None, epoch, session.rank) as log:
             for batch in train_batches(cfg.batch_size, collate, shuffle_seed):
                 # Features in fp32 on the device (a power spectrum overflows fp16), the model under autocast.
@@ -248,15 +188,6 @@ def run(cfg: TrialConfig, session) -> None:
         with tempfile.TemporaryDirectory() as directory:
             saved = None
             if session.rank == 0:
-                torch.save(
-                    {
-                        "model": getattr(model, "module", model).state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scaler": scaler.state_dict(),
-                        "epoch": epoch,
-                        "params": cfg.params(),
-                    },
-                    os.path.join(directory, CHECKPOINT_FILE),
-                )
+                save_checkpoint(directory, model, epoch, cfg.params(), optimizer=optimizer, scaler=scaler)
                 saved = session.checkpoint_type.from_directory(directory)
             session.report(metrics, saved)

@@ -27,7 +27,7 @@ from torch import nn
 from trainables.audio import AudioError, DecodeSpec, load_segments
 from trainables.config import Runtime, TrialConfig
 from trainables.evaluate import Predictions
-from trainables.loop import build, load_weights
+from trainables.model_io import build, load_weights
 from trainables.models.openl3 import downstream_mlp
 from trainables.seeding import derive_seed
 

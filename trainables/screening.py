@@ -30,7 +30,7 @@ from sklearn.svm import SVC
 from trainables.baselines import MFCC, mfcc_statistics
 from trainables.config import TrialConfig
 from trainables.data import open_splits
-from trainables.loop import build
+from trainables.model_io import build
 from trainables.models import num_parameters
 from trainables.seeding import derive_seed
 

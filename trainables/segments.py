@@ -50,16 +50,17 @@ def segment_files(data_dir: str, split: str) -> list[str]:
     return sorted(f"{location}/{info.base_name}" for info in infos if info.base_name.endswith(".parquet"))
 
 
-def split_bytes(data_dir: str, split: str) -> int:
-    """What one split's segments take in memory once decoded from Parquet: the uncompressed size
-    its files' footers record (nothing else is read)."""
-    total = 0
+def split_size(data_dir: str, split: str) -> tuple[int, int]:
+    """``(segments, bytes)`` of one split, from its files' Parquet footers alone: the rows, and
+    what they take in memory once decoded (the uncompressed size the footers record)."""
+    rows = total = 0
     for location in segment_files(data_dir, split):
         fs, path = pyarrow.fs.FileSystem.from_uri(location)
         with fs.open_input_file(path) as f:
             metadata = pq.ParquetFile(f).metadata
+            rows += metadata.num_rows
             total += sum(metadata.row_group(g).total_byte_size for g in range(metadata.num_row_groups))
-    return total
+    return rows, total
 
 
 def read_segment_files(batch: dict) -> Iterator[pa.Table]:

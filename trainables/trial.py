@@ -25,14 +25,16 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from trainables.config import TrialConfig, resolve_repeat
 from trainables.data import open_split
 from trainables.fidelity import RUNS_METRIC, run_configuration
-from trainables.loop import TuneSession, model_cost, run, train_loop_per_worker
+from trainables.loop import TuneSession, run, train_loop_per_worker
+from trainables.model_io import model_cost
+from trainables.objective import METRIC, checkpoint_config
 from trainables.screening import run_screening
 
 
 def oversize(cfg: TrialConfig, cost: dict) -> str | None:
     """Why ``cfg``'s model breaks a hard budget, the int8 size ``runtime.max_model_kb`` or the
     parameter count ``runtime.max_params``, or ``None``; ``cost`` is its
-    :func:`~trainables.loop.model_cost` (from shapes alone: no training, no memory)."""
+    :func:`~trainables.model_io.model_cost` (from shapes alone: no training, no memory)."""
     rt = cfg.runtime
     if rt.max_params and cost["num_params"] > rt.max_params:
         return f"{cost['num_params']:,} parameters exceed --max-params {rt.max_params:,}"
@@ -73,7 +75,7 @@ def train_trial(config: dict) -> None:
     cost = model_cost(cfg)
     reason = oversize(cfg, cost)
     if reason:
-        ray.tune.report({"pruned": reason, "val_clip_acc": 0.0, RUNS_METRIC: 0.0, "epoch_s": float("inf"), **cost})
+        ray.tune.report({"pruned": reason, METRIC: 0.0, RUNS_METRIC: 0.0, "epoch_s": float("inf"), **cost})
         return
     if rt.fidelity == "runs":  # every fold and seed of the configuration, in this trial
         run_configuration(config)
@@ -103,9 +105,7 @@ def torch_trainer(config: dict, name: str, callbacks: list) -> TorchTrainer:
             name=name,
             storage_path=os.path.join(rt.storage_path, "train_runs"),
             callbacks=callbacks,
-            checkpoint_config=ray.train.CheckpointConfig(
-                num_to_keep=2, checkpoint_score_attribute="val_clip_acc", checkpoint_score_order="max"
-            ),
+            checkpoint_config=checkpoint_config(ray.train.CheckpointConfig),
         ),
     )
 

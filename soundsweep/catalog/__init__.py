@@ -27,6 +27,7 @@ from soundsweep.catalog.dcase import scene_hierarchy
 from soundsweep.catalog.hierarchy import coarse_manifest, hierarchy_for
 from soundsweep.catalog.synthetic import cache_root, synthetic_default
 from soundsweep.errors import UsageError
+from soundsweep.options import option
 
 __all__ = [
     "MANIFEST_COLUMNS", "READER_OPTIONS", "DatasetOptions", "Reader", "cache_root", "coarse_manifest",
@@ -90,13 +91,19 @@ class DatasetOptions:
     """Which dataset a command reads: ``--data``, ``--dataset``, the reader options and the size of
     the synthetic default (the flags ``soundsweep tune``, ``probe`` and ``shard`` share)."""
 
-    data: str | None = None
-    dataset: str | None = None
-    test_fold: int | None = None
-    subset: str | None = None
-    split_dir: str | None = None
-    val_fraction: float | None = None
-    synthetic_clips: int = 24
+    data: str | None = option(None, "dataset root (FMA, GTZAN, ESC-50, UrbanSound8K, DCASE2020: detected), a folder "
+                              "with one sub-folder per class, a manifest CSV (path,label[,split,fold,group]) or a "
+                              "shard set (folder or URI with shards.json); default: the embedded synthetic set",
+                              group="data")
+    dataset: str | None = option(None, "force the layout instead of detecting it", group="data",
+                                 choices=list_datasets)
+    test_fold: int | None = option(None, "fold held out for test (esc50: 1, urbansound8k: 10, gtzan: 1); the next "
+                                   "fold is val", group="data")
+    subset: str | None = option(None, "FMA subset: small or medium", group="data")
+    split_dir: str | None = option(None, "GTZAN: folder with train/valid/test lists (fault-filtered split)",
+                                   group="data")
+    val_fraction: float | None = option(None, "DCASE2020: share of train locations used for val", group="data")
+    synthetic_clips: int = option(24, "clips per class of the synthetic set (default %(default)s)", group="data")
 
     def reader_options(self) -> dict:
         """The dataset-reader options that were given (each reader accepts its own subset)."""

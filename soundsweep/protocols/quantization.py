@@ -14,8 +14,8 @@ import torch
 from soundsweep.errors import UsageError
 from soundsweep.protocols.stored import find_model
 from soundsweep.results import ResultsStore
-from soundsweep.tuner import evaluation_fields
-from trainables.loop import predict_split
+from soundsweep.experiment.evaluation import evaluation_fields
+from trainables.model_io import predict_split
 from trainables.quantize import quantize, size_kb
 
 

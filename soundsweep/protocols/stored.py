@@ -3,7 +3,7 @@
 Every protocol works on models of the results store: it rebuilds the experiment that made a
 model from the experiment's recorded configuration (the prepared segments are a cache hit),
 loads the weights (a trial's checkpoint, or the int8 state of a quantized model) and predicts
-a split. The Ray connection must be open (:func:`soundsweep.tuner.connect_ray`).
+a split. The Ray connection must be open (:func:`soundsweep.experiment.preflight.connect_ray`).
 """
 import os
 from dataclasses import dataclass, fields
@@ -12,11 +12,13 @@ import torch
 
 from soundsweep.errors import UsageError
 from soundsweep.prepare import PreparedData
+from soundsweep.report.views import model_rank
 from soundsweep.results import ResultsStore
 from soundsweep.results.store import Experiment, Model
-from soundsweep.tuner import ExperimentConfig, experiment_data, experiment_manifest, fold_data, trial_config
+from soundsweep.experiment.config import ExperimentConfig
+from soundsweep.experiment.data import experiment_data, experiment_manifest, fold_data, trial_config
 from trainables.evaluate import TTA, Predictions
-from trainables.loop import build, load_trained, predict_split
+from trainables.model_io import build, load_trained, predict_split
 from trainables.quantize import quantize
 
 LOADABLE = ("single", "quantized")
@@ -27,7 +29,7 @@ classifies a front-end's embeddings, not segments)."""
 @dataclass
 class StoredExperiment:
     """An experiment of the store with its configuration and the datasets its trials ran on (one,
-    or one per fold with ``--folds``; :func:`~soundsweep.tuner.experiment_data`)."""
+    or one per fold with ``--folds``; :func:`~soundsweep.experiment.data.experiment_data`)."""
 
     row: Experiment
     cfg: ExperimentConfig
@@ -99,9 +101,9 @@ def find_model(store: ResultsStore, model_id: int, experiments: dict[int, Stored
 
 
 def best_model(store: ResultsStore, experiment: StoredExperiment, flag: str) -> StoredModel:
-    """The trained model of ``experiment`` with the best validation clip accuracy."""
+    """The best trained model of ``experiment`` (:func:`~soundsweep.report.views.model_rank`)."""
     trained = [m for m in store.models(experiment.row.id) if m.kind == "single"]
     if not trained:
         raise UsageError(f"{flag} {experiment.row.name}: it has no registered model; let its tune run finish "
                          "(or --resume it)")
-    return StoredModel(max(trained, key=lambda m: m.val_clip_acc), experiment)
+    return StoredModel(max(trained, key=model_rank), experiment)

@@ -16,7 +16,8 @@ from soundsweep.catalog import hierarchy_for
 from soundsweep.errors import UsageError
 from soundsweep.protocols.stored import best_model, find_experiment
 from soundsweep.results import ResultsStore
-from soundsweep.tuner import evaluation_fields, experiment_manifest
+from soundsweep.experiment.data import experiment_manifest
+from soundsweep.experiment.evaluation import evaluation_fields
 from trainables.evaluate import Predictions
 
 

@@ -15,8 +15,7 @@ from soundsweep.errors import UsageError
 from soundsweep.results import ResultsStore
 from soundsweep.results.store import Experiment, Model
 from trainables.models import ModelConfigError, model_info
-
-METRIC = "val_clip_acc"
+from trainables.objective import METRIC, rank_key
 
 
 class NotFound(KeyError):
@@ -42,8 +41,8 @@ class TrialView:
 
     @property
     def best(self) -> dict:
-        """Metrics of the epoch with the highest validation clip accuracy (the first on ties)."""
-        return max(self.epochs, key=lambda m: m.get(METRIC, 0.0), default={})
+        """Metrics of the best epoch (:func:`~trainables.objective.rank_key`; the first on ties)."""
+        return max(self.epochs, key=rank_key, default={})
 
     @property
     def model_name(self) -> str:
@@ -80,7 +79,7 @@ class ExperimentView:
         clip accuracy, the latest on ties (a resumed run registers its best model again); the models
         the protocols derive (two-stage, ensemble, int8) are listed in ``models`` but never chosen here."""
         trained = [m for m in self.models if m.kind in ("single", "probe")]
-        return max(reversed(trained), key=lambda m: m.val_clip_acc, default=None)
+        return max(reversed(trained), key=model_rank, default=None)
 
     def trial(self, trial_id: str) -> TrialView:
         """The trial ``trial_id``; :class:`NotFound` if the experiment has none."""
@@ -91,7 +90,7 @@ class ExperimentView:
 
     @property
     def best_trial(self) -> TrialView | None:
-        return max((t for t in self.trials if t.epochs), key=lambda t: t.best.get(METRIC, 0.0), default=None)
+        return max((t for t in self.trials if t.epochs), key=lambda t: rank_key(t.best), default=None)
 
     def axis_values(self, param: str) -> list:
         """Values of ``param`` on a heatmap axis: the space's whole grid, else the sampled ones."""
@@ -123,6 +122,11 @@ class ExperimentView:
         means = [[fmean(cells[i, j]) if cells[i, j] else None for j in range(len(xs))] for i in range(len(ys))]
         counts = [[len(cells[i, j]) for j in range(len(xs))] for i in range(len(ys))]
         return xs, ys, means, counts
+
+
+def model_rank(model: Model) -> tuple[float, float]:
+    """:func:`~trainables.objective.rank_key` of a registered model: its validation figures."""
+    return rank_key({**model.metrics, METRIC: model.val_clip_acc})
 
 
 def model_name(params: dict) -> str:

@@ -36,6 +36,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from soundsweep.errors import UsageError
+from trainables.objective import rank_key
 
 SCHEMA_VERSION = 2
 """Bumped when an existing store cannot take the change. Version 2: ``ss_models`` gained ``kind``,
@@ -322,14 +323,11 @@ class ResultsStore:
         """The best checkpointed epoch of each trial whose checkpoint passes ``usable``, for the
         ``k`` best trials (every trial when ``k`` is None), best first.
 
-        Best = highest validation clip accuracy, then lowest validation loss. Ray Tune keeps only
+        Best: :func:`~trainables.objective.rank_key`. Ray Tune keeps only
         the best ``num_to_keep`` checkpoints of a trial and breaks ties its own way (the newer one
         wins), so the caller passes a check that the files still exist."""
-        def score(te):
-            return te[1].metrics.get("val_clip_acc", 0.0), -te[1].metrics.get("val_loss", 0.0)
-
-        candidates = sorted(((t, e) for t, e in self.epochs(experiment_id) if e.checkpoint_uri), key=score,
-                            reverse=True)
+        candidates = sorted(((t, e) for t, e in self.epochs(experiment_id) if e.checkpoint_uri),
+                            key=lambda te: rank_key(te[1].metrics), reverse=True)
         per_trial: dict[str, tuple[Trial, Epoch]] = {}  # filled best first: a trial's first usable epoch is its best
         for t, e in candidates:
             if len(per_trial) == k:

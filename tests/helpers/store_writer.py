@@ -1,6 +1,6 @@
 """One of several processes writing the same results store at once (see test_store.py).
 
-    python -m tests.store_writer URL WRITER TRIALS EPOCHS START_AT
+    python -m tests.helpers.store_writer URL WRITER TRIALS EPOCHS START_AT
 
 Waits until the clock reaches START_AT so that the writers open the store and create the shared
 experiment together, then writes TRIALS trials of EPOCHS epochs each, one transaction per call

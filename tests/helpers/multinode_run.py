@@ -1,6 +1,6 @@
 """A small search on a simulated three-node cluster; writes WORKDIR/report.json (see test_multinode.py).
 
-    python -m tests.multinode_run WORKDIR
+    python -m tests.helpers.multinode_run WORKDIR
 
 The test session already runs its own Ray, so this runs in a process of its own: a head with
 1 CPU and two nodes with 2 CPUs each (``ray.cluster_utils.Cluster``, all on this machine), then
@@ -16,7 +16,7 @@ import ray
 from ray.cluster_utils import Cluster
 
 from soundsweep.results import ResultsStore
-from soundsweep.tuner import ExperimentConfig, run_experiment
+from soundsweep.experiment import ExperimentConfig, run_experiment
 
 NODE = {"object_store_memory": 150 * 1024**2}
 

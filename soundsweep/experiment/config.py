@@ -1,0 +1,237 @@
+"""The experiment's configuration: every ``soundsweep tune`` setting, checked before anything runs.
+
+>>> from soundsweep.experiment import ExperimentConfig
+>>> ExperimentConfig(space="augmentation", num_samples=4).check()
+"""
+from dataclasses import dataclass
+
+from search_spaces import get_space
+from soundsweep.catalog import DatasetOptions
+from soundsweep.errors import UsageError
+from soundsweep.options import option
+from trainables.audio import DecodeSpec
+from trainables.evaluate import TTA
+from trainables.loop import PRECISIONS
+from trainables.models import ModelConfigError, parameter_count
+from trainables.objective import METRIC, MODE
+
+# --objective names -> the reported metric Optuna is given and its direction.
+OBJECTIVES = {"accuracy": (METRIC, MODE), "params": ("num_params", "min"), "time": ("epoch_s", "min"),
+              "size": ("int8_kb", "min")}
+SCHEDULERS = ("asha", "fifo")
+FIDELITIES = ("epochs", "runs")
+SEARCHES = ("tpe", "grid")
+SEGMENT_MODES = ("window", "full")
+EXECUTORS = ("auto", "train", "local")
+RESULTS_URL = "sqlite:///results/soundsweep.db"
+# The --help sections of ``soundsweep tune``, in order.
+WHAT, DATA, BUDGET, EVALUATION, RESOURCES, OUTPUT = ("what to search", "data", "budget and scheduling", "evaluation",
+                                                     "resources", "where results go")
+GROUPS = (WHAT, DATA, BUDGET, EVALUATION, RESOURCES, OUTPUT)
+
+
+@dataclass
+class ExperimentConfig(DatasetOptions):
+    """Everything ``soundsweep tune`` takes; each field is its flag (:func:`~soundsweep.options.option`)."""
+
+    # what to search
+    space: str = option("augmentation", "search space name (see below; default %(default)s)", group=WHAT)
+    arch: str = option("resnet2d", "model when the space does not choose one (default %(default)s)", group=WHAT)
+    width: int | None = option(None, "model width (default: the paper's width of --arch)", group=WHAT)
+    init_from: str | None = option(None, "checkpoint folder of an earlier run (its 'checkpoint:' line) whose weights "
+                                   "start every trial; the classifier is re-initialised when the class count differs",
+                                   group=WHAT, metavar="CHECKPOINT")
+    lr: float = option(1e-3, "Adam learning rate (default %(default)s)", group=WHAT)
+    batch_size: int = option(32, "default %(default)s", group=WHAT)
+    objective: str = option("accuracy", "what the search optimizes: accuracy (default), or accuracy plus any of params, "
+                            "time (seconds per epoch) and size (int8 model KB), e.g. accuracy,size: a multi-objective "
+                            "search (Optuna NSGA-II, no early stopping) that stores its Pareto front",
+                            group=WHAT, metavar="NAMES")
+    warm_start: str | None = option(None, "start from the best configurations of the earlier experiment NAME (same "
+                                    "--results): they are enqueued in Optuna and run first, then TPE samples",
+                                    group=WHAT, metavar="NAME")
+    warm_start_top: int = option(3, "how many of NAME's best configurations to run first (default %(default)s)",
+                                 group=WHAT, metavar="K")
+    # data (beside the dataset options)
+    coarse: bool = option(False, "train on super-classes (the first stage of two-stage classification): each label "
+                          "becomes its super-class from --hierarchy, or from the dataset (DCASE2020 coarse_label)",
+                          group=DATA)
+    hierarchy: str | None = option(None, "with --coarse: CSV with the header fine,coarse giving each label's "
+                                   "super-class", group=DATA, metavar="FILE")
+    sample_rate: int = option(22050, "resample to this rate (Hz)", group=DATA)
+    channels: int = option(1, "1 = mono, 2 = stereo", group=DATA)
+    segment_seconds: float = option(5.0, "window length, or the fixed clip length with --segment-mode full (s)",
+                                    group=DATA)
+    segment_mode: str = option("window", "window: overlapping windows per clip; full: one segment per clip, cut or "
+                               "zero-padded (training clips at a seeded random position)", group=DATA,
+                               choices=SEGMENT_MODES)
+    overlap: float = option(0.25, "window overlap fraction", group=DATA)
+    # budget and scheduling
+    search: str = option("tpe", "tpe: Optuna's TPE samples --num-samples configurations (default); grid: the space's "
+                         "grid in order, each configuration once (the first --num-samples of them: give at least the "
+                         "grid size, e.g. 972 for augmentation, for all)", group=BUDGET, choices=SEARCHES)
+    num_samples: int = option(12, "configurations to try (default %(default)s)", group=BUDGET)
+    max_epochs: int = option(4, "epochs per trial at most", group=BUDGET)
+    epoch_budget: int | None = option(None, "end the search once its trials have trained this many epochs in total (a "
+                                      "trial stopped early by ASHA spends less, so more configurations fit); default: "
+                                      "no budget", group=BUDGET, metavar="EPOCHS")
+    scheduler: str = option("asha", "early stopping: asha, or fifo for none (default %(default)s)", group=BUDGET,
+                            choices=SCHEDULERS)
+    max_concurrent: int | None = option(None, "trials at once (default: as many as fit)", group=BUDGET)
+    folds: int = option(1, "k-fold cross-validation: run every configuration on k folds (the dataset's official "
+                        "folds, else stratified group folds; fold k+1 is val) and report mean, std and 95%% CI",
+                        group=BUDGET)
+    repeats: int = option(1, "run every configuration (on every fold) with this many seeds", group=BUDGET)
+    fidelity: str = option("epochs", "with --folds/--repeats, what ASHA's rungs count: epochs (default: every fold and "
+                           "seed is its own trial and runs to the end) or runs (a configuration is one trial that runs "
+                           "its folds and seeds in turn; ASHA stops it after 1, 2, 4, ... runs when its mean validation "
+                           "accuracy ranks low, and Optuna learns that mean)", group=BUDGET, choices=FIDELITIES)
+    seed: int = option(0, "experiment seed; every other seed derives from it", group=BUDGET)
+    max_failures: int = option(1, "retries of a failing trial from its last checkpoint", group=BUDGET)
+    max_params: int | None = option(None, "parameter budget: a configuration whose model has more parameters is "
+                                    "pruned before it trains (counted from shapes, no training)", group=BUDGET,
+                                    metavar="N")
+    max_model_kb: float | None = option(None, "int8 model size budget (DCASE2020 1b: 500): a configuration whose "
+                                        "quantized model is larger is pruned before it trains", group=BUDGET,
+                                        metavar="KB")
+    # evaluation
+    tta_views: int = option(4, "test-time augmentation views per segment in the final test (1 = off; default "
+                            "%(default)s)", group=EVALUATION)
+    # resources
+    executor: str = option("auto", "train = a TorchTrainer per trial; local = the loop inside the trial (auto: train "
+                           "for several workers or GPUs)", group=RESOURCES, choices=EXECUTORS)
+    train_workers: int = option(1, "Train workers per trial", group=RESOURCES)
+    cpus_per_worker: float = option(0.5, "default %(default)s", group=RESOURCES)
+    gpus_per_worker: float = option(0.0, "whole or fractional", group=RESOURCES)
+    data_cpus: float = option(1.0, "CPUs kept free on one node for Ray Data reads (default %(default)s)",
+                              group=RESOURCES)
+    precision: str = option("auto", "mixed precision on GPU trials: auto = bf16 where the GPU has it, else fp16 with "
+                            "loss scaling; CPU trials always train in fp32", group=RESOURCES, choices=PRECISIONS)
+    wait_for_resources: float = option(0.0, "on an autoscaling cluster, ask for the trials' resources and wait up to "
+                                       "this long before planning (default: plan with the nodes that are up)",
+                                       group=RESOURCES, metavar="SECONDS")
+    address: str | None = option(None, "Ray cluster address (default: $RAY_ADDRESS or a local Ray)", group=RESOURCES)
+    # where results go
+    results: str = option(RESULTS_URL, "SQLAlchemy URL of the results store", group=OUTPUT)
+    storage_path: str = option("results/runs", "Tune storage (checkpoints, decode cache)", group=OUTPUT)
+    record_augmentation: bool = option(False, "write each training example's augmentation parameters per epoch to "
+                                       "<trial folder>/augmentation/*.jsonl (replayable)", group=OUTPUT)
+    name: str | None = option(None, "experiment name (default: <space>-<time>)", group=OUTPUT)
+    resume: bool = option(False, "continue the experiment --name after a crash or kill", group=OUTPUT)
+
+    def decode_spec(self) -> DecodeSpec:
+        """How files become segments. Full clips pad training clips at a random position seeded
+        by the experiment seed (SoundFusion); windows pad the rare too-short clip at its end. With
+        ``--folds`` a clip is decoded once for every role its fold takes, so every clip is padded
+        at its end, as validation and test clips are."""
+        full = self.segment_mode == "full"
+        return DecodeSpec(self.sample_rate, self.channels, self.segment_seconds, self.overlap,
+                          full_clip=full, pad_seed=self.seed if full else None)
+
+    def objectives(self) -> list[str]:
+        """The ``--objective`` names, in order (``accuracy`` alone: a single-objective search)."""
+        return [name.strip() for name in self.objective.split(",")]
+
+    def check(self) -> None:
+        """Reject impossible values before anything starts (one-line errors)."""
+        names = self.objectives()
+        if not set(names) <= set(OBJECTIVES) or len(set(names)) < len(names) or "accuracy" not in names:
+            raise UsageError(f"--objective {self.objective}: give accuracy plus any of "
+                             f"{', '.join(n for n in OBJECTIVES if n != 'accuracy')}, comma-separated, each once")
+        if self.fidelity not in FIDELITIES:
+            raise UsageError(f"--fidelity {self.fidelity}: choose one of {', '.join(FIDELITIES)}")
+        if self.fidelity == "runs" and self.folds * self.repeats == 1:
+            raise UsageError("--fidelity runs: a configuration has one run; add --folds K and/or --repeats R")
+        if self.fidelity == "runs" and (self.executor == "train" or self.train_workers > 1 or self.gpus_per_worker):
+            raise UsageError("--fidelity runs trains a configuration's folds and seeds in one trial with one local "
+                             "worker: drop --train-workers/--gpus-per-worker/--executor train, or use --fidelity epochs")
+        if len(names) > 1 and self.folds * self.repeats > 1:
+            raise UsageError("--objective with several objectives runs each configuration once: drop --folds/--repeats")
+        try:
+            get_space(self.space)
+        except KeyError as exc:
+            raise UsageError(f"--space: {exc.args[0]}") from exc
+        try:
+            parameter_count(self.arch, num_classes=2, in_channels=self.channels,
+                            **({"width": self.width} if self.width is not None else {}))
+        except ModelConfigError as exc:
+            raise UsageError(f"--arch/--width: {exc}") from exc
+        for flag, value in (("--num-samples", self.num_samples), ("--max-epochs", self.max_epochs),
+                            ("--batch-size", self.batch_size), ("--sample-rate", self.sample_rate),
+                            ("--folds", self.folds), ("--repeats", self.repeats)):
+            if value < 1:
+                raise UsageError(f"{flag} {value}: must be at least 1")
+        if self.search not in SEARCHES:
+            raise UsageError(f"--search {self.search}: choose one of {', '.join(SEARCHES)}")
+        if self.executor not in EXECUTORS:
+            raise UsageError(f"--executor {self.executor}: choose one of {', '.join(EXECUTORS)}")
+        if self.scheduler not in SCHEDULERS:
+            raise UsageError(f"--scheduler {self.scheduler}: choose one of {', '.join(SCHEDULERS)}")
+        if self.segment_seconds <= 0:
+            raise UsageError(f"--segment-seconds {self.segment_seconds}: must be > 0")
+        if self.lr <= 0:
+            raise UsageError(f"--lr {self.lr}: must be > 0")
+        if self.max_failures < 0:
+            raise UsageError(f"--max-failures {self.max_failures}: must be 0 or more")
+        if not 0 <= self.overlap < 1:
+            raise UsageError(f"--overlap {self.overlap}: must be in [0, 1)")
+        if self.segment_mode not in SEGMENT_MODES:
+            raise UsageError(f"--segment-mode {self.segment_mode}: choose {' or '.join(SEGMENT_MODES)}")
+        if self.channels not in (1, 2):
+            raise UsageError(f"--channels {self.channels}: choose 1 (mono) or 2 (stereo)")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"--precision {self.precision}: choose one of {', '.join(PRECISIONS)}")
+        if self.wait_for_resources < 0:
+            raise UsageError(f"--wait-for-resources {self.wait_for_resources}: must be >= 0 seconds")
+        if self.resume and not self.name:
+            raise UsageError("--resume needs --name of the experiment to continue")
+        if self.max_model_kb is not None and self.max_model_kb <= 0:
+            raise UsageError(f"--max-model-kb {self.max_model_kb}: must be > 0")
+        if self.max_params is not None and self.max_params <= 0:
+            raise UsageError(f"--max-params {self.max_params}: must be > 0")
+        if self.epoch_budget is not None and self.epoch_budget < 1:
+            raise UsageError(f"--epoch-budget {self.epoch_budget}: must be at least 1 epoch")
+        if self.epoch_budget and self.folds * self.repeats > 1 and self.fidelity == "epochs":
+            raise UsageError("--epoch-budget with --folds/--repeats needs --fidelity runs (one trial per configuration)")
+        if self.warm_start_top < 1:
+            raise UsageError(f"--warm-start-top {self.warm_start_top}: must be at least 1")
+        if self.tta_views < 1:
+            raise UsageError(f"--tta-views {self.tta_views}: must be at least 1 (1 = no test-time augmentation)")
+        if self.hierarchy and not self.coarse:
+            raise UsageError("--hierarchy trains nothing by itself: add --coarse to train on its super-classes")
+        self.check_protocol()
+
+    def check_protocol(self) -> None:
+        """Options that only a training protocol can honour (a screening space trains nothing)."""
+        protocol = get_space(self.space).constants.get("protocol", "train")
+        if protocol == "train":
+            return
+        if len(self.objectives()) > 1:
+            raise UsageError(f"--objective: the {protocol} protocol scores accuracy only; drop --objective")
+        if self.init_from:
+            raise UsageError(f"--init-from: the {protocol} protocol trains no model; drop --init-from "
+                             "(soundsweep probe --checkpoint embeds with a stored model)")
+        for flag, budget in (("--max-model-kb", self.max_model_kb), ("--max-params", self.max_params),
+                             ("--epoch-budget", self.epoch_budget)):
+            if budget is not None:
+                raise UsageError(f"{flag}: the {protocol} protocol trains no model; drop {flag}")
+
+    def tta(self) -> TTA | None:
+        """The test-time augmentation of the final evaluation (``None`` for one view)."""
+        return TTA(views=self.tta_views, seed=self.seed) if self.tta_views > 1 else None
+
+
+
+# The settings that define what an experiment searches; --resume must repeat them unchanged.
+SPEC_FIELDS = ("space", "search", "arch", "width", "lr", "batch_size", "data", "dataset", "test_fold", "subset",
+               "split_dir", "val_fraction", "synthetic_clips", "coarse", "hierarchy", "num_samples", "max_epochs",
+               "epoch_budget", "scheduler", "folds", "repeats", "fidelity", "seed", "sample_rate", "channels", "segment_seconds",
+               "overlap", "segment_mode", "max_model_kb", "max_params", "objective", "warm_start", "warm_start_top")
+
+
+def check_same_spec(name: str, recorded: dict, cfg: ExperimentConfig) -> None:
+    changed = [f for f in SPEC_FIELDS if f in recorded and recorded[f] != getattr(cfg, f)]
+    if changed:
+        was = ", ".join(f"--{f.replace('_', '-')} {recorded[f]}" for f in changed)
+        raise UsageError(f"--resume {name}: it was run with {was}; repeat those flags, or start a new --name "
+                         "for a changed search")

@@ -1,0 +1,142 @@
+"""One experiment end to end, as a story: check, claim a name, join Ray, plan, decode once, search,
+score the best models, record and report.
+
+>>> from soundsweep.experiment import ExperimentConfig, run_experiment
+>>> summary = run_experiment(ExperimentConfig(space="augmentation", num_samples=4))
+"""
+import time
+from dataclasses import asdict, dataclass
+
+from ray import tune
+
+from search_spaces import get_space
+from soundsweep.callbacks import EpochBudget
+from soundsweep.cluster import plan_on_cluster, release
+from soundsweep.configurations import configuration_table, configurations
+from soundsweep.errors import UsageError
+from soundsweep.experiment.config import ExperimentConfig, check_same_spec
+from soundsweep.experiment.data import experiment_data, experiment_manifest, param_space, trial_config
+from soundsweep.experiment.evaluation import pareto_front, register_top, score_trials, trial_rows
+from soundsweep.experiment.preflight import check_segments, check_writable, claim_name, connect_ray
+from soundsweep.experiment.search import SearchShape, run_config, search_shape, tune_config, warm_start_points
+from soundsweep.plan import ResourcePlan
+from soundsweep.prepare import PreparedData
+from soundsweep.report import write_report
+from soundsweep.results import ResultsStore
+from soundsweep.storage import join as join_storage
+from soundsweep.storage import resolve as resolve_storage
+from trainables.model_io import build, load_weights
+from trainables.models import ModelConfigError
+from trainables.trial import run_trial
+
+
+@dataclass
+class ExperimentSummary:
+    name: str
+    experiment_id: int
+    results_url: str
+    plan: ResourcePlan
+    data: PreparedData
+    best: dict | None
+    wall_s: float
+    trials: list[dict]
+    configurations: list[dict]
+    report: list[str]  # index.html, then the PNG figures, beside the checkpoints
+    pareto: list[dict]  # a multi-objective search's Pareto front (pareto_front)
+
+
+def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
+    cfg.check()
+    started = time.perf_counter()
+    space = get_space(cfg.space)
+    shape = search_shape(cfg, space)
+    name = cfg.name or f"{cfg.space}-{time.strftime('%Y%m%d-%H%M%S')}"
+    storage = resolve_storage(cfg.storage_path)
+    check_writable(storage)
+    store = ResultsStore(cfg.results)
+    existing = claim_name(store, name, cfg.resume)
+    if existing is not None:
+        check_same_spec(name, existing.config, cfg)
+    warm = warm_start_points(cfg) if cfg.warm_start and not existing else []
+    # The manifest needs no Ray: bad --data (or --hierarchy) fails here, before a cluster is joined or started.
+    manifest = experiment_manifest(cfg)
+
+    connect_ray(cfg.address)
+    try:
+        plan = plan_search(cfg, shape, space.grid_size())
+        # Recorded before the long work (decoding, trials), so a run killed from here on resumes by name.
+        experiment_id = store.start_experiment(name, cfg.space, cfg.data or "synthetic", asdict(cfg), storage)
+        prepared, folds = experiment_data(cfg, storage, manifest)
+        print(prepared.describe(), flush=True)
+        for failure in prepared.failures:
+            print(f"  skipped {failure['path']}: {failure['error']}", flush=True)
+        check_segments(view.segments for view in folds)
+        if cfg.init_from:
+            check_init_from(cfg, folds[0], plan, storage)
+        tuner_for(cfg, name, storage, experiment_id, shape, plan, space, warm, folds).fit()
+    finally:
+        if cfg.wait_for_resources:
+            release()  # let the autoscaler scale down again
+
+    registered = register_top(store, experiment_id, folds, cfg, storage, k=1)
+    best = registered[0] if registered else None
+    if shape.protocol == "train" and shape.runs > 1 and shape.fidelity == "epochs":  # --fidelity runs tested itself
+        score_trials(store, experiment_id, folds, cfg, storage)
+    table = configuration_table(configurations(store, name)) if shape.runs > 1 or shape.protocol != "train" else []
+    wall_s = time.perf_counter() - started
+    recorded = {
+        "plan": plan.describe(), "data": prepared.describe(), "cache_hit": prepared.cache_hit, "executor": plan.executor,
+        "skipped_files": prepared.failures, "wall_s": wall_s, "best_model": best, "configurations": table,
+        "objectives": cfg.objectives(), "pareto": pareto_front(store, experiment_id, cfg.objectives()),
+    }
+    store.finish_experiment(experiment_id, "FINISHED", recorded)
+    # The pages show the finished experiment, so they are drawn after it is recorded, then listed in it.
+    recorded["report"] = write_report(cfg.results, name, join_storage(storage, name, "report"))
+    store.finish_experiment(experiment_id, "FINISHED", recorded)
+    return ExperimentSummary(
+        name=name, experiment_id=experiment_id, results_url=cfg.results, plan=plan, data=prepared, best=best,
+        wall_s=wall_s, trials=trial_rows(store, name), configurations=table, report=recorded["report"],
+        pareto=recorded["pareto"],
+    )
+
+
+def plan_search(cfg: ExperimentConfig, shape: SearchShape, grid_size: int) -> ResourcePlan:
+    """The resource plan, made before any work so a plan the cluster cannot run stops in seconds;
+    printed with the search's shape."""
+    training = shape.protocol == "train"  # other protocols run in the trial itself, on one worker
+    plan = plan_on_cluster(wait_s=cfg.wait_for_resources, train_workers=cfg.train_workers if training else 1,
+                           cpus_per_worker=cfg.cpus_per_worker, gpus_per_worker=cfg.gpus_per_worker,
+                           data_cpus=cfg.data_cpus, max_concurrent=cfg.max_concurrent,
+                           executor=cfg.executor if training else "local", num_samples=shape.trials)
+    print(plan.describe(), flush=True)
+    if shape.grid:
+        print(f"search: grid of {grid_size} configuration(s), running the first {shape.configurations} "
+              "in order (--num-samples)", flush=True)
+    if shape.runs > 1 or not training:
+        print(f"search: {shape.configurations} configuration(s) x {cfg.folds} fold(s) x {cfg.repeats} seed(s), "
+              f"{shape.protocol} protocol, {shape.scheduler} scheduler on {shape.fidelity}", flush=True)
+    return plan
+
+
+def tuner_for(cfg: ExperimentConfig, name: str, storage: str, experiment_id: int, shape: SearchShape,
+              plan: ResourcePlan, space, warm: list[dict], folds: list[PreparedData]) -> tune.Tuner:
+    """The Tuner of a new search, or the restored one of a search resumed with ``--resume``."""
+    trainable = tune.with_resources(run_trial, plan.trial_resources)
+    path = join_storage(storage, name)
+    if cfg.resume and tune.Tuner.can_restore(path):
+        return tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
+    budget = EpochBudget(cfg.results, experiment_id, cfg.epoch_budget) if cfg.epoch_budget else None
+    return tune.Tuner(trainable, param_space=param_space(cfg, folds[0], plan, storage, folds if cfg.folds > 1 else ()),
+                      tune_config=tune_config(cfg, name, plan, space, shape, warm, budget),
+                      run_config=run_config(cfg, name, storage, experiment_id, shape, plan.executor, budget))
+
+
+def check_init_from(cfg: ExperimentConfig, data: PreparedData, plan: ResourcePlan, storage: str) -> None:
+    """Load ``--init-from`` into the experiment's model once on the driver, so a mismatch fails now."""
+    model, _ = build(trial_config({"arch": cfg.arch, "width": cfg.width}, data, cfg, plan, storage))
+    try:
+        skipped = load_weights(model, cfg.init_from)
+    except (ModelConfigError, FileNotFoundError, OSError) as exc:
+        raise UsageError(f"--init-from {cfg.init_from}: {exc}".splitlines()[0]) from exc
+    if skipped:
+        print(f"init-from: classifier re-initialised ({len(skipped)} entries differ in shape)", flush=True)

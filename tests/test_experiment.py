@@ -1,0 +1,91 @@
+"""The experiment package's pure parts, without a Ray run: flags from the config, the search's
+shape, the resume check, the Pareto front and the one ranking of epochs."""
+import argparse
+from dataclasses import MISSING, fields
+
+import pytest
+
+from search_spaces import get_space
+from soundsweep.cli import build_parser
+from soundsweep.errors import UsageError
+from soundsweep.experiment import ExperimentConfig
+from soundsweep.experiment.config import GROUPS, check_same_spec
+from soundsweep.experiment.evaluation import pareto_front
+from soundsweep.experiment.search import search_shape
+from soundsweep.options import flag
+from soundsweep.probe import ProbeConfig
+from soundsweep.results import ResultsStore
+from trainables.objective import rank_key
+
+
+def subparser(name: str) -> argparse.ArgumentParser:
+    actions = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return actions[0].choices[name]
+
+
+@pytest.mark.parametrize("command, config_type", [("tune", ExperimentConfig), ("probe", ProbeConfig)])
+def test_every_config_field_is_a_flag_with_the_fields_default(command, config_type):
+    parser = subparser(command)
+    by_dest = {a.dest: a for a in parser._actions}
+    for f in fields(config_type):
+        action = by_dest[f.name]
+        assert flag(f.name) in action.option_strings
+        assert action.help, f"{f.name} has no help text"
+        expected = False if action.nargs == 0 else (None if f.default is MISSING else f.default)
+        assert action.default == expected, f.name
+
+
+def test_tune_help_keeps_its_sections_in_order():
+    titles = [g.title for g in subparser("tune")._action_groups]
+    assert [t for t in titles if t in GROUPS] == list(GROUPS)
+
+
+def test_parsed_flags_build_the_config():
+    from soundsweep.options import from_args
+
+    args = build_parser().parse_args(["tune", "--max-epochs", "7", "--coarse", "--width", "32"])
+    cfg = from_args(ExperimentConfig, args)
+    assert (cfg.max_epochs, cfg.coarse, cfg.width, cfg.space) == (7, True, 32, "augmentation")
+
+
+def test_search_shape():
+    space = get_space("augmentation")
+    plain = search_shape(ExperimentConfig(num_samples=5), space)
+    assert (plain.trials, plain.scheduler, plain.grid, plain.max_epochs) == (5, "asha", False, 4)
+    grid = search_shape(ExperimentConfig(search="grid", num_samples=10_000), space)
+    assert grid.grid and grid.configurations == space.grid_size()
+    folds = search_shape(ExperimentConfig(num_samples=3, folds=3, repeats=2), space)
+    assert (folds.trials, folds.runs, folds.scheduler) == (18, 6, "fifo")  # no early stopping across folds
+    runs = search_shape(ExperimentConfig(num_samples=3, folds=3, fidelity="runs", max_epochs=2), space)
+    assert (runs.trials, runs.max_epochs, runs.scheduler, runs.fidelity) == (3, 6, "asha", "runs")
+    multi = search_shape(ExperimentConfig(num_samples=3, objective="accuracy,size"), space)
+    assert multi.scheduler == "fifo"
+    screening = search_shape(ExperimentConfig(space="random-cnn", num_samples=10_000), get_space("random-cnn"))
+    assert (screening.protocol, screening.scheduler, screening.max_epochs) == ("screening", "fifo", 1)
+
+
+def test_resume_refuses_a_changed_search():
+    cfg = ExperimentConfig(max_epochs=4, seed=1)
+    check_same_spec("x", {"max_epochs": 4, "seed": 1, "address": "elsewhere"}, cfg)  # address may change
+    with pytest.raises(UsageError, match="--max-epochs 3"):
+        check_same_spec("x", {"max_epochs": 3, "seed": 1}, cfg)
+
+
+def test_pareto_front_keeps_the_undominated_trials(tmp_path):
+    store = ResultsStore(f"sqlite:///{tmp_path}/r.db")
+    exp = store.start_experiment("p", "augmentation", "synthetic", {}, str(tmp_path))
+    last = {"a": (0.9, 100.0), "b": (0.8, 10.0), "c": (0.7, 50.0), "d": (0.9, 100.0)}
+    for trial, (acc, kb) in last.items():
+        store.record_trial(exp, trial, status="COMPLETED")
+        store.record_epoch(exp, trial, 0, {"val_clip_acc": 0.1, "int8_kb": 1.0})  # earlier epochs do not count
+        store.record_epoch(exp, trial, 1, {"val_clip_acc": acc, "int8_kb": kb})
+    front = pareto_front(store, exp, ["accuracy", "size"])
+    assert {row["trial_id"] for row in front} == {"a", "b", "d"}  # c is beaten by b on both
+    assert front[0]["val_clip_acc"] == 0.9
+    assert pareto_front(store, exp, ["accuracy"]) == []
+
+
+def test_rank_key_breaks_accuracy_ties_by_validation_loss():
+    epochs = [{"val_clip_acc": 0.5, "val_loss": 1.0}, {"val_clip_acc": 0.5, "val_loss": 0.7},
+              {"val_clip_acc": 0.4, "val_loss": 0.1}]
+    assert max(epochs, key=rank_key) == epochs[1]
