@@ -3,17 +3,21 @@
 Waveform augmentations run on the training split as batches leave Ray Data (see
 :class:`AugmentingCollate`); SpecAugment runs on the training device after the front-end.
 Every draw for an example comes from a generator seeded by (experiment seed, purpose, epoch,
-example key), so the same seed gives the same draws on any number of workers. Each call
+example key), so the same seed gives the same draws on any number of workers (only the partner
+that ``mix_same_class`` picks also depends on the batch: it must be a batch mate). Each call
 returns the parameters it applied; :class:`AugmentationLog` records them per epoch and
 :func:`replay` rebuilds an augmented batch from that record.
 """
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from fractions import Fraction
 
 import numpy as np
 import pyarrow.fs
 import torch
+import torchaudio
 from ray.data.collate_fn import NumpyBatchCollateFn
+from scipy.fft import next_fast_len
 
 from trainables.seeding import torch_generator
 
@@ -135,20 +139,311 @@ class SpecAugment(Augmentation):
         return torch.where(mask, spec.mean(), spec)
 
 
-def replay(x: torch.Tensor, applied: dict) -> torch.Tensor:
+@register_augmentation
+@dataclass
+class TimeShift(Augmentation):
+    """Roll the segment circularly by ``s ~ U(-max_fraction, max_fraction)`` of its length.
+
+    A roll keeps every sample (and so the energy); it moves where events and the seam of a
+    loop-padded step fall. Parameters: ``{"samples": shift}``.
+    """
+
+    name = "time_shift"
+    max_fraction: float = 0.0
+
+    def draw(self, gen: torch.Generator, shape: torch.Size) -> dict:
+        if self.max_fraction <= 0:
+            return {}
+        return {"samples": round(float(torch.rand((), generator=gen) * 2 - 1) * self.max_fraction * shape[-1])}
+
+    @staticmethod
+    def apply(x: torch.Tensor, params: dict) -> torch.Tensor:
+        return torch.roll(x, params["samples"], dims=-1)
+
+
+def resample_to_length(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """``x`` played ``factor`` times faster (frequencies and tempo times ``factor``), looped or
+    cropped back to its length.
+
+    The factor is applied as the nearest fraction with a denominator up to 100 (torchaudio's
+    polyphase resampler needs integer rates; small ones keep its kernel short).
+    """
+    ratio = Fraction(factor).limit_denominator(100)
+    y = torchaudio.functional.resample(x, ratio.numerator, ratio.denominator)
+    length = x.shape[-1]
+    if y.shape[-1] < length:
+        y = y.repeat(*[1] * (y.dim() - 1), -(-length // y.shape[-1]))
+    return y[..., :length]
+
+
+@register_augmentation
+@dataclass
+class Speed(Augmentation):
+    """Tape-style speed change by ``f ~ U(1 - max_change, 1 + max_change)``: resampled, so pitch
+    and tempo change together, then looped (faster) or cropped (slower) back to the segment
+    length. Hu et al.'s DCASE2020 "speed change" stretched tempo only (a phase vocoder,
+    rate U(0.5, 2)); resampling costs a fraction of that per example. Parameters:
+    ``{"factor": f}``.
+    """
+
+    name = "speed"
+    max_change: float = 0.0
+
+    def draw(self, gen: torch.Generator, shape: torch.Size) -> dict:
+        if self.max_change <= 0:
+            return {}
+        return {"factor": 1 + float(torch.rand((), generator=gen) * 2 - 1) * self.max_change}
+
+    @staticmethod
+    def apply(x: torch.Tensor, params: dict) -> torch.Tensor:
+        return resample_to_length(x, params["factor"])
+
+
+@register_augmentation
+@dataclass
+class PitchShift(Augmentation):
+    """Shift by ``n ~ U(-max_semitones, max_semitones)`` semitones (DCASE2020, Hu et al.: 4).
+
+    Done as :class:`Speed` by ``2 ** (n / 12)``, so the content's tempo changes with its pitch
+    while the segment keeps its length (Hu et al. kept the tempo with librosa's phase-vocoder
+    pitch shift: some 25x the cost per example on CPU). Parameters: ``{"semitones": n}``.
+    """
+
+    name = "pitch_shift"
+    max_semitones: float = 0.0
+
+    def draw(self, gen: torch.Generator, shape: torch.Size) -> dict:
+        if self.max_semitones <= 0:
+            return {}
+        return {"semitones": float(torch.rand((), generator=gen) * 2 - 1) * self.max_semitones}
+
+    @staticmethod
+    def apply(x: torch.Tensor, params: dict) -> torch.Tensor:
+        return resample_to_length(x, 2 ** (params["semitones"] / 12))
+
+
+@register_augmentation
+@dataclass
+class ChannelSwap(Augmentation):
+    """Swap left and right of a stereo example with probability ``p`` (a left/right-symmetric
+    scene stays the same scene). Stereo only: :class:`Augmenter` refuses it for mono data.
+    Parameters: ``{"swapped": True}``.
+    """
+
+    name = "channel_swap"
+    p: float = 0.0
+
+    def draw(self, gen: torch.Generator, shape: torch.Size) -> dict:
+        if self.p <= 0 or float(torch.rand((), generator=gen)) >= self.p:
+            return {}
+        return {"swapped": True}
+
+    @staticmethod
+    def apply(x: torch.Tensor, params: dict) -> torch.Tensor:
+        if x.shape[-2] != 2:
+            raise ValueError(f"channel_swap needs stereo (2, T) examples, got {tuple(x.shape)}")
+        return x.flip(-2)
+
+
+@register_augmentation
+@dataclass
+class RandomEQ(Augmentation):
+    """Multiply the spectrum by a random smooth gain curve: a recording-device stand-in in the
+    spirit of DCASE2020's spectrum correction (Hu et al. corrected device A recordings towards
+    the other devices' mean spectrum; here the device response is random).
+
+    ``points`` gains ``U(-max_db, max_db)`` dB at log-spaced frequencies from ``low_hz`` to
+    Nyquist, interpolated linearly in dB over log frequency (held flat outside), applied to the
+    FFT of the whole segment, zero-padded to a length of factors 2, 3 and 5 (faster than most
+    segment lengths, and the filter's ringing does not wrap the segment's end onto its start);
+    every channel gets the same curve. Parameters: ``{"hz": [...], "db": [...], "sample_rate": sr}``.
+    """
+
+    name = "eq"
+    max_db: float = 0.0
+    sample_rate: int = 0
+    points: int = 6
+    low_hz: float = 60.0
+
+    def draw(self, gen: torch.Generator, shape: torch.Size) -> dict:
+        if self.max_db <= 0:
+            return {}
+        hz = np.geomspace(self.low_hz, self.sample_rate / 2, self.points)
+        db = (torch.rand(self.points, generator=gen) * 2 - 1) * self.max_db
+        return {"hz": hz.tolist(), "db": db.tolist(), "sample_rate": self.sample_rate}
+
+    @staticmethod
+    def gain_db(params: dict, n_fft: int) -> np.ndarray:
+        """The curve in dB at each bin of an ``n_fft``-point ``rfft``."""
+        bins = np.fft.rfftfreq(n_fft, 1 / params["sample_rate"])
+        return np.interp(np.log(np.maximum(bins, params["hz"][0])), np.log(params["hz"]), params["db"])
+
+    @staticmethod
+    def apply(x: torch.Tensor, params: dict) -> torch.Tensor:
+        length = x.shape[-1]
+        n = next_fast_len(length, real=True)
+        gain = torch.from_numpy(10 ** (RandomEQ.gain_db(params, n) / 20)).to(x.dtype)
+        return torch.fft.irfft(torch.fft.rfft(x, n) * gain, n)[..., :length]
+
+
+def fft_convolve(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """Linear convolution of ``x`` and ``h`` along time, cut to ``x``'s length (an FFT of factors
+    2, 3 and 5: up to 3x faster than the next power of two or the exact length)."""
+    length = x.shape[-1]
+    n = next_fast_len(length + h.shape[-1] - 1, real=True)
+    return torch.fft.irfft(torch.fft.rfft(x, n) * torch.fft.rfft(h, n), n)[..., :length]
+
+
+@register_augmentation
+@dataclass
+class Reverb(Augmentation):
+    """With probability ``p``, mix in the segment convolved with a synthetic room response.
+
+    The response is Gaussian noise under an exponential decay that reaches -60 dB at
+    ``rt60 ~ U(*rt60_s)`` seconds (its length), normalised to unit energy, one independent noise
+    per channel; the output is ``(1 - wet) * x + wet * (x * h)`` with ``wet ~ U(*wet)``. DCASE2020
+    (Hu et al.) reverberated with measured room responses and then compressed the result: with
+    :class:`DynamicRangeCompression` after it, this is their reverb + DRC. The noise is drawn
+    from a recorded seed. Parameters: ``{"rt60": s, "wet": w, "seed": n, "sample_rate": sr}``.
+    """
+
+    name = "reverb"
+    p: float = 0.0
+    sample_rate: int = 0
+    rt60_s: tuple[float, float] = (0.2, 1.0)
+    wet: tuple[float, float] = (0.2, 0.6)
+
+    def draw(self, gen: torch.Generator, shape: torch.Size) -> dict:
+        if self.p <= 0 or float(torch.rand((), generator=gen)) >= self.p:
+            return {}
+        u = torch.rand(2, generator=gen).tolist()
+        return {"rt60": self.rt60_s[0] + u[0] * (self.rt60_s[1] - self.rt60_s[0]),
+                "wet": self.wet[0] + u[1] * (self.wet[1] - self.wet[0]),
+                "seed": int(torch.randint(0, 2**62, (), generator=gen)), "sample_rate": self.sample_rate}
+
+    @staticmethod
+    def impulse_response(params: dict, channels: int) -> torch.Tensor:
+        """The ``(channels, rt60 * sample_rate)`` response the parameters describe."""
+        length = max(1, round(params["rt60"] * params["sample_rate"]))
+        decay = 10 ** (-3 * torch.arange(length) / length)  # amplitude: -60 dB at the end
+        h = torch.randn(channels, length, generator=torch.Generator().manual_seed(params["seed"])) * decay
+        return h / h.norm(dim=-1, keepdim=True)
+
+    @staticmethod
+    def apply(x: torch.Tensor, params: dict) -> torch.Tensor:
+        wet = fft_convolve(x, Reverb.impulse_response(params, x.shape[-2]))
+        return (1 - params["wet"]) * x + params["wet"] * wet
+
+
+@register_augmentation
+@dataclass
+class DynamicRangeCompression(Augmentation):
+    """With probability ``p``, a static compressor: above a threshold the level rises only
+    ``1 / ratio`` dB per dB (DCASE2020, Hu et al., after reverberation).
+
+    The level is the RMS over ``window_s`` around each sample, taken over all channels (linked
+    stereo); ``threshold ~ U(*threshold_db)`` dB below the segment's loudest level and
+    ``ratio ~ U(*ratio)``; no make-up gain (the front-end normalises the level). Parameters:
+    ``{"threshold_db": t, "ratio": r, "window": samples}``.
+    """
+
+    name = "drc"
+    p: float = 0.0
+    sample_rate: int = 0
+    threshold_db: tuple[float, float] = (-30.0, -10.0)
+    ratio: tuple[float, float] = (2.0, 8.0)
+    window_s: float = 0.01
+
+    def draw(self, gen: torch.Generator, shape: torch.Size) -> dict:
+        if self.p <= 0 or float(torch.rand((), generator=gen)) >= self.p:
+            return {}
+        u = torch.rand(2, generator=gen).tolist()
+        return {"threshold_db": self.threshold_db[0] + u[0] * (self.threshold_db[1] - self.threshold_db[0]),
+                "ratio": self.ratio[0] + u[1] * (self.ratio[1] - self.ratio[0]),
+                "window": max(1, round(self.window_s * self.sample_rate))}
+
+    @staticmethod
+    def apply(x: torch.Tensor, params: dict) -> torch.Tensor:
+        window = params["window"]
+        power = torch.nn.functional.pad(x.double().pow(2).mean(-2), (window // 2 + 1, (window - 1) // 2))
+        energy = power.cumsum(-1)
+        level = 10 * torch.log10(((energy[window:] - energy[:-window]) / window).clamp_min(1e-20))
+        over = (level - (level.max() + params["threshold_db"])).clamp_min(0)
+        return x * 10 ** (-over * (1 - 1 / params["ratio"]) / 20).to(x.dtype)
+
+
+@register_augmentation
+@dataclass
+class MixSameClass:
+    """With probability ``p``, mix the example with another of its class from the same batch:
+    ``gain * x + partner_gain * partner``, both gains ``U(0.5, 1)`` ("mix audios", DCASE2020,
+    Hu et al.).
+
+    A batch-level step (:meth:`Augmenter.waveforms` gives it the batch's labels): the partner is
+    chosen with the example's generator among the other examples of its class, and mixed
+    un-augmented. Parameters: ``{"partner": key, "gain": g, "partner_gain": h}``; replaying it
+    needs the partner's un-augmented segment (``replay(..., partner=...)``).
+    """
+
+    name = "mix_same_class"
+    p: float = 0.0
+
+    def draw(self, gen: torch.Generator, candidates: list[str]) -> dict:
+        """Parameters for an example whose same-class batch mates are ``candidates`` (keys)."""
+        if self.p <= 0:
+            return {}
+        # Always four draws, so the later steps' draws do not depend on the batch's make-up.
+        coin, pick, gain, partner_gain = torch.rand(4, generator=gen).tolist()
+        if coin >= self.p or not candidates:
+            return {}
+        return {"partner": candidates[int(pick * len(candidates))],
+                "gain": 0.5 + gain / 2, "partner_gain": 0.5 + partner_gain / 2}
+
+    @staticmethod
+    def apply(x: torch.Tensor, params: dict, partner: torch.Tensor) -> torch.Tensor:
+        return params["gain"] * x + params["partner_gain"] * partner
+
+
+def replay(x: torch.Tensor, applied: dict, partner: torch.Tensor | None = None) -> torch.Tensor:
     """Apply one example's recorded ``{augmentation name: params}`` again, in recorded order.
 
     ``applied`` is what :class:`Augmenter` returned (or :class:`AugmentationLog` wrote) for the
-    example; the result equals the augmented tensor bit for bit.
+    example; the result equals the augmented tensor bit for bit. An example that got
+    ``mix_same_class`` also needs ``partner``: the un-augmented segment of the example its
+    parameters name (``applied["mix_same_class"]["partner"]``).
     """
     for name, params in applied.items():
-        x = AUGMENTATIONS[name].apply(x, params)
+        if name == MixSameClass.name:
+            if partner is None:
+                raise ValueError(f"replaying mix_same_class needs the un-augmented segment of {params['partner']}")
+            x = MixSameClass.apply(x, params, partner)
+        else:
+            x = AUGMENTATIONS[name].apply(x, params)
     return x
+
+
+def added_knob(default: float = 0.0):
+    """An :class:`AugmentConfig` field added after trial seeds were first derived: left out of the
+    trial seed while at its default, so configurations that do not set it keep their seeds
+    (see :meth:`AugmentConfig.seed_params`)."""
+    return field(default=default, metadata={"seeded_when_set": True})
 
 
 @dataclass
 class AugmentConfig:
-    """Every augmentation knob a search space may set (0 turns an augmentation off)."""
+    """Every augmentation knob a search space may set (0 turns an augmentation off).
+
+    Attributes (from ``time_shift`` on, :func:`added_knob`):
+        noise_std, gain_db: :class:`GaussianNoise`, :class:`RandomGain`.
+        specaug_*: :class:`SpecAugment`.
+        time_shift: :class:`TimeShift`, largest roll as a fraction of the segment.
+        speed: :class:`Speed`, largest relative change (0.1: factor U(0.9, 1.1)).
+        pitch_shift: :class:`PitchShift`, largest shift in semitones (DCASE2020: 4).
+        channel_swap_p: :class:`ChannelSwap` probability (stereo data only).
+        eq_db: :class:`RandomEQ`, largest gain of a control point in dB.
+        reverb_p, drc_p: :class:`Reverb`, :class:`DynamicRangeCompression` probabilities.
+        mix_same_class_p: :class:`MixSameClass` probability.
+    """
 
     noise_std: float = 0.0
     gain_db: float = 0.0
@@ -156,21 +451,64 @@ class AugmentConfig:
     specaug_max_pct: float = 0.3
     specaug_freq_masks: int = 2
     specaug_time_masks: int = 2
+    time_shift: float = added_knob()
+    speed: float = added_knob()
+    pitch_shift: float = added_knob()
+    channel_swap_p: float = added_knob()
+    eq_db: float = added_knob()
+    reverb_p: float = added_knob()
+    drc_p: float = added_knob()
+    mix_same_class_p: float = added_knob()
 
     @classmethod
     def from_dict(cls, config: dict) -> "AugmentConfig":
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in config.items() if k in names})
 
+    def seed_params(self) -> dict:
+        """The knobs a trial seed hashes: all, less every :func:`added_knob` at its default."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if not (f.metadata.get("seeded_when_set") and getattr(self, f.name) == f.default)}
+
+    def check(self, sample_rate: int | None, channels: int | None) -> None:
+        """Raise ``ValueError`` for knobs the data cannot take (``None``: not known)."""
+        if not 0 <= self.speed < 1:
+            raise ValueError(f"speed {self.speed}: the largest relative change must be in [0, 1)")
+        if self.channel_swap_p > 0 and channels is not None and channels != 2:
+            raise ValueError(f"channel_swap_p {self.channel_swap_p} swaps stereo channels but the data has "
+                             f"{channels} channel(s): prepare it with --channels 2")
+        needs_rate = [name for name in ("eq_db", "reverb_p", "drc_p") if getattr(self, name) > 0]
+        if needs_rate and not sample_rate:
+            raise ValueError(f"{', '.join(needs_rate)} need the sample rate: Augmenter(..., sample_rate=...)")
+
 
 class Augmenter:
-    """Applies an :class:`AugmentConfig` with per-example generators derived from ``seed``."""
+    """Applies an :class:`AugmentConfig` with per-example generators derived from ``seed``.
 
-    def __init__(self, config: AugmentConfig, seed: int):
+    ``sample_rate`` and ``channels`` describe the data: :class:`RandomEQ`, :class:`Reverb` and
+    :class:`DynamicRangeCompression` need the rate, :class:`ChannelSwap` stereo; a config the
+    data cannot take raises ``ValueError`` here (:meth:`AugmentConfig.check`).
+    """
+
+    def __init__(self, config: AugmentConfig, seed: int, sample_rate: int | None = None,
+                 channels: int | None = None):
+        config.check(sample_rate, channels)
         self.seed = seed
-        # Gain before noise: the gain then changes the signal-to-noise ratio, which survives the
-        # per-example normalisation of the log-mel front-end (a pure gain would not).
+        rate = sample_rate or 0
+        self.mix = MixSameClass(config.mix_same_class_p)
+        # The order of a recording chain: the scene's content (mixed, re-paced, moved), the room,
+        # the device's response and its compressor, then the level. Gain before noise: the gain
+        # then changes the signal-to-noise ratio, which survives the per-example normalisation of
+        # the log-mel front-end (a pure gain would not). A step that is off draws nothing, so the
+        # others draw what they drew before it existed.
         self.waveform_steps: list[Augmentation] = [
+            Speed(config.speed),
+            PitchShift(config.pitch_shift),
+            TimeShift(config.time_shift),
+            ChannelSwap(config.channel_swap_p),
+            Reverb(config.reverb_p, rate),
+            RandomEQ(config.eq_db, rate),
+            DynamicRangeCompression(config.drc_p, rate),
             RandomGain(config.gain_db),
             GaussianNoise(config.noise_std),
         ]
@@ -178,15 +516,27 @@ class Augmenter:
             config.specaug_p, config.specaug_max_pct, config.specaug_freq_masks, config.specaug_time_masks
         )
 
-    def waveforms(self, x: torch.Tensor, keys: list[str], epoch: int) -> tuple[torch.Tensor, list[dict]]:
-        """Augment a ``(B, C, T)`` batch; ``keys`` name the examples (``clip_id#segment``).
+    def waveforms(self, x: torch.Tensor, keys: list[str], epoch: int,
+                  labels: list[int] | torch.Tensor | None = None) -> tuple[torch.Tensor, list[dict]]:
+        """Augment a ``(B, C, T)`` batch; ``keys`` name the examples (``clip_id#segment``), ``labels``
+        their classes (needed by ``mix_same_class`` only).
 
         Returns the batch and, per example, ``{augmentation name: params}`` of what was applied.
+        Every draw depends on the seed, epoch and key alone, except the partner of
+        ``mix_same_class``, which can only be one of the batch's examples.
         """
+        if self.mix.p > 0 and labels is None:
+            raise ValueError("mix_same_class_p needs the batch's labels: waveforms(..., labels=...)")
+        labels = [int(label) for label in labels] if labels is not None else []
         out, records = [], []
-        for xi, key in zip(x, keys):
+        for i, (xi, key) in enumerate(zip(x, keys)):
             gen = torch_generator(self.seed, "waveform", epoch, key)
             record = {}
+            if self.mix.p > 0:
+                params = self.mix.draw(gen, [k for j, k in enumerate(keys) if j != i and labels[j] == labels[i]])
+                if params:
+                    xi = self.mix.apply(xi, params, x[keys.index(params["partner"])])
+                    record[self.mix.name] = params
             for step in self.waveform_steps:
                 xi, params = step(xi, gen)
                 if params:
@@ -227,12 +577,13 @@ class AugmentingCollate(NumpyBatchCollateFn):
     def __call__(self, batch: dict) -> dict:
         keys = example_keys(batch)
         x = torch.from_numpy(np.array(batch["waveform"], dtype=np.float32))
+        labels = torch.from_numpy(np.array(batch["label"], dtype=np.int64))
         applied = [{} for _ in keys]
         if self.augmenter is not None:
-            x, applied = self.augmenter.waveforms(x, keys, self.epoch)
+            x, applied = self.augmenter.waveforms(x, keys, self.epoch, labels)
         return {
             "waveform": x,
-            "label": torch.from_numpy(np.array(batch["label"], dtype=np.int64)),
+            "label": labels,
             "clip_id": [str(c) for c in batch["clip_id"]],
             "keys": keys,
             "applied": applied,
@@ -249,8 +600,9 @@ class AugmentationLog:
 
     One JSON line per example, in the order the model saw them: ``{"epoch", "rank", "batch",
     "key", "waveform": {name: params}, "spectrogram": {name: params}}``. With the example's
-    un-augmented segment (``key`` is ``clip_id#segment``), :func:`replay` of ``waveform``, the
-    front-end, then :func:`replay` of ``spectrogram`` rebuild the exact model input. The
+    un-augmented segment (``key`` is ``clip_id#segment``; after ``mix_same_class``, its partner's
+    too), :func:`replay` of ``waveform``, the front-end, then :func:`replay` of ``spectrogram``
+    rebuild the exact model input. The
     directory is a local folder or a URI (pyarrow.fs); every epoch and worker has its own file
     (:func:`record_path`), so a retried epoch rewrites only its own record. Use as a context
     manager; lines are streamed out, nothing accumulates.

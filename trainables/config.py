@@ -138,5 +138,11 @@ class TrialConfig:
 
     @property
     def trial_seed(self) -> int:
-        """Seed of this configuration: the same settings get the same model init and draws."""
-        return derive_seed(self.runtime.seed, "trial", sorted(self.params().items()))
+        """Seed of this configuration: the same settings get the same model init and draws.
+
+        It hashes :meth:`params` less the augmentation knobs added later and left at their
+        default (:meth:`AugmentConfig.seed_params`), so adding a knob keeps every earlier seed.
+        """
+        params = {k: v for k, v in self.params().items() if k not in asdict(self.augment)}
+        params.update(self.augment.seed_params())
+        return derive_seed(self.runtime.seed, "trial", sorted(params.items()))

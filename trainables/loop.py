@@ -128,7 +128,7 @@ def run(cfg: TrialConfig, session) -> None:
     # fp16 is too narrow for small gradients, so its loss is scaled; bf16 and fp32 need no scaler.
     scaler = torch.amp.GradScaler(session.device.type, enabled=precision == "fp16")
     placement = {**where(), "device": str(session.device), "precision": precision}
-    augmenter = Augmenter(cfg.augment, cfg.trial_seed)
+    augmenter = Augmenter(cfg.augment, cfg.trial_seed, rt.sample_rate, rt.in_channels)
     loss_fn = nn.CrossEntropyLoss()
 
     # Resume: a retried or restored trial continues after its last finished epoch.
