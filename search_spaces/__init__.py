@@ -25,6 +25,8 @@ class SearchSpace:
         constants: values every trial of this space gets.
         conditional: optional define-by-run hook for parameters that depend on earlier ones;
             it receives the Optuna trial and the values sampled so far and returns more values.
+        max_warmup_epochs: the longest learning-rate warm-up a configuration may sample (early
+            stopping puts no rung inside it).
     """
 
     name: str
@@ -32,6 +34,7 @@ class SearchSpace:
     choices: dict[str, tuple] = field(default_factory=dict)
     constants: dict = field(default_factory=dict)
     conditional: Callable[[optuna.Trial, dict], dict] | None = None
+    max_warmup_epochs: float = 0.0
 
     def define(self, trial: optuna.Trial) -> dict:
         """Optuna define-by-run function: sample every choice, return the constants."""
@@ -131,10 +134,37 @@ def list_spaces() -> list[str]:
 
 
 def get_space(name: str) -> SearchSpace:
-    """The registered space ``name``; an unknown name raises ``KeyError`` naming the choices."""
-    if name not in SPACES:
-        raise KeyError(f"unknown search space {name!r}: choose one of {', '.join(list_spaces())}")
-    return SPACES[name]
+    """The registered space ``name``, or the composition of several joined by ``+``
+    (:func:`compose`); an unknown name raises ``KeyError`` naming the choices."""
+    parts = name.split("+")
+    for part in parts:
+        if part not in SPACES:
+            raise KeyError(f"unknown search space {part!r}: choose one of {', '.join(list_spaces())}, "
+                           "or several joined by '+'")
+    return SPACES[name] if len(parts) == 1 else compose([SPACES[p] for p in parts])
 
 
-from search_spaces import architecture, augmentation, ccs, random_cnn, width  # noqa: E402,F401  (register their spaces)
+def compose(spaces: list[SearchSpace]) -> SearchSpace:
+    """One space that samples every part's parameters (``augmentation+recipe``): choices and
+    constants side by side, conditional hooks called in turn. Parts may not share a parameter."""
+    choices, constants, hooks = {}, {}, [s.conditional for s in spaces if s.conditional is not None]
+    for space in spaces:
+        for key in (*space.choices, *space.constants):
+            if key in choices or key in constants:
+                raise KeyError(f"spaces {'+'.join(s.name for s in spaces)} both set {key!r}: combine spaces "
+                               "that search different parameters")
+        choices.update(space.choices)
+        constants.update(space.constants)
+
+    def conditional(trial: optuna.Trial, sampled: dict) -> dict:
+        extra: dict = {}
+        for hook in hooks:
+            extra.update(hook(trial, sampled))
+        return extra
+
+    return SearchSpace(name="+".join(s.name for s in spaces), description=" + ".join(s.description for s in spaces),
+                       choices=choices, constants=constants, conditional=conditional if hooks else None,
+                       max_warmup_epochs=max(s.max_warmup_epochs for s in spaces))
+
+
+from search_spaces import architecture, augmentation, ccs, random_cnn, recipe, width  # noqa: E402,F401  (register their spaces)

@@ -15,7 +15,7 @@ from ray.util.placement_group import PlacementGroup, PlacementGroupID
 from soundsweep.results import ResultsStore
 from soundsweep.storage import as_uri
 
-METRIC_KEYS = ("epoch", "train_loss", "train_segments", "val_loss", "val_segment_acc", "val_clip_acc",
+METRIC_KEYS = ("epoch", "train_loss", "train_segments", "lr", "val_loss", "val_segment_acc", "val_clip_acc", "val_score",
                "val_clip_acc_mean", "epoch_s", "train_s", "num_params", "training_iteration", "time_total_s",
                "node_id", "node_ip", "hostname", "pid", "device", "precision",
                "fold", "repeat", "test_clip_acc", "selected", "feature_dim", "features_s", "classifier_s", "int8_kb",

@@ -10,9 +10,10 @@ from search_spaces import SPACES, list_spaces
 from soundsweep.catalog import DatasetOptions
 from soundsweep.configurations import DEFAULT_METRIC, compare, format_table
 from soundsweep.errors import UsageError
-from soundsweep.options import add_options, from_args
+from soundsweep.options import add_options, from_args, given
 from soundsweep.results import ResultsStore
 from trainables.models import list_models, model_info
+from trainables.recipes import RECIPES, TrainingConfig, list_recipes
 from trainables.shards import WRITERS
 
 DEFAULT_DASHBOARD_HINT = "soundsweep dashboard --results {url}"
@@ -25,7 +26,8 @@ def _registry_epilog() -> str:
         + (f"; widths {'/'.join(map(str, model_info(n).widths))}" if model_info(n).widths else "")
         for n in list_models()
     )
-    return (f"search spaces (--space):\n{spaces}\n\nmodels (--arch):\n{models}\n\n"
+    recipes = "\n".join(f"  {n:<14} {RECIPES[n].epochs} epochs; {RECIPES[n].description}" for n in list_recipes())
+    return (f"search spaces (--space):\n{spaces}\n\nrecipes (--recipe):\n{recipes}\n\nmodels (--arch):\n{models}\n\n"
             "With no --data, the embedded synthetic dataset is generated once into ~/.cache/soundsweep.\n"
             "Watch the search: soundsweep dashboard --results URL (SoundSweep's pages and optuna-dashboard;\n"
             "Ray's own dashboard shows the cluster).")
@@ -60,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_options(tune, ExperimentConfig, GROUPS)
+    add_options(tune, TrainingConfig, group="training recipe (each flag overrides the --recipe's value)", unset=True)
 
     dash = sub.add_parser(
         "dashboard",
@@ -168,6 +171,9 @@ def print_leaderboard(summary, top: int = 5) -> None:
     print(f"\nleaderboard ({summary.name}, {len(summary.trials)} trials, {summary.wall_s:.0f} s; "
           "validation accuracy at each trial's best epoch):")
     print(f"  {'trial':<10} {'status':<10} {'epochs':>6} {'best':>5} {'val seg':>8} {'val clip':>9}  config")
+    ref = summary.reference
+    print(f"  {'reference':<10} {'':<10} {'':>6} {'':>5} {ref['val_segment_acc']:>8.3f} {ref['val_clip_acc']:>9.3f}  "
+          f"{ref['method']}, C={ref['C']:g}")
     for t in ranked:
         m = t["best"]
         values = " ".join(f"{k}={t['params'].get(k)}" for k in varying)
@@ -182,6 +188,9 @@ def print_leaderboard(summary, top: int = 5) -> None:
         print(f"\nbest model {best['model_id']}: trial {best['trial_id']} epoch {best['epoch']}, "
               f"{best['num_params']:,} parameters")
         print_evaluation(best)
+        margin = best["test_clip_acc"] - ref["test_clip_acc"]
+        print(f"  vs reference ({ref['method']}): test clip acc {best['test_clip_acc']:.3f} vs "
+              f"{ref['test_clip_acc']:.3f}, {abs(margin) * 100:.1f} points {'above' if margin >= 0 else 'below'}")
         print(f"checkpoint: {best['checkpoint_uri']}")
     if summary.pareto:
         print("\nPareto front: " + ", ".join(
@@ -203,12 +212,17 @@ def accuracies(m: dict, prefix: str = "test") -> str:
 
 
 def print_evaluation(row: dict) -> None:
-    """A stored model's test accuracies (and with TTA when it was evaluated with it)."""
-    print(f"  test: {accuracies(row['metrics'])}")
-    if "tta" in row["metrics"]:
-        tta = row["metrics"]["tta"]
-        print(f"  test with TTA ({tta['views']} views): {accuracies(tta)}")
-
+    """A stored model's test accuracies: as chosen on validation, plain, and with TTA."""
+    m = row["metrics"]
+    if "evaluation" in m:
+        chosen = m["evaluation"]
+        print(f"  evaluation chosen on val: {chosen['views']} view(s), {chosen['aggregation'].replace('_', ' ')}; "
+              f"test clip acc {row['test_clip_acc']:.3f}")
+        print(f"  test without TTA: {accuracies(m['plain'])}")
+    else:
+        print(f"  test: {accuracies(m)}")
+    if "tta" in m:
+        print(f"  test with TTA ({m['tta']['views']} views): {accuracies(m['tta'])}")
 
 def run_protocol(args) -> None:
     """two-stage, ensemble or quantize: evaluate, store, print what was computed."""
@@ -275,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "tune":
             from soundsweep.experiment import ExperimentConfig, run_experiment
 
-            cfg = from_args(ExperimentConfig, args)
+            cfg = from_args(ExperimentConfig, args, overrides=given(TrainingConfig, args))
             print_leaderboard(run_experiment(cfg))
         elif args.command == "dashboard":
             from soundsweep.dashboard import serve

@@ -11,7 +11,9 @@
 A field made with :func:`option` carries its help text, its argument group, its choices and its
 metavar; :func:`add_options` turns every such field of a config dataclass into ``--field-name``
 with the type of the field's annotation (``X | None`` takes an ``X``; ``bool`` is a switch), so
-a new option is one new field. Fields made with plain ``field`` or a bare default are not flags.
+a new option is one new field. Fields without a ``help`` in their metadata are not flags. Worker
+code, which must not import this driver package, declares its flags with plain
+``field(default=..., metadata={"help": ...})``: the same metadata.
 """
 import argparse
 import types
@@ -26,7 +28,7 @@ def option(default: Any = MISSING, help: str = "", *, group: str | None = None,
     """A dataclass field that is also a flag. ``choices`` may be a function, called when the
     parser is built (registries fill up on import); ``group`` names the ``--help`` section."""
     meta = {"help": help, "group": group, "choices": choices, "metavar": metavar, "required": required}
-    return field(default=default, metadata={"option": meta})
+    return field(default=default, metadata=meta)
 
 
 def flag(name: str) -> str:
@@ -43,38 +45,46 @@ def _value_type(annotation) -> type:
 
 
 def add_options(parser: argparse.ArgumentParser, config_type: type, groups: Iterable[str] = (),
-                exclude: Iterable[str] = ()) -> dict[str, argparse._ArgumentGroup]:
-    """Add a flag for every :func:`option` field of ``config_type`` (but those in ``exclude``).
+                group: str | None = None, unset: bool = False) -> dict[str, argparse._ArgumentGroup]:
+    """Add a flag for every field of ``config_type`` whose metadata has a ``help``.
 
-    Argument groups are made in the order of ``groups``, then of first use; returns them by title
-    so a caller can add more flags to a section."""
+    Argument groups are made in the order of ``groups``, then of first use; ``group`` puts every
+    flag of a config without its own group in that section. With ``unset`` every flag defaults
+    to ``None``, so :func:`given` can tell the flags a user gave (overrides of values chosen
+    elsewhere, such as a recipe's). Returns the groups by title."""
     hints = typing.get_type_hints(config_type)
     made = {title: parser.add_argument_group(title) for title in groups}
     for f in fields(config_type):
-        meta = f.metadata.get("option")
-        if meta is None or f.name in exclude:
+        meta = f.metadata
+        if not meta.get("help"):
             continue
         target = parser
-        if meta["group"]:
-            if meta["group"] not in made:
-                made[meta["group"]] = parser.add_argument_group(meta["group"])
-            target = made[meta["group"]]
+        title = meta.get("group") or group
+        if title:
+            if title not in made:
+                made[title] = parser.add_argument_group(title)
+            target = made[title]
         kwargs: dict[str, Any] = {"help": meta["help"], "dest": f.name}
         value_type = _value_type(hints[f.name])
         if value_type is bool:
-            kwargs["action"] = "store_true"
+            kwargs.update(action="store_true", default=None if unset else False)
         else:
             kwargs["type"] = value_type
-            kwargs["default"] = None if f.default is MISSING else f.default
-            choices = meta["choices"]
+            kwargs["default"] = None if unset or f.default is MISSING else f.default
+            choices = meta.get("choices")
             if choices is not None:
                 kwargs["choices"] = list(choices() if callable(choices) else choices)
-            if meta["metavar"]:
-                kwargs["metavar"] = meta["metavar"]
-            if meta["required"]:
-                kwargs["required"] = True
+            for key in ("metavar", "required"):
+                if meta.get(key):
+                    kwargs[key] = meta[key]
         target.add_argument(flag(f.name), **kwargs)
     return made
+
+
+def given(config_type: type, args: argparse.Namespace) -> dict:
+    """The flags of ``config_type`` (added with ``unset``) that were given, by field name."""
+    return {f.name: getattr(args, f.name) for f in fields(config_type)
+            if getattr(args, f.name, None) is not None}
 
 
 def from_args(config_type: type, args: argparse.Namespace, **overrides):

@@ -112,10 +112,9 @@ def prepare(manifest: pd.DataFrame, spec: DecodeSpec, cache_dir: str) -> Prepare
     """
     root = storage.join(storage.resolve(cache_dir), "segments", cache_key(manifest, spec))
     fs, root_path = storage.open_fs(root)
-    summary_path = storage.join(root_path, SUMMARY_FILE)
-    if fs.get_file_info(summary_path).type == pyarrow.fs.FileType.File:
-        with fs.open_input_stream(summary_path) as f:
-            return PreparedData(**{**json.loads(f.read()), "cache_hit": True, "seconds": 0.0})
+    published = storage.read_json(storage.join(root, SUMMARY_FILE))
+    if published is not None:
+        return PreparedData(**{**published, "cache_hit": True, "seconds": 0.0})
 
     started = time.perf_counter()
     attempt = uuid.uuid4().hex[:12]
@@ -152,17 +151,9 @@ def prepare(manifest: pd.DataFrame, spec: DecodeSpec, cache_dir: str) -> Prepare
         devices=dict(zip(manifest["clip_id"].astype(str), manifest["device"].astype(str))) if "device" in manifest else {},
         seconds=time.perf_counter() - started,
     )
-    publish(fs, summary_path, {k: v for k, v in prepared.__dict__.items() if k not in ("cache_hit", "seconds")})
+    storage.write_json(storage.join(root, SUMMARY_FILE),
+                       {k: v for k, v in prepared.__dict__.items() if k not in ("cache_hit", "seconds")})
     return prepared
-
-
-def publish(fs: pyarrow.fs.FileSystem, path: str, content: dict) -> None:
-    """Write ``content`` as JSON to ``path`` in one step: staged beside it, then moved there (one
-    object, replaced whole), so a reader sees either nothing or all of it."""
-    staged = f"{path}.{uuid.uuid4().hex[:12]}"
-    with fs.open_output_stream(staged) as f:
-        f.write(json.dumps(content).encode())
-    fs.move(staged, path)
 
 
 def fold_view(data: PreparedData, test: str, val: str) -> PreparedData:
@@ -172,16 +163,16 @@ def fold_view(data: PreparedData, test: str, val: str) -> PreparedData:
     The view is the folder ``<data>/folds/test-<test>.val-<val>/`` with one file,
     :data:`~trainables.segments.VIEW_FILE`, listing the partitions' files each split reads, so
     every trial streams it like any prepared data and no segment is copied. It is written once
-    (:func:`publish`); runs that write it at once write the same list.
+    (:func:`~soundsweep.storage.write_json`); runs that write it at once write the same list.
     """
     root = storage.join(data.path, "folds", f"test-{test}.val-{val}")
     role = {part: "test" if part == test else "val" if part == val else "train" for part in data.segments}
-    fs, root_path = storage.open_fs(root)
-    view_path = storage.join(root_path, VIEW_FILE)
-    if fs.get_file_info(view_path).type != pyarrow.fs.FileType.File:
+    view_path = storage.join(root, VIEW_FILE)
+    if not storage.exists(view_path):
+        fs, root_path = storage.open_fs(root)
         fs.create_dir(root_path, recursive=True)
-        publish(fs, view_path, {split: [f for part, r in role.items() if r == split for f in segment_files(data.path, part)]
-                                for split in SPLITS})
+        storage.write_json(view_path, {split: [f for part, r in role.items() if r == split
+                                               for f in segment_files(data.path, part)] for split in SPLITS})
     totals = {split: {"segments": 0, "clips": 0} for split in SPLITS}
     for part, split in role.items():
         totals[split]["segments"] += data.segments[part]

@@ -1,11 +1,13 @@
 """Where checkpoints and the decode cache live: a local folder, an NFS mount or a cloud URI.
 
 ``--storage-path`` is handed to Ray Tune, Ray Train and Ray Data, which all open it through
-pyarrow's filesystem layer; the few files SoundSweep writes itself (the decode-cache summary)
-go through the same layer here, so ``s3://``, ``gs://`` and ``file://`` take one code path and
+pyarrow's filesystem layer; the few files SoundSweep writes itself
+(the decode-cache summary, the reference baseline) go through the same layer here, so ``s3://``, ``gs://`` and ``file://`` take one code path and
 only a plain relative path is turned into an absolute one.
 """
+import json
 import os
+import uuid
 
 import pyarrow.fs
 
@@ -36,3 +38,22 @@ def exists(location: str) -> bool:
     """Whether a file or folder is at ``location`` (a path or a URI)."""
     fs, path = open_fs(location)
     return fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound
+
+
+def read_json(location: str) -> dict | None:
+    """The JSON object at ``location`` (a path or a URI), or ``None`` if there is none."""
+    fs, path = open_fs(location)
+    if fs.get_file_info(path).type != pyarrow.fs.FileType.File:
+        return None
+    with fs.open_input_stream(path) as f:
+        return json.loads(f.read())
+
+
+def write_json(location: str, content: dict) -> None:
+    """Write ``content`` as JSON to ``location`` in one step: staged beside it, then moved there
+    (one object, replaced whole), so a reader sees either nothing or all of it."""
+    fs, path = open_fs(location)
+    staged = f"{path}.{uuid.uuid4().hex[:12]}"
+    with fs.open_output_stream(staged) as f:
+        f.write(json.dumps(content).encode())
+    fs.move(staged, path)

@@ -50,7 +50,7 @@ def test_parsed_flags_build_the_config():
 
 def test_search_shape():
     space = get_space("augmentation")
-    plain = search_shape(ExperimentConfig(num_samples=5), space)
+    plain = search_shape(ExperimentConfig(num_samples=5, max_epochs=4), space)
     assert (plain.trials, plain.scheduler, plain.grid, plain.max_epochs) == (5, "asha", False, 4)
     grid = search_shape(ExperimentConfig(search="grid", num_samples=10_000), space)
     assert grid.grid and grid.configurations == space.grid_size()

@@ -9,7 +9,7 @@ returns the parameters it applied; :class:`AugmentationLog` records them per epo
 :func:`replay` rebuilds an augmented batch from that record.
 """
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from fractions import Fraction
 
 import numpy as np
@@ -422,18 +422,11 @@ def replay(x: torch.Tensor, applied: dict, partner: torch.Tensor | None = None) 
     return x
 
 
-def added_knob(default: float = 0.0):
-    """An :class:`AugmentConfig` field added after trial seeds were first derived: left out of the
-    trial seed while at its default, so configurations that do not set it keep their seeds
-    (see :meth:`AugmentConfig.seed_params`)."""
-    return field(default=default, metadata={"seeded_when_set": True})
-
-
 @dataclass
 class AugmentConfig:
     """Every augmentation knob a search space may set (0 turns an augmentation off).
 
-    Attributes (from ``time_shift`` on, :func:`added_knob`):
+    Attributes:
         noise_std, gain_db: :class:`GaussianNoise`, :class:`RandomGain`.
         specaug_*: :class:`SpecAugment`.
         time_shift: :class:`TimeShift`, largest roll as a fraction of the segment.
@@ -451,24 +444,19 @@ class AugmentConfig:
     specaug_max_pct: float = 0.3
     specaug_freq_masks: int = 2
     specaug_time_masks: int = 2
-    time_shift: float = added_knob()
-    speed: float = added_knob()
-    pitch_shift: float = added_knob()
-    channel_swap_p: float = added_knob()
-    eq_db: float = added_knob()
-    reverb_p: float = added_knob()
-    drc_p: float = added_knob()
-    mix_same_class_p: float = added_knob()
+    time_shift: float = 0.0
+    speed: float = 0.0
+    pitch_shift: float = 0.0
+    channel_swap_p: float = 0.0
+    eq_db: float = 0.0
+    reverb_p: float = 0.0
+    drc_p: float = 0.0
+    mix_same_class_p: float = 0.0
 
     @classmethod
     def from_dict(cls, config: dict) -> "AugmentConfig":
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in config.items() if k in names})
-
-    def seed_params(self) -> dict:
-        """The knobs a trial seed hashes: all, less every :func:`added_knob` at its default."""
-        return {f.name: getattr(self, f.name) for f in fields(self)
-                if not (f.metadata.get("seeded_when_set") and getattr(self, f.name) == f.default)}
 
     def check(self, sample_rate: int | None, channels: int | None) -> None:
         """Raise ``ValueError`` for knobs the data cannot take (``None``: not known)."""

@@ -1,7 +1,7 @@
 """The configuration one trial runs with: what Tune samples plus the experiment's runtime.
 
-A Tune config is a flat dict of searchable values (``arch``, ``width``, ``lr``, augmentation
-knobs, ...) plus one constant ``runtime`` dict that the driver fills in (data location, seed,
+A Tune config is a flat dict of searchable values (``arch``, ``width``, the training knobs of
+:class:`~trainables.recipes.TrainingConfig` such as ``lr``, the augmentation knobs, ...) plus one constant ``runtime`` dict that the driver fills in (data location, seed,
 resource plan). :meth:`TrialConfig.from_dict` rejects keys it does not know, so a typo in a
 search space fails at once instead of being silently ignored.
 """
@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from ray.tune.search.repeater import TRIAL_INDEX
 
 from trainables.augment import AugmentConfig
+from trainables.recipes import TrainingConfig
 from trainables.seeding import derive_seed
 
 
@@ -100,8 +101,7 @@ class TrialConfig:
     runtime: Runtime
     arch: str = "resnet2d"
     width: int | None = 16
-    lr: float = 1e-3
-    batch_size: int = 32
+    training: TrainingConfig = field(default_factory=TrainingConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model_options: dict[str, dict] = field(default_factory=dict)
 
@@ -120,29 +120,31 @@ class TrialConfig:
 
     @classmethod
     def from_dict(cls, config: dict) -> "TrialConfig":
+        """Build from a flat Tune config: the training and augmentation knobs sit beside the rest."""
         config = dict(config)
         runtime = Runtime(**config.pop("runtime"))
-        own = {f.name for f in fields(cls)} - {"runtime", "augment"}
-        augment_keys = {f.name for f in fields(AugmentConfig)}
-        unknown = set(config) - own - augment_keys
+        parts = {name: {f.name for f in fields(kind)} for name, kind in FLAT_PARTS.items()}
+        own = {f.name for f in fields(cls)} - {"runtime", *FLAT_PARTS}
+        unknown = set(config) - own - set().union(*parts.values())
         if unknown:
-            raise ValueError(f"unknown trial settings {sorted(unknown)}: known are {sorted(own | augment_keys)}")
-        augment = AugmentConfig(**{k: config.pop(k) for k in list(config) if k in augment_keys})
-        return cls(runtime=runtime, augment=augment, **config)
+            raise ValueError(f"unknown trial settings {sorted(unknown)}: known are "
+                             f"{sorted(own.union(*parts.values()))}")
+        built = {name: FLAT_PARTS[name](**{k: config.pop(k) for k in list(config) if k in keys})
+                 for name, keys in parts.items()}
+        return cls(runtime=runtime, **built, **config)
 
     def params(self) -> dict:
         """The searchable values as a flat dict (what the results store records as config)."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("runtime", "augment")}
-        out.update(asdict(self.augment))
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("runtime", *FLAT_PARTS)}
+        for name in FLAT_PARTS:
+            out.update(asdict(getattr(self, name)))
         return out
 
     @property
     def trial_seed(self) -> int:
-        """Seed of this configuration: the same settings get the same model init and draws.
+        """Seed of this configuration: the same settings get the same model init and draws."""
+        return derive_seed(self.runtime.seed, "trial", sorted(self.params().items()))
 
-        It hashes :meth:`params` less the augmentation knobs added later and left at their
-        default (:meth:`AugmentConfig.seed_params`), so adding a knob keeps every earlier seed.
-        """
-        params = {k: v for k, v in self.params().items() if k not in asdict(self.augment)}
-        params.update(self.augment.seed_params())
-        return derive_seed(self.runtime.seed, "trial", sorted(params.items()))
+
+FLAT_PARTS = {"training": TrainingConfig, "augment": AugmentConfig}
+"""The setting groups whose fields a Tune config holds flat, beside ``arch`` and ``width``."""

@@ -72,13 +72,30 @@ class Predictions:
         np.add.at(matrix, (labels, predicted), 1)
         return matrix
 
+    def clip_true_probability(self) -> float:
+        """The mean over clips of each clip's mean probability of its true class: a figure that
+        moves with every segment's confidence, where clip accuracy moves a whole clip at a time."""
+        ids, inverse = np.unique(self.clip_ids, return_inverse=True)
+        picked = self.probs[np.arange(len(self.labels)), self.labels]
+        return float((np.bincount(inverse, weights=picked) / np.bincount(inverse)).mean())
+
+    def score(self) -> float:
+        """Clip accuracy (majority vote) with ties broken by :meth:`clip_true_probability`:
+        ``acc + p_true / (clips + 1)``. The added term is below one clip's step ``1 / clips``, so
+        a higher accuracy always ranks higher; among equal accuracies the more confident model
+        does. What trials are ranked on (:data:`trainables.objective.RANK_METRIC`)."""
+        clips = len(np.unique(self.clip_ids))
+        return self.clip_accuracy("majority_vote") + self.clip_true_probability() / (clips + 1)
+
     def metrics(self, prefix: str) -> dict:
-        """Loss, segment accuracy and both clip accuracies (``_clip_acc`` is the majority vote)."""
+        """Loss, segment accuracy, both clip accuracies (``_clip_acc`` is the majority vote) and
+        the ranking score (:meth:`score`)."""
         return {
             f"{prefix}_loss": self.loss,
             f"{prefix}_segment_acc": self.segment_accuracy(),
             f"{prefix}_clip_acc": self.clip_accuracy("majority_vote"),
             f"{prefix}_clip_acc_mean": self.clip_accuracy("mean_probability"),
+            f"{prefix}_score": self.score(),
         }
 
     def aligned_to(self, keys: np.ndarray) -> "Predictions":

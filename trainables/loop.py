@@ -7,13 +7,17 @@ How it runs:
 
 The same :func:`run` serves both: inside a TorchTrainer (:class:`TrainSession`, Train V2 wired
 to Tune by ``TuneReportCallback``) or directly inside a Tune function trial
-(:class:`TuneSession`), which avoids a TorchTrainer's ~17 s start for small single-worker CPU
-trials (DESIGN.md). Each epoch: stream the training shard (kept in memory after the first
-epoch when small, :class:`~trainables.data.EpochBatches`) with waveform augmentation,
-log-mel + SpecAugment on the device, Adam (the model in mixed precision on a GPU), then
-validation at segment and clip level, a checkpoint and one report that also says where the
-worker ran (node id, node IP, host name). With ``--record-augmentation`` each worker also
-writes what every training example got, per epoch, so any batch can be replayed exactly.
+(:class:`TuneSession`), which avoids a TorchTrainer's start (about 17 s per trial here) for
+small single-worker CPU trials. The trial's recipe (:class:`~trainables.recipes.TrainingConfig`)
+says how it trains; nothing about optimisation is hard-coded here. Each epoch: stream the
+training shard (kept in memory after the first epoch when small,
+:class:`~trainables.data.EpochBatches`) with waveform augmentation, log-mel + SpecAugment on the
+device, mixup, one optimizer step per batch at the learning rate the schedule gives for the
+progress so far (the model in mixed precision on a GPU), then validation at segment and clip
+level (of the averaged weights in the recipe's last ``average_last`` epochs), a checkpoint and
+one report that also says where the worker ran (node id, node IP, host name). With
+``--record-augmentation`` each worker also writes what every training example got, per epoch
+(mixup partners and weights included), so any batch can be replayed exactly.
 """
 import os
 import socket
@@ -26,12 +30,14 @@ import ray.train.torch
 import ray.tune
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 from trainables.augment import AugmentationLog, Augmenter, AugmentingCollate
 from trainables.config import TrialConfig
 from trainables.data import EpochBatches, open_split
 from trainables.evaluate import predict
 from trainables.model_io import build, load_checkpoint, load_weights, model_cost, save_checkpoint
+from trainables.recipes import Mixup
 from trainables.seeding import derive_seed
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -113,7 +119,7 @@ def where() -> dict:
 
 
 def run(cfg: TrialConfig, session) -> None:
-    rt = cfg.runtime
+    rt, recipe = cfg.runtime, cfg.training
     # Small CPU trials share cores: one intra-op thread per reserved CPU avoids oversubscription.
     torch.set_num_threads(max(1, int(rt.cpus_per_worker)))
     model, frontend = build(cfg)
@@ -122,28 +128,36 @@ def run(cfg: TrialConfig, session) -> None:
         load_weights(model, rt.init_from)
     cost = model_cost(cfg)
     model, frontend = session.prepare_model(model), frontend.to(session.device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    plain = getattr(model, "module", model)  # without DDP's wrapper: what is saved and averaged
+    optimizer = recipe.optimizer_for(model)
     precision = training_precision(rt.precision, session.device)
     autocast = {"device_type": session.device.type, "dtype": AMP_DTYPES.get(precision), "enabled": precision != "fp32"}
     # fp16 is too narrow for small gradients, so its loss is scaled; bf16 and fp32 need no scaler.
     scaler = torch.amp.GradScaler(session.device.type, enabled=precision == "fp16")
     placement = {**where(), "device": str(session.device), "precision": precision}
     augmenter = Augmenter(cfg.augment, cfg.trial_seed, rt.sample_rate, rt.in_channels)
-    loss_fn = nn.CrossEntropyLoss()
+    mixup = Mixup(recipe.mixup_alpha, cfg.trial_seed) if recipe.mixup_alpha > 0 else None
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing, reduction="none")
+    # The last epochs' weights are averaged (recipe.average_last); those epochs validate the average.
+    average_from = rt.max_epochs - min(recipe.average_last, rt.max_epochs) if recipe.average_last > 1 else rt.max_epochs
+    averaged = AveragedModel(plain, use_buffers=True) if average_from < rt.max_epochs else None
 
     # Resume: a retried or restored trial continues after its last finished epoch.
     start_epoch = 0
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             state = load_checkpoint(directory)
-        getattr(model, "module", model).load_state_dict(state["model"])
+        plain.load_state_dict(state.get("raw", state["model"]))
         optimizer.load_state_dict(state["optimizer"])
         if state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
+        if averaged is not None and "averaged" in state:
+            averaged.load_state_dict(state["averaged"])
         start_epoch = state["epoch"] + 1
 
     train_batches = EpochBatches(session.dataset("train"), rt.data_dir, "train", session.world_size)
     val_batches = EpochBatches(session.dataset("val"), rt.data_dir, "val")  # whole on every worker
+    steps_per_epoch = max(1, -(-train_batches.segments_per_worker // recipe.batch_size))
     for epoch in range(start_epoch, rt.max_epochs):
         started = time.perf_counter()
         # Dropout draws come from the global RNG: seed it per epoch so a resumed epoch repeats exactly.
@@ -153,30 +167,51 @@ def run(cfg: TrialConfig, session) -> None:
         collate = AugmentingCollate(augmenter, epoch)
         shuffle_seed = derive_seed(cfg.trial_seed, "shuffle", epoch, session.rank)
         with AugmentationLog(rt.trial_dir if rt.record_augmentation else None, epoch, session.rank) as log:
-            for batch in train_batches(cfg.batch_size, collate, shuffle_seed):
+            for step, batch in enumerate(train_batches(recipe.batch_size, collate, shuffle_seed)):
+                # The learning rate is a function of progress alone, so a resumed epoch needs no scheduler state.
+                for group in optimizer.param_groups:
+                    group["lr"] = recipe.lr_at(epoch + min(step / steps_per_epoch, 1.0), rt.max_epochs)
                 # Features in fp32 on the device (a power spectrum overflows fp16), the model under autocast.
                 x = frontend(batch["waveform"].to(session.device))
-                spectrogram_applied = None
+                applied = [{} for _ in batch["keys"]]
                 if x.dim() == 4:  # spectrogram input: SpecAugment on the device
-                    x, spectrogram_applied = augmenter.spectrograms(x, batch["keys"], epoch)
-                log.write(batch["keys"], batch["applied"], spectrogram_applied)
+                    x, applied = augmenter.spectrograms(x, batch["keys"], epoch)
                 y = batch["label"].to(session.device)
+                if mixup is not None:
+                    lam, partner = mixup.draw(len(y), epoch, session.rank, step)
+                    x = Mixup.mix(x, lam, partner)
+                    for record, weight, other in zip(applied, lam.tolist(), partner.tolist()):
+                        record["mixup"] = {"lam": weight, "partner": batch["keys"][other]}
+                log.write(batch["keys"], batch["applied"], applied)
                 with torch.autocast(**autocast):
-                    loss = loss_fn(model(x), y)
+                    logits = model(x)
+                    loss = loss_fn(logits, y)
+                    if mixup is not None:  # the targets mixed with the inputs' weights
+                        lam = lam.to(session.device)
+                        loss = lam * loss + (1 - lam) * loss_fn(logits, y[partner.to(y.device)])
+                    loss = loss.mean()
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
+                if recipe.grad_clip > 0:
+                    scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
                 scaler.step(optimizer)
                 scaler.update()
                 seen += len(y)
                 loss_sum += loss.item() * len(y)
         train_s = time.perf_counter() - started
 
+        evaluated = plain
+        if averaged is not None and epoch >= average_from:
+            averaged.update_parameters(plain)
+            evaluated = averaged.module
         # Every worker sees the whole (unsplit) validation set, so clip votes are complete.
-        val = predict(model, frontend, val_batches(64), session.device)
+        val = predict(evaluated, frontend, val_batches(64), session.device)
         metrics = {
             "epoch": epoch,
             "train_loss": loss_sum / max(seen, 1),
             "train_segments": seen,
+            "lr": optimizer.param_groups[0]["lr"],
             **val.metrics("val"),
             "epoch_s": time.perf_counter() - started,
             "train_s": train_s,
@@ -188,6 +223,11 @@ def run(cfg: TrialConfig, session) -> None:
         with tempfile.TemporaryDirectory() as directory:
             saved = None
             if session.rank == 0:
-                save_checkpoint(directory, model, epoch, cfg.params(), optimizer=optimizer, scaler=scaler)
+                # "model" holds the weights validated this epoch (the average, once averaging);
+                # "raw" the weights training continues from.
+                states = {"optimizer": optimizer, "scaler": scaler}
+                if averaged is not None:
+                    states.update(raw=plain, averaged=averaged)
+                save_checkpoint(directory, evaluated, epoch, cfg.params(), **states)
                 saved = session.checkpoint_type.from_directory(directory)
             session.report(metrics, saved)

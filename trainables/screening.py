@@ -31,6 +31,7 @@ from trainables.baselines import MFCC, mfcc_statistics
 from trainables.config import TrialConfig
 from trainables.data import open_splits
 from trainables.model_io import build
+from trainables.objective import RANK_METRIC
 from trainables.models import num_parameters
 from trainables.seeding import derive_seed
 
@@ -178,6 +179,7 @@ def run_screening(config: dict) -> None:
     ray.tune.report({
         "epoch": 0,
         "val_clip_acc": val_acc,
+        RANK_METRIC: val_acc,  # a shallow classifier's votes carry no probability to break ties with
         "test_clip_acc": float((model.predict(test.x) == test.y).mean()),
         "selected": selected,
         "feature_dim": int(test.x.shape[1]),

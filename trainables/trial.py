@@ -27,7 +27,7 @@ from trainables.data import open_split
 from trainables.fidelity import RUNS_METRIC, run_configuration
 from trainables.loop import TuneSession, run, train_loop_per_worker
 from trainables.model_io import model_cost
-from trainables.objective import METRIC, checkpoint_config
+from trainables.objective import METRIC, RANK_METRIC, checkpoint_config
 from trainables.screening import run_screening
 
 
@@ -75,7 +75,7 @@ def train_trial(config: dict) -> None:
     cost = model_cost(cfg)
     reason = oversize(cfg, cost)
     if reason:
-        ray.tune.report({"pruned": reason, METRIC: 0.0, RUNS_METRIC: 0.0, "epoch_s": float("inf"), **cost})
+        ray.tune.report({"pruned": reason, METRIC: 0.0, RANK_METRIC: 0.0, RUNS_METRIC: 0.0, "epoch_s": float("inf"), **cost})
         return
     if rt.fidelity == "runs":  # every fold and seed of the configuration, in this trial
         run_configuration(config)

@@ -3,17 +3,19 @@
 >>> from soundsweep.experiment import ExperimentConfig
 >>> ExperimentConfig(space="augmentation", num_samples=4).check()
 """
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 
 from search_spaces import get_space
 from soundsweep.catalog import DatasetOptions
 from soundsweep.errors import UsageError
 from soundsweep.options import option
 from trainables.audio import DecodeSpec
+from trainables.augment import AugmentConfig
 from trainables.evaluate import TTA
 from trainables.loop import PRECISIONS
 from trainables.models import ModelConfigError, parameter_count
 from trainables.objective import METRIC, MODE
+from trainables.recipes import RECIPES, TrainingConfig, get_recipe, list_recipes
 
 # --objective names -> the reported metric Optuna is given and its direction.
 OBJECTIVES = {"accuracy": (METRIC, MODE), "params": ("num_params", "min"), "time": ("epoch_s", "min"),
@@ -24,6 +26,8 @@ SEARCHES = ("tpe", "grid")
 SEGMENT_MODES = ("window", "full")
 EXECUTORS = ("auto", "train", "local")
 RESULTS_URL = "sqlite:///results/soundsweep.db"
+DEFAULT_EPOCHS = 4
+"""--max-epochs of a recipe that names no epochs of its own."""
 # The --help sections of ``soundsweep tune``, in order.
 WHAT, DATA, BUDGET, EVALUATION, RESOURCES, OUTPUT = ("what to search", "data", "budget and scheduling", "evaluation",
                                                      "resources", "where results go")
@@ -41,8 +45,12 @@ class ExperimentConfig(DatasetOptions):
     init_from: str | None = option(None, "checkpoint folder of an earlier run (its 'checkpoint:' line) whose weights "
                                    "start every trial; the classifier is re-initialised when the class count differs",
                                    group=WHAT, metavar="CHECKPOINT")
-    lr: float = option(1e-3, "Adam learning rate (default %(default)s)", group=WHAT)
-    batch_size: int = option(32, "default %(default)s", group=WHAT)
+    recipe: str = option("default", "training recipe: optimizer, schedule, regularisation and augmentation as one "
+                         "named set (see below; default %(default)s); the flags under 'training recipe' override "
+                         "single values of it", group=WHAT, choices=list_recipes)
+    overrides: dict = field(default_factory=dict)
+    """Training values that replace the recipe's (``{"lr": 0.01}``; the CLI fills it from the
+    'training recipe' flags, :class:`~trainables.recipes.TrainingConfig`'s fields)."""
     objective: str = option("accuracy", "what the search optimizes: accuracy (default), or accuracy plus any of params, "
                             "time (seconds per epoch) and size (int8 model KB), e.g. accuracy,size: a multi-objective "
                             "search (Optuna NSGA-II, no early stopping) that stores its Pareto front",
@@ -71,7 +79,8 @@ class ExperimentConfig(DatasetOptions):
                          "grid in order, each configuration once (the first --num-samples of them: give at least the "
                          "grid size, e.g. 972 for augmentation, for all)", group=BUDGET, choices=SEARCHES)
     num_samples: int = option(12, "configurations to try (default %(default)s)", group=BUDGET)
-    max_epochs: int = option(4, "epochs per trial at most", group=BUDGET)
+    max_epochs: int | None = option(None, "epochs per trial at most (default: the recipe's, 12 for the default "
+                                    "recipe)", group=BUDGET)
     epoch_budget: int | None = option(None, "end the search once its trials have trained this many epochs in total (a "
                                       "trial stopped early by ASHA spends less, so more configurations fit); default: "
                                       "no budget", group=BUDGET, metavar="EPOCHS")
@@ -119,6 +128,16 @@ class ExperimentConfig(DatasetOptions):
     name: str | None = option(None, "experiment name (default: <space>-<time>)", group=OUTPUT)
     resume: bool = option(False, "continue the experiment --name after a crash or kill", group=OUTPUT)
 
+    def __post_init__(self):
+        if self.max_epochs is None and self.recipe in RECIPES:
+            self.max_epochs = RECIPES[self.recipe].epochs or DEFAULT_EPOCHS
+
+    def training_settings(self) -> dict:
+        """The trial settings the recipe and the overrides give every trial (the search space's
+        samples go on top): every :class:`~trainables.recipes.TrainingConfig` field, and the
+        augmentation knobs the recipe sets."""
+        return {**asdict(TrainingConfig()), **get_recipe(self.recipe).settings, **self.overrides}
+
     def decode_spec(self) -> DecodeSpec:
         """How files become segments. Full clips pad training clips at a random position seeded
         by the experiment seed (SoundFusion); windows pad the rare too-short clip at its end. With
@@ -134,6 +153,7 @@ class ExperimentConfig(DatasetOptions):
 
     def check(self) -> None:
         """Reject impossible values before anything starts (one-line errors)."""
+        self.check_recipe()
         names = self.objectives()
         if not set(names) <= set(OBJECTIVES) or len(set(names)) < len(names) or "accuracy" not in names:
             raise UsageError(f"--objective {self.objective}: give accuracy plus any of "
@@ -157,7 +177,7 @@ class ExperimentConfig(DatasetOptions):
         except ModelConfigError as exc:
             raise UsageError(f"--arch/--width: {exc}") from exc
         for flag, value in (("--num-samples", self.num_samples), ("--max-epochs", self.max_epochs),
-                            ("--batch-size", self.batch_size), ("--sample-rate", self.sample_rate),
+                            ("--sample-rate", self.sample_rate),
                             ("--folds", self.folds), ("--repeats", self.repeats)):
             if value < 1:
                 raise UsageError(f"{flag} {value}: must be at least 1")
@@ -169,8 +189,6 @@ class ExperimentConfig(DatasetOptions):
             raise UsageError(f"--scheduler {self.scheduler}: choose one of {', '.join(SCHEDULERS)}")
         if self.segment_seconds <= 0:
             raise UsageError(f"--segment-seconds {self.segment_seconds}: must be > 0")
-        if self.lr <= 0:
-            raise UsageError(f"--lr {self.lr}: must be > 0")
         if self.max_failures < 0:
             raise UsageError(f"--max-failures {self.max_failures}: must be 0 or more")
         if not 0 <= self.overlap < 1:
@@ -201,6 +219,25 @@ class ExperimentConfig(DatasetOptions):
             raise UsageError("--hierarchy trains nothing by itself: add --coarse to train on its super-classes")
         self.check_protocol()
 
+    def check_recipe(self) -> None:
+        """The recipe exists, its values (with the overrides) can train, and its augmentations fit
+        the data: a stereo-only augmentation on mono data is refused here, before Ray starts."""
+        try:
+            get_recipe(self.recipe)
+        except KeyError as exc:
+            raise UsageError(f"--recipe: {exc.args[0]}") from exc
+        unknown = set(self.overrides) - {f.name for f in fields(TrainingConfig)}
+        if unknown:
+            raise UsageError(f"training overrides {sorted(unknown)}: not training settings; known are "
+                             f"{', '.join(f.name for f in fields(TrainingConfig))}")
+        settings = self.training_settings()
+        knobs = {f.name for f in fields(AugmentConfig)}
+        try:
+            TrainingConfig(**{k: v for k, v in settings.items() if k not in knobs}).check(self.max_epochs)
+            AugmentConfig(**{k: v for k, v in settings.items() if k in knobs}).check(self.sample_rate, self.channels)
+        except ValueError as exc:
+            raise UsageError(f"--recipe {self.recipe}: {exc}") from exc
+
     def check_protocol(self) -> None:
         """Options that only a training protocol can honour (a screening space trains nothing)."""
         protocol = get_space(self.space).constants.get("protocol", "train")
@@ -223,7 +260,7 @@ class ExperimentConfig(DatasetOptions):
 
 
 # The settings that define what an experiment searches; --resume must repeat them unchanged.
-SPEC_FIELDS = ("space", "search", "arch", "width", "lr", "batch_size", "data", "dataset", "test_fold", "subset",
+SPEC_FIELDS = ("space", "search", "arch", "width", "recipe", "overrides", "data", "dataset", "test_fold", "subset",
                "split_dir", "val_fraction", "synthetic_clips", "coarse", "hierarchy", "num_samples", "max_epochs",
                "epoch_budget", "scheduler", "folds", "repeats", "fidelity", "seed", "sample_rate", "channels", "segment_seconds",
                "overlap", "segment_mode", "max_model_kb", "max_params", "objective", "warm_start", "warm_start_top")

@@ -53,8 +53,7 @@ def param_space(cfg: ExperimentConfig, data: PreparedData, plan: ResourcePlan | 
     return {
         "arch": cfg.arch,
         "width": cfg.width,
-        "lr": cfg.lr,
-        "batch_size": cfg.batch_size,
+        **cfg.training_settings(),
         "runtime": {
             "data_dir": data.path,
             "num_classes": len(data.classes),

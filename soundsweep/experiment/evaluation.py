@@ -6,36 +6,55 @@ from soundsweep.prepare import PreparedData
 from soundsweep.report.views import load_experiment
 from soundsweep.results import ResultsStore
 from soundsweep.storage import exists
-from trainables.evaluate import TTA, Predictions
+from trainables.evaluate import AGGREGATIONS, TTA, Predictions
 from trainables.model_io import load_trained, predict_split
 from trainables.objective import METRIC
 
 
 def evaluation_fields(test: Predictions, classes: list[str], tta: TTA | None = None,
-                      tta_test: Predictions | None = None, **metrics) -> dict:
-    """The ``ss_models`` columns of a test evaluation: segment accuracy, clip accuracy by majority vote
-    (``test_clip_acc``, ``aggregation``, ``confusion``) and by mean probability, and ``metrics``
+                      tta_test: Predictions | None = None, aggregation: str = "majority_vote", **metrics) -> dict:
+    """The ``ss_models`` columns of a test evaluation: segment accuracy, clip accuracy by
+    ``aggregation`` (``test_clip_acc``, ``confusion``) and by mean probability, and ``metrics``
     (every figure by name: the test metrics, the ``metrics`` given, test-time augmentation)."""
     named = {**test.metrics("test"), **metrics}
     if tta is not None and tta_test is not None:
         named["tta"] = {"views": tta.views, "snr_db": tta.snr_db, **tta_test.metrics("test")}
     return {
         "test_segment_acc": test.segment_accuracy(),
-        "test_clip_acc": test.clip_accuracy("majority_vote"),
+        "test_clip_acc": test.clip_accuracy(aggregation),
         "test_clip_acc_mean": test.clip_accuracy("mean_probability"),
-        "aggregation": "majority_vote",
+        "aggregation": aggregation,
         "classes": classes,
-        "confusion": test.confusion(len(classes), "majority_vote").tolist(),
+        "confusion": test.confusion(len(classes), aggregation).tolist(),
         "metrics": named,
     }
 
 
+def view_choices(max_views: int) -> list[int]:
+    """The TTA view counts tried on validation: 1 (no TTA), powers of two below ``--tta-views``, and it."""
+    return sorted({1, max_views, *(v for v in (2, 4, 8, 16) if v < max_views)})
 
-def accuracy_by_device(test: Predictions, devices: dict[str, str]) -> dict[str, dict]:
-    """Test clips and correct ones (majority vote) per recording device (DCASE2020's a, b, c, s1..s6),
-    ``{}`` when the dataset records no device."""
+
+def choose_evaluation(model, frontend, data_dir: str, cfg: ExperimentConfig) -> dict:
+    """How the final test evaluates a model, chosen on the validation split, never assumed: TTA
+    on or off and its number of views (:func:`view_choices`), and the clip aggregation. The
+    choice with the best validation clip accuracy wins; ties go to fewer views, then the majority
+    vote. Returns ``views``, ``aggregation`` and ``val``, every candidate's validation figure."""
+    scores = {}
+    for views in view_choices(cfg.tta_views):
+        val = predict_split(model, frontend, data_dir, "val", TTA(views, seed=cfg.seed) if views > 1 else None)
+        for aggregation in AGGREGATIONS:
+            scores[(views, aggregation)] = val.clip_accuracy(aggregation)
+    views, aggregation = max(scores, key=lambda k: (scores[k], -k[0], k[1] == "majority_vote"))
+    return {"views": views, "aggregation": aggregation,
+            "val": [{"views": v, "aggregation": a, "val_clip_acc": acc} for (v, a), acc in scores.items()]}
+
+
+def accuracy_by_device(test: Predictions, devices: dict[str, str], aggregation: str = "majority_vote") -> dict[str, dict]:
+    """Test clips and correct ones (by ``aggregation``) per recording device (DCASE2020's a, b, c,
+    s1..s6), ``{}`` when the dataset records no device."""
     counts: dict[str, dict] = {}
-    for clip_id, label, predicted in zip(*test.clips("majority_vote")):
+    for clip_id, label, predicted in zip(*test.clips(aggregation)):
         if str(clip_id) in devices:
             entry = counts.setdefault(devices[str(clip_id)], {"clips": 0, "correct": 0})
             entry["clips"] += 1
@@ -46,8 +65,9 @@ def accuracy_by_device(test: Predictions, devices: dict[str, str]) -> dict[str, 
 
 def register_top(store: ResultsStore, experiment_id: int, folds: list[PreparedData], cfg: ExperimentConfig,
                  storage: str, k: int) -> list[dict]:
-    """Evaluate the best checkpointed epoch of each of the ``k`` best trials on its test split (plain
-    and with the experiment's test-time augmentation) and record each as a model; best first.
+    """Evaluate the best checkpointed epoch of each of the ``k`` best trials on its test split, the
+    way :func:`choose_evaluation` chose on validation (also plain, and with the experiment's
+    ``--tta-views``, under ``metrics``), and record each as a model; best first.
 
     ``folds`` are :func:`experiment_data`'s datasets: a trial of a cross-validation is tested on
     its own fold's test split, and the model keeps that ``fold`` in its metrics. Only epochs whose
@@ -56,21 +76,24 @@ def register_top(store: ResultsStore, experiment_id: int, folds: list[PreparedDa
     for trial, epoch in store.best_epochs(experiment_id, k, usable=exists):
         data = fold_data(epoch.metrics, folds)
         model, frontend = load_trained(epoch.checkpoint_uri, trial_config(trial.params, data, cfg, None, storage))
-        test = predict_split(model, frontend, data.path, "test")
+        choice = choose_evaluation(model, frontend, data.path, cfg)
+        by_views = {views: predict_split(model, frontend, data.path, "test",
+                                         TTA(views, seed=cfg.seed) if views > 1 else None)
+                    for views in sorted({1, choice["views"], cfg.tta_views})}
+        test = by_views[choice["views"]]
         tta = cfg.tta()
-        tta_test = predict_split(model, frontend, data.path, "test", tta) if tta else None
         val = {name: value for name, value in epoch.metrics.items() if name.startswith("val_")}
         row = {
             "trial_id": trial.trial_id, "epoch": epoch.epoch, "checkpoint_uri": epoch.checkpoint_uri,
             "params": trial.params, "num_params": int(epoch.metrics.get("num_params", 0)),
             "val_clip_acc": epoch.metrics["val_clip_acc"], "kind": "single", "sources": [],
-            **evaluation_fields(test, data.classes, tta, tta_test, fold=epoch.metrics.get("fold"), **val,
-                                per_device=accuracy_by_device(test, data.devices)),
+            **evaluation_fields(test, data.classes, tta, by_views[tta.views] if tta else None, choice["aggregation"],
+                                fold=epoch.metrics.get("fold"), **val, evaluation=choice,
+                                plain=by_views[1].metrics("test"), per_device=accuracy_by_device(test, data.devices, choice["aggregation"])),
         }
         row["model_id"] = store.add_model(experiment_id, **row)
         registered.append(row)
     return registered
-
 
 
 def score_trials(store: ResultsStore, experiment_id: int, folds: list[PreparedData], cfg: ExperimentConfig,

@@ -1,5 +1,5 @@
-"""One experiment end to end, as a story: check, claim a name, join Ray, plan, decode once, search,
-score the best models, record and report.
+"""One experiment end to end, as a story: check, claim a name, join Ray, plan, decode once, fit the
+reference baseline, search, score the best models, record and report.
 
 >>> from soundsweep.experiment import ExperimentConfig, run_experiment
 >>> summary = run_experiment(ExperimentConfig(space="augmentation", num_samples=4))
@@ -17,6 +17,7 @@ from soundsweep.errors import UsageError
 from soundsweep.experiment.config import ExperimentConfig, check_same_spec
 from soundsweep.experiment.data import experiment_data, experiment_manifest, param_space, trial_config
 from soundsweep.experiment.evaluation import pareto_front, register_top, score_trials, trial_rows
+from soundsweep.experiment.reference import describe_reference, reference
 from soundsweep.experiment.preflight import check_segments, check_writable, claim_name, connect_ray
 from soundsweep.experiment.search import SearchShape, run_config, search_shape, tune_config, warm_start_points
 from soundsweep.plan import ResourcePlan
@@ -43,6 +44,7 @@ class ExperimentSummary:
     configurations: list[dict]
     report: list[str]  # index.html, then the PNG figures, beside the checkpoints
     pareto: list[dict]  # a multi-objective search's Pareto front (pareto_front)
+    reference: dict  # the MFCC+SVM reference on the same split (soundsweep.experiment.reference)
 
 
 def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
@@ -63,7 +65,7 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
 
     connect_ray(cfg.address)
     try:
-        plan = plan_search(cfg, shape, space.grid_size())
+        plan = plan_search(cfg, shape, space)
         # Recorded before the long work (decoding, trials), so a run killed from here on resumes by name.
         experiment_id = store.start_experiment(name, cfg.space, cfg.data or "synthetic", asdict(cfg), storage)
         prepared, folds = experiment_data(cfg, storage, manifest)
@@ -71,6 +73,8 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
         for failure in prepared.failures:
             print(f"  skipped {failure['path']}: {failure['error']}", flush=True)
         check_segments(view.segments for view in folds)
+        baseline = reference(folds[0], cfg.sample_rate)
+        print(describe_reference(baseline), flush=True)
         if cfg.init_from:
             check_init_from(cfg, folds[0], plan, storage)
         tuner_for(cfg, name, storage, experiment_id, shape, plan, space, warm, folds).fit()
@@ -88,6 +92,7 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
         "plan": plan.describe(), "data": prepared.describe(), "cache_hit": prepared.cache_hit, "executor": plan.executor,
         "skipped_files": prepared.failures, "wall_s": wall_s, "best_model": best, "configurations": table,
         "objectives": cfg.objectives(), "pareto": pareto_front(store, experiment_id, cfg.objectives()),
+        "reference": baseline,
     }
     store.finish_experiment(experiment_id, "FINISHED", recorded)
     # The pages show the finished experiment, so they are drawn after it is recorded, then listed in it.
@@ -96,11 +101,11 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
     return ExperimentSummary(
         name=name, experiment_id=experiment_id, results_url=cfg.results, plan=plan, data=prepared, best=best,
         wall_s=wall_s, trials=trial_rows(store, name), configurations=table, report=recorded["report"],
-        pareto=recorded["pareto"],
+        pareto=recorded["pareto"], reference=baseline,
     )
 
 
-def plan_search(cfg: ExperimentConfig, shape: SearchShape, grid_size: int) -> ResourcePlan:
+def plan_search(cfg: ExperimentConfig, shape: SearchShape, space) -> ResourcePlan:
     """The resource plan, made before any work so a plan the cluster cannot run stops in seconds;
     printed with the search's shape."""
     training = shape.protocol == "train"  # other protocols run in the trial itself, on one worker
@@ -110,7 +115,7 @@ def plan_search(cfg: ExperimentConfig, shape: SearchShape, grid_size: int) -> Re
                            executor=cfg.executor if training else "local", num_samples=shape.trials)
     print(plan.describe(), flush=True)
     if shape.grid:
-        print(f"search: grid of {grid_size} configuration(s), running the first {shape.configurations} "
+        print(f"search: grid of {space.grid_size()} configuration(s), running the first {shape.configurations} "
               "in order (--num-samples)", flush=True)
     if shape.runs > 1 or not training:
         print(f"search: {shape.configurations} configuration(s) x {cfg.folds} fold(s) x {cfg.repeats} seed(s), "

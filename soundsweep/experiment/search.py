@@ -1,5 +1,6 @@
 """How a search runs: its shape, the Optuna searcher (with warm start and no repeated
 configurations), the ASHA scheduler and Tune's run configuration."""
+import math
 from dataclasses import dataclass
 
 import optuna
@@ -14,15 +15,16 @@ from soundsweep.errors import UsageError
 from soundsweep.experiment.config import OBJECTIVES, ExperimentConfig
 from soundsweep.plan import ResourcePlan
 from trainables.fidelity import RUNS_DONE, RUNS_METRIC
-from trainables.objective import METRIC, MODE, checkpoint_config
+from trainables.objective import MODE, RANK_METRIC, checkpoint_config
 
 
 @dataclass(frozen=True)
 class SearchShape:
     """How a search runs: its protocol, the configurations Optuna suggests, the runs of each
     (folds x repeats), the reports a trial makes at most, the scheduler, whether the
-    configurations are the space's grid in order and what the scheduler's rungs count
-    (``epochs``, or ``runs`` when one trial runs all of a configuration's folds and seeds)."""
+    configurations are the space's grid in order, what the scheduler's rungs count (``epochs``,
+    or ``runs`` when one trial runs all of a configuration's folds and seeds) and where its first
+    rung falls (``grace_period``, :func:`first_rung`)."""
 
     protocol: str
     configurations: int
@@ -31,6 +33,7 @@ class SearchShape:
     scheduler: str
     grid: bool = False
     fidelity: str = "epochs"
+    grace_period: int = 1
 
     @property
     def trials(self) -> int:
@@ -57,7 +60,16 @@ def search_shape(cfg: ExperimentConfig, space: SearchSpace) -> SearchShape:
     if cfg.fidelity == "runs":
         return SearchShape(protocol, configurations, runs, cfg.max_epochs * runs, cfg.scheduler, grid, "runs")
     single = runs == 1 and len(cfg.objectives()) == 1  # ASHA ranks trials on one metric
-    return SearchShape(protocol, configurations, runs, cfg.max_epochs, cfg.scheduler if single else "fifo", grid=grid)
+    warmup = max(cfg.training_settings()["warmup_epochs"], space.max_warmup_epochs)
+    return SearchShape(protocol, configurations, runs, cfg.max_epochs, cfg.scheduler if single else "fifo", grid=grid,
+                       grace_period=first_rung(cfg.max_epochs, warmup))
+
+
+def first_rung(max_epochs: int, warmup_epochs: float) -> int:
+    """ASHA's grace period: the epoch of its first decision. Never inside the warm-up (every
+    trial is still near chance there) and never before a quarter of the run, so a 20-epoch run
+    first compares trials after 5 epochs, then 10 and 20 (reduction factor 2)."""
+    return max(1, min(max_epochs, max(math.ceil(warmup_epochs) + 1, math.ceil(max_epochs / 4))))
 
 
 
@@ -170,7 +182,7 @@ def tune_config(cfg: ExperimentConfig, name: str, plan: ResourcePlan, space: Sea
     metrics, modes = zip(*(OBJECTIVES[name] for name in cfg.objectives()))
     multi = len(metrics) > 1  # Optuna's NSGA-II on the values of each trial's last epoch
     by_runs = shape.fidelity == "runs"
-    metric = RUNS_METRIC if by_runs else METRIC
+    metric = RUNS_METRIC if by_runs else RANK_METRIC
     searcher = ResumableOptunaSearch(
         space=DefineByName(cfg.space),
         metric=list(metrics) if multi else metric,
@@ -185,7 +197,8 @@ def tune_config(cfg: ExperimentConfig, name: str, plan: ResourcePlan, space: Sea
         searcher = Repeater(searcher, repeat=shape.runs)
     scheduler = (
         ASHAScheduler(time_attr=RUNS_DONE if by_runs else "training_iteration", metric=metric, mode=MODE,
-                      max_t=shape.runs if by_runs else shape.max_epochs, grace_period=1, reduction_factor=2)
+                      max_t=shape.runs if by_runs else shape.max_epochs, grace_period=shape.grace_period,
+                      reduction_factor=2)
         if shape.scheduler == "asha" else FIFOScheduler()
     )
     return tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=shape.trials,
