@@ -28,11 +28,27 @@ def test_every_config_field_is_a_flag_with_the_fields_default(command, config_ty
     parser = subparser(command)
     by_dest = {a.dest: a for a in parser._actions}
     for f in fields(config_type):
+        if f.name == "overrides":  # filled from the TrainingConfig flags, checked below
+            continue
         action = by_dest[f.name]
         assert flag(f.name) in action.option_strings
         assert action.help, f"{f.name} has no help text"
         expected = False if action.nargs == 0 else (None if f.default is MISSING else f.default)
         assert action.default == expected, f.name
+
+
+def test_training_flags_override_only_what_is_given():
+    from soundsweep.options import from_args, given
+    from trainables.recipes import TrainingConfig
+
+    parser = subparser("tune")
+    for f in fields(TrainingConfig):
+        if f.metadata.get("help"):
+            assert {a.dest: a for a in parser._actions}[f.name].default is None
+    args = build_parser().parse_args(["tune", "--recipe", "ecapa", "--lr", "0.01", "--mixup-alpha", "0.2"])
+    cfg = from_args(ExperimentConfig, args, overrides=given(TrainingConfig, args))
+    assert cfg.overrides == {"lr": 0.01, "mixup_alpha": 0.2}
+    assert cfg.training_settings()["lr"] == 0.01 and cfg.training_settings()["weight_decay"] == 1e-5
 
 
 def test_tune_help_keeps_its_sections_in_order():

@@ -19,7 +19,7 @@ from soundsweep.protocols.stored import find_model
 from soundsweep.protocols.two_stage import fuse, fused_predictions, parent_index
 from soundsweep.results import ResultsStore
 from trainables.config import TrialConfig
-from trainables.evaluate import TTA, Predictions, predict
+from trainables.evaluate import AGGREGATIONS, TTA, Predictions, predict
 from trainables.model_io import build, model_cost
 from trainables.models import create_model, num_parameters, parameter_count
 from trainables.quantize import Int8Weight, quantize, size_kb
@@ -211,10 +211,18 @@ def runs(ray_session, tmp_path_factory):
 def test_tune_stores_both_clip_aggregations_and_tta(runs):
     store, _ = runs
     (model,) = store.models(store.experiment("fine").id)
-    assert model.kind == "single" and model.aggregation == "majority_vote"
     m = model.metrics
-    assert m["test_clip_acc"] == model.test_clip_acc and m["test_clip_acc_mean"] == model.test_clip_acc_mean
+    chosen = m["evaluation"]  # TTA views and aggregation chosen on validation
+    assert model.kind == "single" and model.aggregation == chosen["aggregation"] in AGGREGATIONS
+    assert {(c["views"], c["aggregation"]) for c in chosen["val"]} == {(v, a) for v in (1, 2) for a in AGGREGATIONS}
+    winner = max(c["val_clip_acc"] for c in chosen["val"])
+    assert next(c for c in chosen["val"] if (c["views"], c["aggregation"]) == (chosen["views"], model.aggregation)
+                )["val_clip_acc"] == winner
+    by_aggregation = {"majority_vote": "test_clip_acc", "mean_probability": "test_clip_acc_mean"}
+    assert m[by_aggregation[model.aggregation]] == model.test_clip_acc  # figures of the chosen views
+    assert m["test_clip_acc_mean"] == model.test_clip_acc_mean
     assert m["tta"]["views"] == 2 and 0 <= m["tta"]["test_clip_acc_mean"] <= 1
+    assert set(m["plain"]) >= {"test_clip_acc", "test_clip_acc_mean", "test_segment_acc"}
     assert "val_clip_acc_mean" in m
     coarse = store.experiment("coarse")
     (coarse_model,) = store.models(coarse.id)
@@ -265,7 +273,7 @@ def test_quantize_command_is_4x_smaller_and_agrees(runs, capsys):
     m = small.metrics
     assert 3.5 < m["size_ratio"] < 4.2 and small.size_kb == pytest.approx(m["int8_kb"])
     assert m["clip_agreement"] >= 0.75
-    assert m["float"]["test_clip_acc"] == pytest.approx(best.test_clip_acc)
+    assert m["float"]["test_clip_acc"] == pytest.approx(best.metrics["plain"]["test_clip_acc"])  # no TTA, majority vote
     # The saved int8 state loads back and predicts what was stored.
     reloaded = find_model(store, small.id).predict("test")
     assert reloaded.clip_accuracy() == pytest.approx(small.test_clip_acc)
