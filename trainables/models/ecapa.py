@@ -22,6 +22,7 @@ Options, all at the paper's scale:
 import torch
 from torch import nn
 
+from trainables.models._layers import small_logits_
 from trainables.models._registry import ModelConfigError, register_model
 
 PAPER = "ECAPA-TDNN + CCS + FSA (Heo et al.)"
@@ -141,7 +142,7 @@ class ECAPA(nn.Module):
         pooled = last + 3 * stop
         self.pool = AttentiveStatsPool(pooled)
         self.classifier = nn.Sequential(nn.BatchNorm1d(2 * pooled), nn.Linear(2 * pooled, num_classes),
-                                        nn.BatchNorm1d(num_classes))
+                                        small_logits_(nn.BatchNorm1d(num_classes)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x - x.mean(dim=-1, keepdim=True)

@@ -20,6 +20,7 @@ import math
 import torch
 from torch import nn
 
+from trainables.models._layers import small_logits_
 from trainables.models._registry import register_model
 
 PAPER = "Look, Listen and Learn more / OpenL3 (Cramer et al.)"
@@ -37,7 +38,7 @@ def downstream_mlp(in_features: int, num_classes: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Linear(in_features, 512), nn.ReLU(inplace=True),
         nn.Linear(512, 128), nn.ReLU(inplace=True),
-        nn.Linear(128, num_classes),
+        small_logits_(nn.Linear(128, num_classes)),
     )
 
 

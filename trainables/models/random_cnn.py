@@ -18,7 +18,7 @@ import math
 import torch
 from torch import nn
 
-from trainables.models._layers import SamePad
+from trainables.models._layers import SamePad, small_logits_
 from trainables.models._registry import register_model
 
 PAPER = "Randomly weighted CNNs (Pons and Serra)"
@@ -172,7 +172,7 @@ class RandomCNN(nn.Module):
         self.frontend = frontend
         variance_scaling_(frontend)
         frontend.requires_grad_(trainable)
-        self.classifier = nn.Linear(frontend.feature_dim, num_classes)
+        self.classifier = small_logits_(nn.Linear(frontend.feature_dim, num_classes))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pons and Serra's feature vector: every feature map averaged over all its positions."""

@@ -26,7 +26,7 @@ import torchaudio
 from torch import nn
 
 from trainables.features import LogMel
-from trainables.models._layers import SamePad
+from trainables.models._layers import SamePad, small_logits_, zero_last_norm_
 from trainables.models._registry import register_model
 
 PAPER = "SoundFusion (Prodan et al.)"
@@ -35,18 +35,19 @@ WAVEFORM_RATE = 22050
 
 
 class BasicBlock2D(nn.Module):
-    """torchvision-style basic block with dropout after the first convolution."""
+    """torchvision-style basic block with dropout after the first convolution; the branch starts at
+    zero (:func:`zero_last_norm_`)."""
 
     def __init__(self, cin: int, cout: int, stride: int = 1, dropout: float = 0.0):
         super().__init__()
-        self.body = nn.Sequential(
+        self.body = zero_last_norm_(nn.Sequential(
             nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
             nn.BatchNorm2d(cout),
             nn.ReLU(inplace=True),
             nn.Dropout(dropout),
             nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
             nn.BatchNorm2d(cout),
-        )
+        ))
         self.shortcut = nn.Identity()
         if stride != 1 or cin != cout:
             self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
@@ -56,17 +57,18 @@ class BasicBlock2D(nn.Module):
 
 
 class ResBlock1D(nn.Module):
-    """Two kernel-3 convolutions with BN, a 1x1 projection shortcut when channels change."""
+    """Two kernel-3 convolutions with BN, a 1x1 projection shortcut when channels change; the branch
+    starts at zero (:func:`zero_last_norm_`)."""
 
     def __init__(self, cin: int, cout: int):
         super().__init__()
-        self.body = nn.Sequential(
+        self.body = zero_last_norm_(nn.Sequential(
             nn.Conv1d(cin, cout, 3, padding=1, bias=False),
             nn.BatchNorm1d(cout),
             nn.ReLU(inplace=True),
             nn.Conv1d(cout, cout, 3, padding=1, bias=False),
             nn.BatchNorm1d(cout),
-        )
+        ))
         self.shortcut = nn.Identity()
         if cin != cout:
             self.shortcut = nn.Sequential(nn.Conv1d(cin, cout, 1, bias=False), nn.BatchNorm1d(cout))
@@ -79,7 +81,7 @@ def linear_head(features: int, num_classes: int, dropout: float) -> nn.Module:
     """Dropout + linear classifier, or ``Identity`` when ``num_classes`` is 0 (features only)."""
     if not num_classes:
         return nn.Identity()
-    return nn.Sequential(nn.Dropout(dropout), nn.Linear(features, num_classes))
+    return nn.Sequential(nn.Dropout(dropout), small_logits_(nn.Linear(features, num_classes)))
 
 
 class ResNet2D(nn.Module):
@@ -170,7 +172,7 @@ class SimpleCNN(nn.Module):
                 layers.append(nn.MaxPool2d(2))
             cin = cout
         self.body = nn.Sequential(*layers)
-        self.classifier = nn.Linear(cin, num_classes)
+        self.classifier = small_logits_(nn.Linear(cin, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.body(x).mean(dim=(-2, -1)))
@@ -200,7 +202,7 @@ class VGG(nn.Module):
         self.classifier = nn.Sequential(
             nn.Linear(cin * 49, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
             nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(hidden, num_classes),
+            small_logits_(nn.Linear(hidden, num_classes)),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -236,7 +238,7 @@ class NNet(nn.Module):
         self.classifier = nn.Sequential(
             nn.Linear(2 * width, 300), nn.ReLU(inplace=True),
             nn.Linear(300, 150), nn.ReLU(inplace=True),
-            nn.Linear(150, num_classes),
+            small_logits_(nn.Linear(150, num_classes)),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -276,9 +278,9 @@ class SoundFusion(nn.Module):
         dim = self.wave.feature_dim
         self.project = nn.Linear(self.spec.feature_dim, dim)
         if fusion == "concat":
-            self.classifier = nn.Linear(2 * dim, num_classes)
+            self.classifier = small_logits_(nn.Linear(2 * dim, num_classes))
         else:
-            self.classifier = nn.ModuleDict({"wave": nn.Linear(dim, num_classes), "spec": nn.Linear(dim, num_classes)})
+            self.classifier = nn.ModuleDict({b: small_logits_(nn.Linear(dim, num_classes)) for b in ("wave", "spec")})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f_wave = self.wave(self.resample(x.mean(dim=1, keepdim=True)))
