@@ -177,3 +177,17 @@ def test_score_keeps_accuracy_order_and_breaks_ties_by_confidence():
     assert better.score() > sure.score()  # one more clip right beats any confidence
     assert math.floor(sure.score() * 3) == 2  # the tie-break stays below one clip's step
     assert sure.metrics("val")["val_score"] == sure.score()
+
+
+def test_a_recipe_sets_the_input_policy_unless_flags_do():
+    from trainables.audio import fit_length
+
+    pons = ExperimentConfig(recipe="pons")
+    assert (pons.sample_rate, pons.segment_mode, pons.pad) == (12000, "full", "repeat")
+    assert pons.decode_spec().segment_samples == 350000 and pons.decode_spec().repeat_pad
+    assert ExperimentConfig(recipe="pons", sample_rate=16000).sample_rate == 16000
+    plain = ExperimentConfig()
+    assert (plain.sample_rate, plain.segment_seconds, plain.segment_mode, plain.pad) == (22050, 5.0, "window", "zero")
+    clip = np.arange(1, 4, dtype=np.float32)[None]
+    assert fit_length(clip, 7, repeat=True).tolist() == [[1, 2, 3, 1, 2, 3, 1]]
+    assert fit_length(clip, 5).tolist() == [[1, 2, 3, 0, 0]]

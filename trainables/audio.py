@@ -48,6 +48,8 @@ class DecodeSpec:
             zeros form one block at a uniformly random position, drawn per clip from
             ``(pad_seed, clip_id)`` (SoundFusion's random padding). Validation and test clips
             are always padded at the end, so evaluation is deterministic.
+        repeat_pad: fill a short clip by looping it instead of with zeros (Pons and Serra's
+            repeat-padding of UrbanSound8K clips shorter than 4 s).
     """
 
     sample_rate: int = 22050
@@ -57,6 +59,7 @@ class DecodeSpec:
     min_fill: float = 0.1
     full_clip: bool = False
     pad_seed: int | None = None
+    repeat_pad: bool = False
 
     @property
     def segment_samples(self) -> int:
@@ -103,8 +106,9 @@ def resample(x: np.ndarray, rate: int, target: int) -> np.ndarray:
     return np.ascontiguousarray(soxr.resample(x.T, rate, target).T, dtype=np.float32)
 
 
-def fit_length(x: np.ndarray, length: int, rng: np.random.Generator | None = None) -> np.ndarray:
-    """Cut ``(channels, samples)`` to ``length`` or zero-pad it up to ``length``.
+def fit_length(x: np.ndarray, length: int, rng: np.random.Generator | None = None, repeat: bool = False) -> np.ndarray:
+    """Cut ``(channels, samples)`` to ``length``, or pad it up to ``length``: looped with
+    ``repeat``, else with zeros.
 
     The zeros form one block: at the end without ``rng``, else at one of the ``samples + 1``
     positions drawn uniformly from ``rng``; the samples keep their order either way.
@@ -112,6 +116,8 @@ def fit_length(x: np.ndarray, length: int, rng: np.random.Generator | None = Non
     n = x.shape[1]
     if n >= length:
         return x[:, :length]
+    if repeat:
+        return np.tile(x, (1, -(-length // n)))[:, :length]
     at = n if rng is None else int(rng.integers(0, n + 1))
     zeros = np.zeros((x.shape[0], length - n), x.dtype)
     return np.concatenate([x[:, :at], zeros, x[:, at:]], axis=1)
@@ -124,7 +130,7 @@ def segment(x: np.ndarray, spec: DecodeSpec, pad_rng: np.random.Generator | None
     if n < spec.min_fill * win:
         raise AudioError(f"too short: {n / spec.sample_rate:.3f} s (minimum {spec.min_fill * spec.segment_s:g} s)")
     if spec.full_clip or n < win:
-        return [fit_length(x, win, pad_rng)]
+        return [fit_length(x, win, pad_rng, spec.repeat_pad)]
     return [x[:, s : s + win] for s in range(0, n - win + 1, spec.hop_samples)]
 
 

@@ -85,7 +85,10 @@ class Predictions:
         a higher accuracy always ranks higher; among equal accuracies the more confident model
         does. What trials are ranked on (:data:`trainables.objective.RANK_METRIC`)."""
         clips = len(np.unique(self.clip_ids))
-        return self.clip_accuracy("majority_vote") + self.clip_true_probability() / (clips + 1)
+        confidence = self.clip_true_probability()
+        if not np.isfinite(confidence):  # a diverged model's outputs: no tie-break, and no NaN for the scheduler
+            confidence = 0.0
+        return self.clip_accuracy("majority_vote") + confidence / (clips + 1)
 
     def metrics(self, prefix: str) -> dict:
         """Loss, segment accuracy, both clip accuracies (``_clip_acc`` is the majority vote) and

@@ -171,12 +171,15 @@ class Mixup:
 @dataclass(frozen=True)
 class Recipe:
     """A named training recipe: trial settings (:class:`TrainingConfig` fields and augmentation
-    knobs) and the epochs its paper trained for (``epochs``: what ``--max-epochs`` defaults to)."""
+    knobs), the epochs its paper trained for (``epochs``: what ``--max-epochs`` defaults to) and
+    the input policy it needs (``data``: ``sample_rate``, ``segment_seconds``, ``segment_mode``,
+    ``pad``; the defaults of those flags when the recipe is chosen)."""
 
     name: str
     description: str
     settings: dict = field(default_factory=dict)
     epochs: int | None = None
+    data: dict = field(default_factory=dict)
 
 
 RECIPES: dict[str, Recipe] = {}
@@ -253,4 +256,12 @@ register_recipe(Recipe(
     {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-5, "schedule": "cosine", "min_lr": 1e-6,
      "warmup_epochs": 0.0, "batch_size": 64},
     epochs=80,
+))
+register_recipe(Recipe(
+    "pons",
+    "Pons and Serra (randomly weighted CNNs) sec. 3: 12 kHz audio, 350,000-sample (29.2 s) inputs, clips shorter "
+    "than that looped (their repeat-padding); the default recipe's optimisation for models that train",
+    get_recipe("default").settings,
+    epochs=get_recipe("default").epochs,
+    data={"sample_rate": 12000, "segment_seconds": 350000 / 12000, "segment_mode": "full", "pad": "repeat"},
 ))

@@ -24,6 +24,9 @@ SCHEDULERS = ("asha", "fifo")
 FIDELITIES = ("epochs", "runs")
 SEARCHES = ("tpe", "grid")
 SEGMENT_MODES = ("window", "full")
+PADS = ("zero", "repeat")
+DATA_DEFAULTS = {"sample_rate": 22050, "segment_seconds": 5.0, "segment_mode": "window", "pad": "zero"}
+"""The input policy without a recipe that sets it (:attr:`trainables.recipes.Recipe.data`)."""
 EXECUTORS = ("auto", "train", "local")
 RESULTS_URL = "sqlite:///results/soundsweep.db"
 DEFAULT_EPOCHS = 4
@@ -66,13 +69,16 @@ class ExperimentConfig(DatasetOptions):
                           group=DATA)
     hierarchy: str | None = option(None, "with --coarse: CSV with the header fine,coarse giving each label's "
                                    "super-class", group=DATA, metavar="FILE")
-    sample_rate: int = option(22050, "resample to this rate (Hz)", group=DATA)
+    sample_rate: int | None = option(None, "resample to this rate (Hz; default: the recipe's, else 22050)", group=DATA)
     channels: int = option(1, "1 = mono, 2 = stereo", group=DATA)
-    segment_seconds: float = option(5.0, "window length, or the fixed clip length with --segment-mode full (s)",
-                                    group=DATA)
-    segment_mode: str = option("window", "window: overlapping windows per clip; full: one segment per clip, cut or "
-                               "zero-padded (training clips at a seeded random position)", group=DATA,
-                               choices=SEGMENT_MODES)
+    segment_seconds: float | None = option(None, "window length, or the fixed clip length with --segment-mode full "
+                                           "(s; default: the recipe's, else 5)", group=DATA)
+    segment_mode: str | None = option(None, "window: overlapping windows per clip; full: one segment per clip, cut "
+                                      "or padded (training clips at a seeded random position); default: the "
+                                      "recipe's, else window", group=DATA, choices=SEGMENT_MODES)
+    pad: str | None = option(None, "how a clip shorter than its segment is filled: zero (silence) or repeat (the "
+                             "clip looped: Pons and Serra's repeat-padding); default: the recipe's, else zero",
+                             group=DATA, choices=PADS)
     overlap: float = option(0.25, "window overlap fraction", group=DATA)
     # budget and scheduling
     search: str = option("tpe", "tpe: Optuna's TPE samples --num-samples configurations (default); grid: the space's "
@@ -129,8 +135,14 @@ class ExperimentConfig(DatasetOptions):
     resume: bool = option(False, "continue the experiment --name after a crash or kill", group=OUTPUT)
 
     def __post_init__(self):
-        if self.max_epochs is None and self.recipe in RECIPES:
-            self.max_epochs = RECIPES[self.recipe].epochs or DEFAULT_EPOCHS
+        """Settings left unset take the recipe's value (its epochs, its input policy), else the
+        platform's default; the stored config holds the resolved values."""
+        recipe = RECIPES.get(self.recipe)
+        if self.max_epochs is None and recipe is not None:
+            self.max_epochs = recipe.epochs or DEFAULT_EPOCHS
+        for name, default in DATA_DEFAULTS.items():
+            if getattr(self, name) is None:
+                setattr(self, name, recipe.data.get(name, default) if recipe is not None else default)
 
     def training_settings(self) -> dict:
         """The trial settings the recipe and the overrides give every trial (the search space's
@@ -144,8 +156,8 @@ class ExperimentConfig(DatasetOptions):
         ``--folds`` a clip is decoded once for every role its fold takes, so every clip is padded
         at its end, as validation and test clips are."""
         full = self.segment_mode == "full"
-        return DecodeSpec(self.sample_rate, self.channels, self.segment_seconds, self.overlap,
-                          full_clip=full, pad_seed=self.seed if full else None)
+        return DecodeSpec(self.sample_rate, self.channels, self.segment_seconds, self.overlap, full_clip=full,
+                          pad_seed=self.seed if full else None, repeat_pad=self.pad == "repeat")
 
     def objectives(self) -> list[str]:
         """The ``--objective`` names, in order (``accuracy`` alone: a single-objective search)."""
@@ -153,7 +165,10 @@ class ExperimentConfig(DatasetOptions):
 
     def check(self) -> None:
         """Reject impossible values before anything starts (one-line errors)."""
-        self.check_recipe()
+        try:
+            get_recipe(self.recipe)
+        except KeyError as exc:
+            raise UsageError(f"--recipe: {exc.args[0]}") from exc
         names = self.objectives()
         if not set(names) <= set(OBJECTIVES) or len(set(names)) < len(names) or "accuracy" not in names:
             raise UsageError(f"--objective {self.objective}: give accuracy plus any of "
@@ -217,15 +232,12 @@ class ExperimentConfig(DatasetOptions):
             raise UsageError(f"--tta-views {self.tta_views}: must be at least 1 (1 = no test-time augmentation)")
         if self.hierarchy and not self.coarse:
             raise UsageError("--hierarchy trains nothing by itself: add --coarse to train on its super-classes")
+        self.check_recipe()
         self.check_protocol()
 
     def check_recipe(self) -> None:
-        """The recipe exists, its values (with the overrides) can train, and its augmentations fit
-        the data: a stereo-only augmentation on mono data is refused here, before Ray starts."""
-        try:
-            get_recipe(self.recipe)
-        except KeyError as exc:
-            raise UsageError(f"--recipe: {exc.args[0]}") from exc
+        """The recipe's values (with the overrides) can train, and its augmentations fit the data:
+        a stereo-only augmentation on mono data is refused here, before Ray starts."""
         unknown = set(self.overrides) - {f.name for f in fields(TrainingConfig)}
         if unknown:
             raise UsageError(f"training overrides {sorted(unknown)}: not training settings; known are "
@@ -263,7 +275,7 @@ class ExperimentConfig(DatasetOptions):
 SPEC_FIELDS = ("space", "search", "arch", "width", "recipe", "overrides", "data", "dataset", "test_fold", "subset",
                "split_dir", "val_fraction", "synthetic_clips", "coarse", "hierarchy", "num_samples", "max_epochs",
                "epoch_budget", "scheduler", "folds", "repeats", "fidelity", "seed", "sample_rate", "channels", "segment_seconds",
-               "overlap", "segment_mode", "max_model_kb", "max_params", "objective", "warm_start", "warm_start_top")
+               "overlap", "segment_mode", "pad", "max_model_kb", "max_params", "objective", "warm_start", "warm_start_top")
 
 
 def check_same_spec(name: str, recorded: dict, cfg: ExperimentConfig) -> None:

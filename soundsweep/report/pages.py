@@ -175,11 +175,45 @@ def _best_model_section(e: ExperimentView, links: Links) -> list[str]:
         f"<h2>Best model of {escape(e.name)}: test split</h2>",
         f"<p>Trial {_a(links.trial(e.name, model.trial_id), model.trial_id)}, epoch {model.epoch}: test clip accuracy "
         f"{model.test_clip_acc:.3f} ({escape(model.aggregation)}), segment accuracy {model.test_segment_acc:.3f}.</p>",
+        *_reference_section(e.row.summary or {}, model),
+        *_evaluation_section(model),
         _img(links.plot(e, Plot("confusion")), "confusion", "confusion matrix of the best model on the test split"),
         "<h3>Per-class accuracy</h3>",
         _table("per-class", ["class", "test clips", "correct", "accuracy", "most often predicted instead"], rows),
         *_per_device_section(model),
     ]
+
+
+def _reference_section(summary: dict, model) -> list[str]:
+    """How far the best model is above or below the run's reference baseline, on the same split."""
+    ref = summary.get("reference")
+    if not ref:
+        return []
+    margin = model.test_clip_acc - ref["test_clip_acc"]
+    rows = [["best model", _num(model.val_clip_acc), _num(model.test_clip_acc)],
+            [escape(f"reference: {ref['method']} (C={ref['C']:g})"), _num(ref["val_clip_acc"]),
+             _num(ref["test_clip_acc"])]]
+    return [f"<p><strong>{abs(margin) * 100:.1f} points {'above' if margin >= 0 else 'below'} the reference</strong> "
+            "(test clip accuracy, same split and clip vote).</p>",
+            _table("reference", ["", "val clip acc", "test clip acc"], rows)]
+
+
+def _evaluation_section(model) -> list[str]:
+    """The test-time evaluation chosen on validation, every candidate's validation figure, and the
+    test figures without TTA and with the run's TTA beside the chosen one."""
+    chosen = model.metrics.get("evaluation")
+    if not chosen:
+        return []
+    rows = [[_num(c["views"]), escape(c["aggregation"]), _num(c["val_clip_acc"]),
+             "chosen" if (c["views"], c["aggregation"]) == (chosen["views"], chosen["aggregation"]) else ""]
+            for c in chosen["val"]]
+    plain, tta = model.metrics.get("plain", {}), model.metrics.get("tta", {})
+    tests = [["no TTA", _num(plain.get("test_clip_acc")), _num(plain.get("test_clip_acc_mean"))],
+             *([[f"TTA, {tta['views']} views", _num(tta.get("test_clip_acc")), _num(tta.get("test_clip_acc_mean"))]]
+               if tta else [])]
+    return ["<h3>Evaluation chosen on validation</h3>",
+            _table("evaluation", ["TTA views", "clip aggregation", "val clip acc", ""], rows),
+            _table("test-sides", ["test", "majority vote", "mean probability"], tests)]
 
 
 def _pareto_section(summary: dict) -> list[str]:

@@ -1,0 +1,112 @@
+"""Are the models a search finds worth keeping? The reference baseline, the default run and a
+recipe search, on the embedded set and on real recordings, with several seeds.
+
+    python -m benchmarks.recipes --out recipes.json            # 2 sets x 3 seeds: about 2.5 h here
+    python -m benchmarks.recipes --out recipes.json --quick    # 1 seed, smaller budgets: about 20 min
+
+Sets:
+- ``synthetic``: the embedded default (6 classes, 24 clips per class; the seed also draws the split).
+- ``drumkits``: real drum-kit recordings from Debian's ``hydrogen-drumkits`` (5 instrument
+  classes, whole kits per split so the test kits are unseen; :mod:`benchmarks.drumkits` builds it
+  into ``--drumkits`` when it is not there yet). Its clips are 2 s at 16 kHz, one window each.
+
+For every set and seed, each run on the same prepared data, so on the same split:
+- ``reference``: MFCC+SVM with C chosen on val, majority vote per clip (what every tune prints);
+- ``default``: what ``make tune`` runs (``--space augmentation``, the default recipe and budget);
+- ``search``: ``--space augmentation+recipe`` under an epoch budget (the learning rate, weight
+  decay, schedule, warm-up, batch size, mixup and label smoothing searched with the augmentation).
+
+The JSON holds, per set, each seed's test clip accuracy of the three and each run's margin over
+the reference (``default - reference``, ``search - reference``), their means, the wall time of
+every run, and the settings used. Test clip accuracy is the registered best model's, evaluated
+the way chosen on validation (TTA views and clip aggregation).
+"""
+import argparse
+import json
+import os
+import platform as _platform
+import statistics
+import tempfile
+import time
+
+from benchmarks import drumkits
+from soundsweep.experiment import ExperimentConfig, run_experiment
+from soundsweep.experiment.preflight import connect_ray
+
+SETS = {
+    "synthetic": {},
+    "drumkits": {"sample_rate": 16000, "segment_seconds": 2.0},
+}
+FULL = {"seeds": (0, 1, 2), "default": {}, "search": {"num_samples": 40, "max_epochs": 12, "epoch_budget": 160}}
+QUICK = {"seeds": (0,), "default": {"num_samples": 6, "max_epochs": 8},
+         "search": {"num_samples": 16, "max_epochs": 8, "epoch_budget": 48}}
+
+
+def drumkit_manifest(folder: str) -> str:
+    """The drum-kit set's manifest, built into ``folder`` first if it is not there."""
+    manifest = os.path.join(folder, "manifest.csv")
+    if not os.path.exists(manifest):
+        print(f"building the drum-kit set into {folder} ...", flush=True)
+        drumkits.build(drumkits.DEFAULT_ROOT, folder)
+    return manifest
+
+
+def run(kind: str, data: dict, seed: int, budget: dict, root: str) -> dict:
+    """One tune run; its best model's figures, the reference's and the wall time."""
+    space = "augmentation" if kind == "default" else "augmentation+recipe"
+    name = f"{kind}-{data.get('name', 'synthetic')}-s{seed}"
+    started = time.perf_counter()
+    settings = {k: v for k, v in data.items() if k != "name"}
+    summary = run_experiment(ExperimentConfig(space=space, seed=seed, name=name, results=f"sqlite:///{root}/results.db",
+                                              storage_path=os.path.join(root, "runs"), **settings, **budget))
+    best = summary.best or {}
+    return {"test_clip_acc": best.get("test_clip_acc"), "val_clip_acc": best.get("val_clip_acc"),
+            "evaluation": best.get("metrics", {}).get("evaluation"), "params": best.get("params"),
+            "trials": len(summary.trials), "epochs": sum(t["epochs"] for t in summary.trials),
+            "wall_s": time.perf_counter() - started, "reference": summary.reference}
+
+
+def summarize(runs: list[dict]) -> dict:
+    """Per-seed test clip accuracies, margins over the reference and their means."""
+    out = {"reference": [r["default"]["reference"]["test_clip_acc"] for r in runs]}
+    for kind in ("default", "search"):
+        out[kind] = [r[kind]["test_clip_acc"] for r in runs]
+        out[f"{kind}_margin"] = [a - b for a, b in zip(out[kind], out["reference"])]
+    means = {k: statistics.fmean(v) for k, v in out.items()}
+    return {**out, "mean": means, "default_beats_reference": means["default_margin"] > 0,
+            "search_beats_reference": means["search_margin"] > 0}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--out", required=True, help="JSON file to write")
+    parser.add_argument("--quick", action="store_true", help="one seed and smaller budgets (about 20 minutes)")
+    parser.add_argument("--sets", default=",".join(SETS), help="comma-separated subset of %(default)s")
+    parser.add_argument("--drumkits", default=os.path.join(tempfile.gettempdir(), "soundsweep-drumkits"),
+                        help="where the drum-kit set is (built there if missing; default %(default)s)")
+    parser.add_argument("--work", default=None, help="folder for the runs' store and checkpoints (default: a temp dir)")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    root = args.work or tempfile.mkdtemp(prefix="soundsweep-recipes-")
+    connect_ray(None)
+    started = time.perf_counter()
+    result = {"settings": {"quick": args.quick, "seeds": list(plan["seeds"]), "default": plan["default"],
+                           "search": plan["search"], "machine": f"{os.cpu_count()} CPUs, {_platform.machine()}"},
+              "sets": {}}
+    for set_name in args.sets.split(","):
+        data = {"name": set_name, **SETS[set_name]}
+        if set_name == "drumkits":
+            data["data"] = drumkit_manifest(args.drumkits)
+        runs = []
+        for seed in plan["seeds"]:
+            runs.append({"seed": seed, **{kind: run(kind, data, seed, plan[kind], root) for kind in ("default", "search")}})
+            result["sets"][set_name] = {"runs": runs, **summarize(runs)}
+            result["wall_s"] = time.perf_counter() - started
+            with open(args.out, "w") as f:  # written after every seed: a long run keeps what it measured
+                json.dump(result, f, indent=1, default=str)
+            print(json.dumps({set_name: {k: v for k, v in result["sets"][set_name].items() if k != "runs"}}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
