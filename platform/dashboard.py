@@ -1,7 +1,5 @@
 """``python -m platform.dashboard [--results URL]``: serve the live view (same as ``soundsweep dashboard``)."""
-import sys
-
-from soundsweep.cli import main
+from soundsweep.cli import run_command
 
 if __name__ == "__main__":
-    raise SystemExit(main(["dashboard", *sys.argv[1:]]))
+    run_command("dashboard")

@@ -1,7 +1,5 @@
-"""``python -m platform.report --experiment NAME --out DIR``: static report (same as ``soundsweep report``)."""
-import sys
-
-from soundsweep.cli import main
+"""``python -m platform.report --experiment NAME --out DIR``: write a static report (same as ``soundsweep report``)."""
+from soundsweep.cli import run_command
 
 if __name__ == "__main__":
-    raise SystemExit(main(["report", *sys.argv[1:]]))
+    run_command("report")

@@ -93,6 +93,13 @@ class _Replay:
         return self.params[name]
 
 
+def option_key(arch: str, option: str) -> str:
+    """The Optuna parameter name of one ``create_model`` option of ``arch``:
+    ``model_options/<arch>/<option>`` (:class:`~trainables.config.TrialConfig` ``model_options``;
+    each architecture has its own name, since an Optuna parameter keeps one set of choices)."""
+    return f"model_options/{arch}/{option}"
+
+
 def flatten(config: dict, prefix: str = "") -> dict:
     """The inverse of :meth:`SearchSpace.sample`'s nesting: ``{"a": {"b": 1}}`` -> ``{"a/b": 1}``,
     the Optuna parameter names a config came from."""

@@ -6,14 +6,14 @@ allowed values, and for ECAPA also the CCS (s, c) split, with Last-Conv scaled t
 """
 import optuna
 
-from search_spaces import SearchSpace, register_space
+from search_spaces import SearchSpace, option_key, register_space
 from search_spaces.ccs import ecapa_options
 from search_spaces.width import fits_segment, sample_width
 from trainables.models import list_models, model_info
 
 
 def sample_ecapa(trial: optuna.Trial, arch: str) -> dict:
-    width = trial.suggest_categorical(f"model_options/{arch}/width", list(model_info(arch).widths))
+    width = trial.suggest_categorical(option_key(arch, "width"), list(model_info(arch).widths))
     return ecapa_options(trial, arch, width)
 
 

@@ -7,7 +7,7 @@ paper's C = 1024 with Last-Conv 1536.
 """
 import optuna
 
-from search_spaces import SearchSpace, register_space
+from search_spaces import SearchSpace, option_key, register_space
 from trainables.models import model_info
 from trainables.models.ecapa import PAPER_C, SPLITS
 
@@ -19,9 +19,8 @@ def ecapa_options(trial: optuna.Trial, arch: str, width: int) -> dict:
     """Sample a CCS split for ``arch`` (if it has one) and fix its width and the Last-Conv scaled
     with it, all under ``model_options/<arch>/``."""
     if "split" in model_info(arch).options:
-        trial.suggest_categorical(f"model_options/{arch}/split", list(SPLITS))
-    prefix = f"model_options/{arch}"
-    return {"width": None, f"{prefix}/width": width, f"{prefix}/last_channels": PAPER_LAST * width // PAPER_C}
+        trial.suggest_categorical(option_key(arch, "split"), list(SPLITS))
+    return {"width": None, option_key(arch, "width"): width, option_key(arch, "last_channels"): PAPER_LAST * width // PAPER_C}
 
 
 def ccs_space(name: str, channels: int) -> SearchSpace:

@@ -10,7 +10,7 @@ family first, so a small budget still covers the MFCC baseline and several front
 """
 import optuna
 
-from search_spaces import SearchSpace, register_space
+from search_spaces import SearchSpace, option_key, register_space
 from search_spaces.width import fits_segment, sample_width
 from trainables.baselines import MFCC
 from trainables.models import list_models, model_info
@@ -20,7 +20,7 @@ FRONTENDS = (MFCC, *(n for n in list_models() if model_info(n).family == "random
 
 def small_width(trial: optuna.Trial, arch: str) -> dict:
     """The paper's small filter count for a random front-end (the first of its widths)."""
-    return {"width": None} if arch == MFCC else {"width": None, f"model_options/{arch}/width": model_info(arch).widths[0]}
+    return {"width": None} if arch == MFCC else {"width": None, option_key(arch, "width"): model_info(arch).widths[0]}
 
 
 def both_widths(trial: optuna.Trial, arch: str) -> dict:

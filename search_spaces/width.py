@@ -11,7 +11,7 @@ parameter keeps one set of choices, and each architecture has its own), and the 
 """
 import optuna
 
-from search_spaces import SearchSpace, register_space
+from search_spaces import SearchSpace, option_key, register_space
 from trainables.models import list_models, model_info
 
 SEGMENT_SECONDS = 5.0
@@ -27,7 +27,7 @@ def sample_width(trial: optuna.Trial, arch: str) -> dict:
     """Sample ``arch``'s width among its allowed values (nothing when it has one or none)."""
     widths = model_info(arch).widths or ()
     if len(widths) > 1:
-        trial.suggest_categorical(f"model_options/{arch}/width", list(widths))
+        trial.suggest_categorical(option_key(arch, "width"), list(widths))
     return {"width": None}
 
 

@@ -133,7 +133,7 @@ def add_results_argument(parser, defaults: dict) -> None:
 
 def _protocol_parsers(sub, defaults: dict) -> None:
     """The commands that work on stored models: two-stage, ensemble, quantize."""
-    from soundsweep.protocols.ensemble import METHODS
+    from soundsweep.derived.ensemble import METHODS
 
     def common(command):
         add_results_argument(command, defaults)
@@ -226,7 +226,7 @@ def print_evaluation(row: dict) -> None:
 
 def run_protocol(args) -> None:
     """two-stage, ensemble or quantize: evaluate, store, print what was computed."""
-    from soundsweep.protocols import ensemble, quantize_model, two_stage
+    from soundsweep.derived import ensemble, quantize_model, two_stage
     from soundsweep.experiment.preflight import connect_ray
 
     try:

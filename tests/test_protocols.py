@@ -1,4 +1,4 @@
-"""Issue 5's protocols: aggregation and TTA, two-stage fusion, ensembles, int8 quantization, size budget.
+"""Evaluation protocols and derived models: aggregation and TTA, two-stage fusion, ensembles, int8 quantization, size budget.
 
 Hand-made tables check each rule exactly; one tiny fine and one tiny coarse tune (simple_cnn, one
 epoch, the synthetic set's 6 genres grouped into 3 super-classes by a user hierarchy file) are
@@ -14,9 +14,9 @@ from torch import nn
 from soundsweep.catalog import hierarchy_for, scene_hierarchy
 from soundsweep.cli import main
 from soundsweep.errors import UsageError
-from soundsweep.protocols.ensemble import combine
-from soundsweep.protocols.stored import find_model
-from soundsweep.protocols.two_stage import fuse, fused_predictions, parent_index
+from soundsweep.derived.ensemble import combine
+from soundsweep.derived.stored import find_model
+from soundsweep.derived.two_stage import fuse, fused_predictions, parent_index
 from soundsweep.results import ResultsStore
 from trainables.config import TrialConfig
 from trainables.evaluate import AGGREGATIONS, TTA, Predictions, predict

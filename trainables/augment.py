@@ -30,10 +30,6 @@ def register_augmentation(cls: type) -> type:
     return cls
 
 
-def list_augmentations() -> list[str]:
-    return sorted(AUGMENTATIONS)
-
-
 class Augmentation:
     """Base of every augmentation: draw an example's parameters, then apply them.
 

@@ -1,7 +1,7 @@
 """Model I/O: build a trial's model and front-end, save and load its checkpoints, predict a split.
 
 The training loop (:mod:`trainables.loop`) writes checkpoints with :func:`save_checkpoint`; the
-driver and the protocols rebuild a stored model with :func:`load_trained` and score it with
+driver and the derived models (``soundsweep.derived``) rebuild a stored model with :func:`load_trained` and score it with
 :func:`predict_split`. A checkpoint is one folder holding :data:`CHECKPOINT_FILE`, a dict of
 tensors and plain containers loaded with ``weights_only=True``.
 """

@@ -77,7 +77,7 @@ class ExperimentView:
     def best_model(self) -> Model | None:
         """The trained model (kind ``single``, or a probe's ``probe``) with the highest validation
         clip accuracy, the latest on ties (a resumed run registers its best model again); the models
-        the protocols derive (two-stage, ensemble, int8) are listed in ``models`` but never chosen here."""
+        derived from them (two-stage, ensemble, int8) are listed in ``models`` but never chosen here."""
         trained = [m for m in self.models if m.kind in ("single", "probe")]
         return max(reversed(trained), key=model_rank, default=None)
 

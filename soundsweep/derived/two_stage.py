@@ -14,7 +14,7 @@ import numpy as np
 
 from soundsweep.catalog import hierarchy_for
 from soundsweep.errors import UsageError
-from soundsweep.protocols.stored import best_model, find_experiment
+from soundsweep.derived.stored import best_model, find_experiment
 from soundsweep.results import ResultsStore
 from soundsweep.experiment.data import experiment_manifest
 from soundsweep.experiment.evaluation import evaluation_fields

@@ -1,6 +1,6 @@
 """Stored models brought back to life: their experiment's data, their weights, their predictions.
 
-Every protocol works on models of the results store: it rebuilds the experiment that made a
+Every derived model starts from models of the results store: it rebuilds the experiment that made a
 model from the experiment's recorded configuration (the prepared segments are a cache hit),
 loads the weights (a trial's checkpoint, or the int8 state of a quantized model) and predicts
 a split. The Ray connection must be open (:func:`soundsweep.experiment.preflight.connect_ray`).
@@ -22,7 +22,7 @@ from trainables.model_io import build, load_trained, predict_split
 from trainables.quantize import quantize
 
 LOADABLE = ("single", "quantized")
-"""Kinds of models the protocols load (derived kinds are recomputed from their sources; a probe's MLP
+"""Kinds of models the derivations load (derived kinds are recomputed from their sources; a probe's MLP
 classifies a front-end's embeddings, not segments)."""
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from soundsweep.errors import UsageError
-from soundsweep.protocols.stored import StoredExperiment, find_experiment, find_model
+from soundsweep.derived.stored import StoredExperiment, find_experiment, find_model
 from soundsweep.results import ResultsStore
 from soundsweep.experiment.evaluation import evaluation_fields, register_top
 from trainables.evaluate import Predictions

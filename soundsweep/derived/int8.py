@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from soundsweep.errors import UsageError
-from soundsweep.protocols.stored import find_model
+from soundsweep.derived.stored import find_model
 from soundsweep.results import ResultsStore
 from soundsweep.experiment.evaluation import evaluation_fields
 from trainables.model_io import predict_split
