@@ -38,8 +38,8 @@ SETS = {
     "drumkits": {"sample_rate": 16000, "segment_seconds": 2.0},
 }
 FULL = {"seeds": (0, 1, 2), "default": {}, "search": {"num_samples": 40, "max_epochs": 12, "epoch_budget": 160}}
-QUICK = {"seeds": (0,), "default": {"num_samples": 6, "max_epochs": 8},
-         "search": {"num_samples": 16, "max_epochs": 8, "epoch_budget": 48}}
+QUICK = {"seeds": (0,), "default": {"num_samples": 6},
+         "search": {"num_samples": 16, "max_epochs": 12, "epoch_budget": 60}}
 
 
 def drumkit_manifest(folder: str) -> str:
@@ -79,15 +79,19 @@ def summarize(runs: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--out", required=True, help="JSON file to write")
     parser.add_argument("--quick", action="store_true", help="one seed and smaller budgets (about 20 minutes)")
     parser.add_argument("--sets", default=",".join(SETS), help="comma-separated subset of %(default)s")
+    parser.add_argument("--seeds", default=None, help="comma-separated seeds instead of the plan's (e.g. 0,1,2 with --quick)")
     parser.add_argument("--drumkits", default=os.path.join(tempfile.gettempdir(), "soundsweep-drumkits"),
                         help="where the drum-kit set is (built there if missing; default %(default)s)")
     parser.add_argument("--work", default=None, help="folder for the runs' store and checkpoints (default: a temp dir)")
     args = parser.parse_args(argv)
-    plan = QUICK if args.quick else FULL
+    plan = dict(QUICK if args.quick else FULL)
+    if args.seeds:
+        plan["seeds"] = tuple(int(s) for s in args.seeds.split(","))
     root = args.work or tempfile.mkdtemp(prefix="soundsweep-recipes-")
     connect_ray(None)
     started = time.perf_counter()

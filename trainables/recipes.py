@@ -213,7 +213,8 @@ register_recipe(Recipe(
     "kernels), one warm-up epoch then cosine decay, mixup 0.2, circular time shift, SpecAugment p 0.5",
     {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-2, "schedule": "cosine", "warmup_epochs": 1.0,
      "mixup_alpha": 0.2, "time_shift": 0.5, "specaug_p": 0.5, "specaug_max_pct": 0.2,
-     "specaug_freq_masks": 1, "specaug_time_masks": 1},
+     "specaug_freq_masks": 1, "specaug_time_masks": 1, "average_last": 4, "pitch_shift": 2.0, "speed": 0.1,
+     "eq_db": 6.0},
     epochs=12,
 ))
 register_recipe(Recipe(
