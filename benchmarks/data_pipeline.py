@@ -5,8 +5,9 @@
 Corpus: ``--clips`` ten-second clips, half MP3 (44.1 kHz stereo, like FMA) and half FLAC
 (44.1 kHz mono, like ESC-50), of a fast synthetic signal (a few tones plus noise; 200 rendered,
 the rest byte copies), generated once into ``<cache>/bench/corpus-<clips>``
-(``$SOUNDSWEEP_CACHE``, default ``~/.cache/soundsweep``) and reused. Decode settings: SoundFusion's waveform branch (22.05 kHz mono, 5 s windows, 25 %
-overlap). Ray runs locally with ``--cpus`` CPUs (its own instance, never someone else's).
+(``$SOUNDSWEEP_CACHE``, default ``~/.cache/soundsweep``) and reused. Decode settings:
+SoundFusion's waveform branch (22.05 kHz mono, 5 s windows, 25 % overlap). Ray runs locally with
+``--cpus`` CPUs (its own instance, never someone else's).
 
 Figures written (JSON):
 
@@ -49,9 +50,9 @@ import logging
 import multiprocessing
 import os
 import platform as stdlib_platform  # run as a script from benchmarks/: the stdlib module
+import shutil
 import subprocess
 import sys
-import shutil
 import tempfile
 import time
 

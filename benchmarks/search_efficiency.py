@@ -118,9 +118,9 @@ import torch
 
 from search_spaces import SearchSpace, get_space, register_space
 from soundsweep.catalog.synthetic import GENRES, generate, synthetic_default
-from soundsweep.results import ResultsStore
 from soundsweep.experiment import ExperimentConfig, run_experiment
 from soundsweep.experiment.preflight import connect_ray
+from soundsweep.results import ResultsStore
 
 BUDGET = 0.25  # the search may spend at most this fraction of the grid's epochs
 TOLERANCE_POINTS = 1.0  # the search's best may trail the grid's by at most this many points

@@ -106,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compare two configurations on the folds and seeds both ran (soundsweep tune --folds/--repeats, "
                     "or a screening): paired t-test and Wilcoxon signed-rank test, recorded in the results store. A "
                     "configuration is EXPERIMENT/TRIAL (the configuration that trial belongs to; the configuration "
-                    "table names each by its first trial) or EXPERIMENT (its configuration with the best mean validation accuracy).",
+                    "table names each by its first trial) or EXPERIMENT (its configuration with the best mean "
+                    "validation accuracy).",
     )
     cmp.add_argument("a", help="EXPERIMENT or EXPERIMENT/TRIAL")
     cmp.add_argument("b", help="EXPERIMENT or EXPERIMENT/TRIAL")

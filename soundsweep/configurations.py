@@ -4,7 +4,8 @@ A configuration is the set of an experiment's trials that share their parameters
 it, on one fold and seed, has one score, by default the test clip accuracy (reported by
 screening trials, measured after the search for repeated training trials, by the trial itself
 for ``--fidelity runs``). A trial is one run (the ``fold`` and ``repeat`` in its metrics), or
-with ``--fidelity runs`` all the runs it finished (its metrics' ``runs``). :func:`configuration_table` summarizes every configuration;
+with ``--fidelity runs`` all the runs it finished (its metrics' ``runs``).
+:func:`configuration_table` summarizes every configuration;
 :func:`compare` runs the paired tests between two configurations on the folds and seeds they
 share and records them in the results store.
 

@@ -23,16 +23,14 @@ import torch
 from soundsweep.catalog import DatasetOptions
 from soundsweep.errors import UsageError
 from soundsweep.experiment.config import OUTPUT, RESULTS_URL
+from soundsweep.experiment.preflight import check_segments, check_writable, claim_name, connect_ray
 from soundsweep.options import option
 from soundsweep.results import ResultsStore
-from soundsweep.experiment.preflight import check_segments, check_writable, claim_name, connect_ray
-from trainables.objective import rank_key
-from trainables.segments import SPLITS
 from trainables.models import ModelConfigError, list_models, model_info, num_parameters, parameter_count
 from trainables.models.openl3 import downstream_mlp
-from trainables.probe import (AGGREGATION, GRID, WINDOW_S, FrontEnd, Windows, WindowEmbedder, predict, standardize,
-                              train_mlp)
-
+from trainables.objective import rank_key
+from trainables.probe import AGGREGATION, GRID, WINDOW_S, FrontEnd, WindowEmbedder, Windows, predict, standardize, train_mlp
+from trainables.segments import SPLITS
 
 # The --help sections of ``soundsweep probe``, in order (with "data" and OUTPUT).
 WHAT, TRAINING = "what to embed", "training"

@@ -1,9 +1,9 @@
 """Where checkpoints and the decode cache live: a local folder, an NFS mount or a cloud URI.
 
 ``--storage-path`` is handed to Ray Tune, Ray Train and Ray Data, which all open it through
-pyarrow's filesystem layer; the few files SoundSweep writes itself
-(the decode-cache summary, the reference baseline) go through the same layer here, so ``s3://``, ``gs://`` and ``file://`` take one code path and
-only a plain relative path is turned into an absolute one.
+pyarrow's filesystem layer; the few files SoundSweep writes itself (the decode-cache summary,
+the reference baseline) go through the same layer here, so ``s3://``, ``gs://`` and
+``file://`` take one code path and only a plain relative path is turned into an absolute one.
 """
 import json
 import os

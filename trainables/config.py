@@ -1,9 +1,10 @@
 """The configuration one trial runs with: what Tune samples plus the experiment's runtime.
 
 A Tune config is a flat dict of searchable values (``arch``, ``width``, the training knobs of
-:class:`~trainables.recipes.TrainingConfig` such as ``lr``, the augmentation knobs, ...) plus one constant ``runtime`` dict that the driver fills in (data location, seed,
-resource plan). :meth:`TrialConfig.from_dict` rejects keys it does not know, so a typo in a
-search space fails at once instead of being silently ignored.
+:class:`~trainables.recipes.TrainingConfig` such as ``lr``, the augmentation knobs, ...) plus
+one constant ``runtime`` dict that the driver fills in (data location, seed, resource plan).
+:meth:`TrialConfig.from_dict` rejects keys it does not know, so a typo in a search space fails at
+once instead of being silently ignored.
 """
 from dataclasses import asdict, dataclass, field, fields
 

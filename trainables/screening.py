@@ -31,8 +31,8 @@ from trainables.baselines import MFCC, mfcc_statistics
 from trainables.config import TrialConfig
 from trainables.data import open_splits
 from trainables.model_io import build
-from trainables.objective import RANK_METRIC
 from trainables.models import num_parameters
+from trainables.objective import RANK_METRIC
 from trainables.seeding import derive_seed
 
 SVM_C = (0.1, 2.0, 8.0, 32.0)

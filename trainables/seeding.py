@@ -5,8 +5,12 @@ the experiment seed plus the names of what it is for (trial, epoch, example key)
 global RNG. The same parts give the same seed in any process, on any number of workers.
 """
 import hashlib
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # decode workers seed numpy only and never load torch
+    import torch
 
 
 def derive_seed(*parts: object) -> int:

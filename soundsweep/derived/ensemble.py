@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from soundsweep.errors import UsageError
 from soundsweep.derived.stored import StoredExperiment, find_experiment, find_model
-from soundsweep.results import ResultsStore
+from soundsweep.errors import UsageError
 from soundsweep.experiment.evaluation import evaluation_fields, register_top
+from soundsweep.results import ResultsStore
 from trainables.evaluate import Predictions
 
 METHODS = ("mean", "stack")

@@ -11,10 +11,10 @@ import os
 import numpy as np
 import torch
 
-from soundsweep.errors import UsageError
 from soundsweep.derived.stored import find_model
-from soundsweep.results import ResultsStore
+from soundsweep.errors import UsageError
 from soundsweep.experiment.evaluation import evaluation_fields
+from soundsweep.results import ResultsStore
 from trainables.model_io import predict_split
 from trainables.quantize import quantize, size_kb
 

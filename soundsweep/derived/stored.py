@@ -11,12 +11,12 @@ from dataclasses import dataclass, fields
 import torch
 
 from soundsweep.errors import UsageError
+from soundsweep.experiment.config import ExperimentConfig
+from soundsweep.experiment.data import experiment_data, experiment_manifest, fold_data, trial_config
 from soundsweep.prepare import PreparedData
 from soundsweep.report.views import model_rank
 from soundsweep.results import ResultsStore
 from soundsweep.results.store import Experiment, Model
-from soundsweep.experiment.config import ExperimentConfig
-from soundsweep.experiment.data import experiment_data, experiment_manifest, fold_data, trial_config
 from trainables.evaluate import TTA, Predictions
 from trainables.model_io import build, load_trained, predict_split
 from trainables.quantize import quantize

@@ -13,11 +13,11 @@ fused model's probabilities (same argmax), so segment and clip aggregation work 
 import numpy as np
 
 from soundsweep.catalog import hierarchy_for
-from soundsweep.errors import UsageError
 from soundsweep.derived.stored import best_model, find_experiment
-from soundsweep.results import ResultsStore
+from soundsweep.errors import UsageError
 from soundsweep.experiment.data import experiment_manifest
 from soundsweep.experiment.evaluation import evaluation_fields
+from soundsweep.results import ResultsStore
 from trainables.evaluate import Predictions
 
 

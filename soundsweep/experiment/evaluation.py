@@ -89,7 +89,8 @@ def register_top(store: ResultsStore, experiment_id: int, folds: list[PreparedDa
             "val_clip_acc": epoch.metrics["val_clip_acc"], "kind": "single", "sources": [],
             **evaluation_fields(test, data.classes, tta, by_views[tta.views] if tta else None, choice["aggregation"],
                                 fold=epoch.metrics.get("fold"), **val, evaluation=choice,
-                                plain=by_views[1].metrics("test"), per_device=accuracy_by_device(test, data.devices, choice["aggregation"])),
+                                plain=by_views[1].metrics("test"),
+                                per_device=accuracy_by_device(test, data.devices, choice["aggregation"])),
         }
         row["model_id"] = store.add_model(experiment_id, **row)
         registered.append(row)

@@ -17,8 +17,8 @@ from soundsweep.errors import UsageError
 from soundsweep.experiment.config import ExperimentConfig, check_same_spec
 from soundsweep.experiment.data import experiment_data, experiment_manifest, param_space, trial_config
 from soundsweep.experiment.evaluation import pareto_front, register_top, score_trials, trial_rows
-from soundsweep.experiment.reference import describe_reference, reference
 from soundsweep.experiment.preflight import check_segments, check_writable, claim_name, connect_ray
+from soundsweep.experiment.reference import describe_reference, reference
 from soundsweep.experiment.search import SearchShape, run_config, search_shape, tune_config, warm_start_points
 from soundsweep.plan import ResourcePlan
 from soundsweep.prepare import PreparedData

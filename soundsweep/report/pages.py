@@ -9,9 +9,8 @@ from html import escape
 from typing import Protocol
 
 from soundsweep.report.plots import Plot
+from soundsweep.report.views import METRIC, ExperimentView, TrialView, leaderboard, model_name, per_class, per_device
 from soundsweep.results.store import Model
-from soundsweep.report.views import (METRIC, ExperimentView, TrialView, leaderboard, model_name, per_class,
-                                     per_device)
 
 STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; max-width: 1250px; }

@@ -10,6 +10,7 @@ Every model's class-dependent layers live in its ``classifier`` submodule (what
 ['resnet18', 'resnet1d', 'resnet2d', 'resnet34']
 >>> model = create_model("ecapa_ccs_fsa", num_classes=10, width=128, split="256/768")
 """
+from trainables.models import dcase2020, ecapa, openl3, random_cnn, soundfusion  # noqa: F401  (register their models)
 from trainables.models._registry import (
     ModelConfigError,
     ModelInfo,
@@ -22,7 +23,6 @@ from trainables.models._registry import (
     shape_only,
 )
 from trainables.models._transfer import load_compatible
-from trainables.models import dcase2020, ecapa, openl3, random_cnn, soundfusion  # noqa: F401  (register their models)
 
 __all__ = [
     "ModelConfigError",

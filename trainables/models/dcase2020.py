@@ -255,7 +255,8 @@ class Mobnet(nn.Module):
         super().__init__()
         last = mobnet_last_width(alpha)
         self.body = nn.Sequential(
-            FrequencyPaths([mobnet_path(channels, alpha) for _ in range(2)]), nn.BatchNorm2d(last, affine=False), nn.ReLU(inplace=True),
+            FrequencyPaths([mobnet_path(channels, alpha) for _ in range(2)]), nn.BatchNorm2d(last, affine=False),
+            nn.ReLU(inplace=True),
             nn.Conv2d(last, 48, 1, bias=False), nn.Dropout(0.3),
         )
         self.classifier = nn.Sequential(
