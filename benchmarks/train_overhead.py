@@ -72,7 +72,7 @@ def bare_epochs(cfg: TrialConfig, epochs: int) -> list[dict]:
     torch.set_num_threads(1)
     train, val = load_split(cfg.runtime.data_dir, "train"), load_split(cfg.runtime.data_dir, "val")
     model, frontend = build(cfg)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    optimizer = cfg.training.optimizer_for(model)  # the recipe's optimizer, as the loop builds it
     loss_fn = nn.CrossEntropyLoss()
     rng = np.random.default_rng(cfg.trial_seed)
     times = []
