@@ -96,7 +96,13 @@ def test_build_splits_whole_kits_and_the_project_reader_loads_it(kits, tmp_path)
     assert (loaded["sample_rate"] == 16000).all() and np.allclose(loaded["duration_s"], 0.5)
     assert soundfile.info(loaded["path"][0]).subtype == "PCM_16"
     result = baseline(os.path.join(out, "manifest.csv"))
-    assert 0.0 <= result["test_accuracy"] <= 1.0 and result["classes"] == 3
+    assert result["classes"] == 3
+    per_c = {float(c): accuracy for c, accuracy in result["val_accuracy_per_C"].items()}
+    best = max(per_c.values())  # C chosen on val: the best accuracy, the smallest C among ties
+    assert result["C"] == min(c for c, accuracy in per_c.items() if accuracy == best) and result["val_accuracy"] == best
+    test_clips = int((manifest["split"] == "test").sum())  # accuracies count whole test clips
+    for name in ("test_accuracy", "test_majority_share"):
+        assert result[name] * test_clips == pytest.approx(round(result[name] * test_clips)), name
 
 
 def test_every_build_writes_the_same_bytes(kits, tmp_path):

@@ -221,7 +221,11 @@ def test_tune_stores_both_clip_aggregations_and_tta(runs):
     by_aggregation = {"majority_vote": "test_clip_acc", "mean_probability": "test_clip_acc_mean"}
     assert m[by_aggregation[model.aggregation]] == model.test_clip_acc  # figures of the chosen views
     assert m["test_clip_acc_mean"] == model.test_clip_acc_mean
-    assert m["tta"]["views"] == 2 and 0 <= m["tta"]["test_clip_acc_mean"] <= 1
+    assert m["tta"]["views"] == 2
+    stored = find_model(store, model.id)  # its TTA figures, recomputed from the checkpoint
+    tta = stored.predict("test", stored.experiment.cfg.tta())
+    assert m["tta"]["test_clip_acc_mean"] == pytest.approx(tta.clip_accuracy("mean_probability"))
+    assert m["tta"]["test_segment_acc"] == pytest.approx(tta.segment_accuracy())
     assert set(m["plain"]) >= {"test_clip_acc", "test_clip_acc_mean", "test_segment_acc"}
     assert "val_clip_acc_mean" in m
     coarse = store.experiment("coarse")
@@ -261,7 +265,11 @@ def test_ensemble_commands_stack_on_val_and_average(runs, capsys):
     ids = ",".join(str(m.id) for m in singles)
     assert main(["ensemble", "--models", ids, "--method", "mean", "--results", url]) == 0
     mean = next(m for m in store.models(exp.id) if m.params.get("method") == "mean")
-    assert mean.sources == [singles[0].id, singles[1].id] and 0 <= mean.test_clip_acc_mean <= 1
+    assert mean.sources == [singles[0].id, singles[1].id]
+    first, second = (find_model(store, m.id).predict("test") for m in singles)  # the mean, recomputed
+    averaged = Predictions(first.clip_ids, first.labels, (first.probs + second.aligned_to(first.keys).probs) / 2)
+    assert mean.test_clip_acc_mean == pytest.approx(averaged.clip_accuracy("mean_probability"))
+    assert mean.test_segment_acc == pytest.approx(averaged.segment_accuracy())
 
 
 def test_quantize_command_is_4x_smaller_and_agrees(runs, capsys):

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import ray
 import soundfile
 
 from soundsweep.cli import main
@@ -237,3 +238,49 @@ def test_a_killed_fidelity_trial_keeps_its_finished_folds(ray_session, tmp_path)
     assert [r["fold"] for r in runs] == [0, 1, 2] and runs[0] == seen["runs"][0]  # fold 0 not run again
     epochs = sorted((e.epoch, e.metrics["fold"], e.metrics["run_epoch"]) for _, e in store.epochs(store.experiment("fid").id))
     assert epochs == [(i, i // 2, i % 2) for i in range(6)]
+
+
+def test_a_killed_torch_trainer_trial_retries_from_its_train_checkpoint(ray_session, tmp_path):
+    """--executor train: SIGKILL of a trial's process (the Tune trial that drives the TorchTrainer,
+    whose Train controller and worker die with it) after its first epoch. The retry starts a new
+    TorchTrainer under the same name, which continues from the last Train checkpoint: the epochs
+    stored before the kill keep the killed process's metrics (not run again), the later ones come
+    from the new process, and every epoch is stored once."""
+    url = f"sqlite:///{tmp_path}/r.db"
+    killed: dict = {}
+    done = threading.Event()
+
+    def killer():
+        while not done.is_set() and not killed:
+            experiment = ResultsStore(url).experiment("train-kill")
+            trials = ResultsStore(url).trials(experiment.id) if experiment else []
+            if trials and trials[0].status == "RUNNING" and 1 <= trials[0].epochs < 3:
+                killed.update(pid=trials[0].metrics["pid"], epochs=trials[0].epochs)
+                os.kill(killed["pid"], signal.SIGKILL)
+            time.sleep(0.3)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    try:
+        code = main(["tune", "--space", "fixed", "--num-samples", "1", "--max-epochs", "3", "--synthetic-clips", "10",
+                     "--scheduler", "fifo", "--executor", "train", "--cpus-per-worker", "0.5", "--max-failures", "1",
+                     "--tta-views", "1",
+                     "--results", url, "--storage-path", str(tmp_path / "runs"), "--name", "train-kill"])
+    finally:
+        done.set()
+        thread.join()
+    assert code == 0 and killed, "the trial was never killed mid-trial"
+    store = ResultsStore(url)
+    experiment = store.experiment("train-kill")
+    assert experiment.summary["executor"] == "train"
+    (trial,) = store.trials(experiment.id)
+    assert (trial.status, trial.retries, trial.epochs) == ("COMPLETED", 1, 3)
+    epochs = sorted((e.epoch, e.metrics["pid"]) for _, e in store.epochs(experiment.id))
+    assert [epoch for epoch, _ in epochs] == [0, 1, 2]
+    before, after = epochs[:killed["epochs"]], epochs[killed["epochs"]:]
+    assert {pid for _, pid in before} == {killed["pid"]}  # not trained again after the kill
+    assert after and killed["pid"] not in {pid for _, pid in after}  # trained by the retry
+    uris = [e.checkpoint_uri for _, e in store.epochs(experiment.id)]
+    assert all("/train_runs/" in uri for uri in uris) and len(set(uris)) == 3  # one Train checkpoint per epoch
+    # the killed TorchTrainer's worker group was released: no placement group holds CPUs any more
+    assert not [g for g in ray.util.placement_group_table().values() if g["state"] == "CREATED"]

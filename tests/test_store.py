@@ -1,5 +1,6 @@
 """The results store on SQLite and PostgreSQL: idempotent writes, best-epoch choice, schema
 version check, concurrent writers, and the Optuna study in the same database."""
+import json
 import subprocess
 import sys
 import time
@@ -76,7 +77,8 @@ def test_full_write_read_cycle_keeps_every_value(store_url):
 
 
 def test_two_writers_at_once_lose_no_rows(store_url):
-    """Two processes open one new store, share one experiment and write their trials together."""
+    """Two processes open one new store, share one experiment and write their trials together:
+    their writing times overlap, and every row of both is there once."""
     trials, epochs = 4, 15
     start_at = time.time() + 2.0  # both interpreters are up by then
     writers = [subprocess.Popen([sys.executable, "-m", "tests.helpers.store_writer", store_url, w, str(trials), str(epochs),
@@ -84,7 +86,10 @@ def test_two_writers_at_once_lose_no_rows(store_url):
                for w in ("a", "b")]
     outputs = [w.communicate(timeout=120) for w in writers]
     assert [w.returncode for w in writers] == [0, 0], [err for _, err in outputs]
-    (exp,) = {int(out) for out, _ in outputs}  # both found the same experiment
+    reports = [json.loads(out) for out, _ in outputs]
+    (exp,) = {r["experiment"] for r in reports}  # both found the same experiment
+    # Concurrent for real: each writer opened the store before the other had made its last write.
+    assert max(r["started"] for r in reports) < min(r["finished"] for r in reports), reports
     store = ResultsStore(store_url)
     rows = store.trials(exp)
     assert sorted(t.trial_id for t in rows) == [f"{w}-{t}" for w in "ab" for t in range(trials)]

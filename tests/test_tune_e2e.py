@@ -14,16 +14,22 @@ import pyarrow.parquet as pq
 import pytest
 import ray
 from ray import tune
+from sqlalchemy import inspect
 
 from search_spaces import get_space
 from soundsweep.cli import main
 from soundsweep.results import ResultsStore
 from soundsweep.experiment import ExperimentConfig
-from soundsweep.experiment.data import trial_config
+from soundsweep.experiment.data import param_space, trial_config
+from soundsweep.experiment.search import search_shape
 from soundsweep.plan import make_plan
 from soundsweep.prepare import prepare
 from soundsweep.catalog import load_manifest
-from trainables.model_io import load_checkpoint, load_trained, predict_split
+from trainables import trial as trial_module
+from trainables.config import TrialConfig
+from trainables.model_io import build, load_checkpoint, load_trained, predict_split
+from trainables.trial import torch_trainer
+from tests.helpers import ddp_probe
 from tests.helpers.catalog_fixtures import write_esc50
 
 
@@ -34,15 +40,19 @@ def test_cli_run_fills_the_store(tiny_run, capsys):
     experiment = store.experiment("tiny")
     assert experiment.status == "FINISHED" and experiment.summary["executor"] == "local"
     trials = store.trials(experiment.id)
-    assert len(trials) == 2
-    assert all(t.status in ("COMPLETED", "STOPPED") and t.epochs >= 1 for t in trials)
+    # ASHA's first rung is the last epoch here (a 2-epoch run after the default recipe's 1-epoch warm-up,
+    # search.first_rung), so it stops nobody early: both trials ran every epoch, each stored once.
+    assert search_shape(ExperimentConfig(**experiment.config), get_space("augmentation")).grace_period == 2
+    assert [(t.status, t.epochs) for t in trials] == [("COMPLETED", 2)] * 2
+    assert sorted((t.trial_id, e.epoch) for t, e in store.epochs(experiment.id)) == sorted(
+        (t.trial_id, epoch) for t in trials for epoch in (0, 1))
     assert all(set(t.params) >= {"noise_std", "specaug_p", "arch", "width"} for t in trials)
     for t in trials:  # --record-augmentation: one record per epoch run, in the trial's folder in storage
         records = root / "runs" / "tiny" / f"trial_{t.trial_id}" / "augmentation"
         assert len(list(records.glob("epoch*-rank0.jsonl"))) == t.epochs
     (model,) = store.models(experiment.id)
-    assert 0.0 <= model.test_clip_acc <= 1.0 and len(model.confusion) == 6
-    assert sum(map(sum, model.confusion)) == 12  # 2 test clips per class x 6 classes
+    assert len(model.confusion) == 6 and sum(map(sum, model.confusion)) == 12  # 2 test clips per class x 6 classes
+    assert model.test_clip_acc == pytest.approx(sum(model.confusion[i][i] for i in range(6)) / 12)  # its diagonal
     study = optuna.load_study(study_name="tiny", storage=url)
     assert len(study.trials) == 2
     index, *figures = experiment.summary["report"]  # the report, written beside the checkpoints
@@ -111,6 +121,103 @@ def test_torch_trainer_path_runs_one_trial(ray_session, tmp_path):
     assert "train_runs" in model.checkpoint_uri  # written by the TorchTrainer, forwarded to Tune
     assert glob.glob(str(tmp_path / "runs" / "trainer" / f"trial_{trial.trial_id}" / "events.out.tfevents.*"))
     assert (tmp_path / "runs" / "trainer" / f"trial_{trial.trial_id}" / "augmentation" / "epoch0000-rank0.jsonl").stat().st_size
+
+
+def test_two_train_workers_shard_the_train_split_and_checkpoint_once_per_epoch(ray_session, tmp_path):
+    """--executor train --train-workers 2 on 2 CPUs (2 x 0.45 CPU per worker + 0.1 for the trial leaves 1 to Ray
+    Data): every epoch, rank 0 and rank 1 each train on their own half of the train split (the augmentation
+    records name every example each rank saw), the store holds rank 0's share, and each epoch has one Train
+    checkpoint."""
+    url = tiny_tune(tmp_path, "ddp", "--arch", "simple_cnn", "--num-samples", "1", "--max-epochs", "2", "--executor",
+                    "train", "--train-workers", "2", "--cpus-per-worker", "0.45", "--record-augmentation", "--tta-views", "1")
+    store = ResultsStore(url)
+    experiment = store.experiment("ddp")
+    assert "TorchTrainer x2 workers, 0.45 CPU per worker" in experiment.summary["plan"]
+    (trial,) = store.trials(experiment.id)
+    assert (trial.status, trial.epochs) == ("COMPLETED", 2)
+    (published,) = (tmp_path / "runs" / "cache" / "segments").glob("*/_prepared.json")
+    table = pq.read_table(os.path.join(json.loads(published.read_text())["path"], "split=train"),
+                          columns=["clip_id", "segment"]).to_pydict()
+    train = {f"{clip}#{segment}" for clip, segment in zip(table["clip_id"], table["segment"])}
+    records = tmp_path / "runs" / "ddp" / f"trial_{trial.trial_id}" / "augmentation"
+    assert len(list(records.glob("*.jsonl"))) == 4  # 2 epochs x ranks 0 and 1
+    epochs = store.epochs(experiment.id)
+    assert sorted(e.epoch for _, e in epochs) == [0, 1]
+    for _, epoch in epochs:
+        seen = [[json.loads(line)["key"] for line in
+                 (records / f"epoch{epoch.epoch:04d}-rank{rank}.jsonl").read_text().splitlines()] for rank in (0, 1)]
+        assert len(seen[0]) == len(seen[1]) == len(train) // 2  # an equal half each (108 segments)
+        assert not set(seen[0]) & set(seen[1]) and set(seen[0]) | set(seen[1]) == train
+        assert epoch.metrics["train_segments"] == len(seen[0])  # Tune and the store get rank 0's report
+        with tune.Checkpoint(epoch.checkpoint_uri).as_directory() as directory:
+            assert os.listdir(directory) == ["checkpoint.pt"] and load_checkpoint(directory)["epoch"] == epoch.epoch
+    run_dir = tmp_path / "runs" / "train_runs" / trial.trial_id
+    assert sorted(os.path.join(run_dir, c.name) for c in run_dir.glob("checkpoint_*") if c.is_dir()) == sorted(
+        e.checkpoint_uri for _, e in epochs)  # one Train checkpoint per epoch, both kept (num_to_keep=2)
+    assert not [g for g in ray.util.placement_group_table().values() if g["state"] == "CREATED"]
+
+
+def test_two_train_workers_are_one_ddp_model_and_only_rank_0_checkpoints(ray_session, tmp_path, monkeypatch):
+    """The 2-worker TorchTrainer that --executor train builds (trainables.trial.torch_trainer), run with the loop
+    in a session that reports what each worker holds (tests/helpers/ddp_probe.py; the store only ever sees rank
+    0's report): two processes in one placement group, ranks 0 and 1 of a DistributedDataParallel model, each
+    on half of the train split and holding the same weights after every epoch; only rank 0 passes a
+    checkpoint, and it holds those weights."""
+    cfg = ExperimentConfig(space="augmentation", arch="simple_cnn", max_epochs=2, synthetic_clips=10, seed=3,
+                           executor="train", train_workers=2, cpus_per_worker=0.45)
+    storage = str(tmp_path / "runs")
+    data = prepare(load_manifest(None, cfg.seed, cfg.synthetic_clips), cfg.decode_spec(), f"{storage}/cache")
+    plan = make_plan({"CPU": 2.0}, executor="train", train_workers=2, cpus_per_worker=0.45)
+    config = param_space(cfg, data, plan, storage)
+    monkeypatch.setattr(trial_module, "train_loop_per_worker", ddp_probe.loop)
+    reports = tmp_path / "reports.jsonl"
+    result = torch_trainer(config, "ddp", [ddp_probe.Reports(str(reports))]).fit()
+    rounds = [json.loads(line) for line in reports.read_text().splitlines()]
+    assert len(rounds) == 2  # one round of reports per epoch
+    weights = []
+    for epoch, reported in enumerate(rounds):
+        workers = sorted(reported["workers"], key=lambda w: w["rank"])
+        assert [(w["rank"], w["world_size"], w["ddp"], w["epoch"]) for w in workers] == [(0, 2, True, epoch),
+                                                                                         (1, 2, True, epoch)]
+        assert workers[0]["pid"] != workers[1]["pid"] and workers[0]["placement_group"] == workers[1]["placement_group"]
+        assert [w["train_segments"] for w in workers] == [data.segments["train"] // 2] * 2
+        assert workers[0]["weights"] == workers[1]["weights"]  # gradients averaged: one model on both
+        assert [w["checkpointed"] for w in workers] == [True, False] and reported["checkpoint"]
+        with ray.train.Checkpoint(reported["checkpoint"]).as_directory() as directory:
+            state = load_checkpoint(directory)
+        model, _ = build(TrialConfig.from_dict(config))
+        model.load_state_dict(state["model"])
+        assert state["epoch"] == epoch and ddp_probe.digest(model) == workers[0]["weights"]
+        weights.append(workers[0]["weights"])
+    assert weights[0] != weights[1]  # and it trained
+    assert result.checkpoint.path == rounds[-1]["checkpoint"]
+
+
+def test_a_tune_run_keeps_its_results_and_its_optuna_study_on_postgresql(ray_session, postgres, tmp_path):
+    """--results postgresql://...: the Tune callback writes every trial, epoch and checkpoint to the server,
+    Optuna's study lives in the same database, and Optuna was told each trial's stored val_score."""
+    url = postgres.create_database()
+    assert main(["tune", "--space", "augmentation", "--arch", "simple_cnn", "--num-samples", "2", "--max-epochs", "1",
+                 "--synthetic-clips", "10", "--scheduler", "fifo", "--tta-views", "1", "--seed", "3", "--results", url,
+                 "--storage-path", str(tmp_path / "runs"), "--name", "pg"]) == 0
+    store = ResultsStore(url)
+    assert store.engine.dialect.name == "postgresql"
+    assert {"ss_experiments", "ss_trials", "ss_epochs", "ss_models", "studies", "trials"} <= set(
+        inspect(store.engine).get_table_names())
+    experiment = store.experiment("pg")
+    assert experiment.status == "FINISHED"
+    trials = store.trials(experiment.id)
+    assert [(t.status, t.epochs) for t in trials] == [("COMPLETED", 1)] * 2
+    epochs = store.epochs(experiment.id)
+    assert sorted(t.trial_id for t, _ in epochs) == sorted(t.trial_id for t in trials)
+    assert all(e.epoch == 0 and e.checkpoint_uri for _, e in epochs)
+    (model,) = store.models(experiment.id)
+    assert model.trial_id in {t.trial_id for t in trials}
+    study = optuna.load_study(study_name="pg", storage=url)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 2
+    for told in study.trials:  # each Optuna trial is one stored trial (its sampled values), valued by its epoch
+        (epoch,) = [e for t, e in epochs if all(t.params[k] == v for k, v in told.params.items())]
+        assert told.value == pytest.approx(epoch.metrics["val_score"])
 
 
 def test_init_from_fine_tunes_a_stored_model_and_rejects_another_architecture(tiny_run, tmp_path, capsys):
@@ -223,7 +330,9 @@ def test_fidelity_runs_counts_asha_rungs_in_folds_and_tests_every_run(ray_sessio
         runs = trial.metrics["runs"]
         assert 1 <= len(runs) <= 3 and [r["fold"] for r in runs] == list(range(len(runs)))  # fold 0, then 1, 2
         assert trial.status == ("COMPLETED" if len(runs) == 3 else "STOPPED")  # ASHA stopped it after 1 or 2 folds
-        assert all(0 <= r["test_clip_acc"] <= 1 for r in runs)
+        for r in runs:  # tested on its fold's 12 test clips; the score adds a tie-break below one clip's step
+            assert r["test_clip_acc"] * 12 == pytest.approx(round(r["test_clip_acc"] * 12))
+            assert r["test_clip_acc"] <= r["test_score"] < r["test_clip_acc"] + 1 / 12
         epochs = by_epoch[trial.trial_id]  # one epoch per run, numbered on across runs, each with its fold
         assert [(e.epoch, e.metrics["fold"]) for e in epochs] == [(i, i) for i in range(len(runs))]
         assert [e.metrics["val_clip_acc"] for e in epochs] == [r["val_clip_acc"] for r in runs]

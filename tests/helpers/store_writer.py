@@ -4,8 +4,11 @@
 
 Waits until the clock reaches START_AT so that the writers open the store and create the shared
 experiment together, then writes TRIALS trials of EPOCHS epochs each, one transaction per call
-as the Tune callback does, and prints the experiment id.
+as the Tune callback does, and prints one JSON line: the experiment id and the wall-clock times
+(``time.time()``) at which this writer opened the store and made its last write, so the test can
+check that the writers really wrote at the same time.
 """
+import json
 import sys
 import time
 
@@ -14,6 +17,7 @@ from soundsweep.results import ResultsStore
 
 def main(url: str, writer: str, trials: int, epochs: int, start_at: float) -> None:
     time.sleep(max(0.0, start_at - time.time()))
+    started = time.time()
     store = ResultsStore(url)
     experiment = store.start_experiment("shared", "augmentation", "synthetic", {"writer": writer}, "/runs")
     for t in range(trials):
@@ -23,7 +27,7 @@ def main(url: str, writer: str, trials: int, epochs: int, start_at: float) -> No
             store.record_epoch(experiment, trial_id, epoch, {"val_clip_acc": epoch / epochs, "num_params": 7},
                                f"/runs/{trial_id}/checkpoint_{epoch}")
         store.record_trial(experiment, trial_id, status="COMPLETED")
-    print(experiment)
+    print(json.dumps({"experiment": experiment, "started": started, "finished": time.time()}))
 
 
 if __name__ == "__main__":
