@@ -6,8 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from trainables.augment import (AugmentConfig, Augmenter, AugmentingCollate, DynamicRangeCompression, GaussianNoise,
-                                RandomEQ, RandomGain, Reverb, SpecAugment, replay)
+from trainables.augment import (
+    AugmentConfig,
+    Augmenter,
+    AugmentingCollate,
+    DynamicRangeCompression,
+    GaussianNoise,
+    RandomEQ,
+    RandomGain,
+    Reverb,
+    SpecAugment,
+    replay,
+)
 from trainables.config import TrialConfig
 from trainables.seeding import derive_seed, torch_generator
 

@@ -8,12 +8,22 @@ import shutil
 import pandas as pd
 import pytest
 
-from tests.helpers.catalog_fixtures import (
-    DCASE_DEVICES, ESC50_CATEGORIES, FMA_GARBAGE, GTZAN_GENRES, WRITERS, write_dcase2020, write_esc50,
-    write_fma, write_gtzan, write_gtzan_split, write_tone, write_urbansound8k,
-)
 from soundsweep.catalog import MANIFEST_COLUMNS, detect_dataset, list_datasets, load_manifest, scene_hierarchy, synthetic
 from soundsweep.errors import UsageError
+from tests.helpers.catalog_fixtures import (
+    DCASE_DEVICES,
+    ESC50_CATEGORIES,
+    FMA_GARBAGE,
+    GTZAN_GENRES,
+    WRITERS,
+    write_dcase2020,
+    write_esc50,
+    write_fma,
+    write_gtzan,
+    write_gtzan_split,
+    write_tone,
+    write_urbansound8k,
+)
 from trainables.audio import AudioError, DecodeSpec, load_segments
 
 

@@ -19,8 +19,8 @@ import pytest
 
 from soundsweep.cli import main
 from soundsweep.results import ResultsStore
-from tests.helpers.browser import PNG_MAGIC, load
 from tests.conftest import REPO
+from tests.helpers.browser import PNG_MAGIC, load
 
 
 @pytest.fixture(scope="module")

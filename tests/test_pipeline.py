@@ -15,14 +15,14 @@ import trainables.data
 import trainables.loop
 from soundsweep.catalog import load_manifest
 from soundsweep.cli import main
-from soundsweep.prepare import cache_key, prepare
 from soundsweep.experiment import ExperimentConfig
+from soundsweep.prepare import cache_key, prepare
 from trainables.audio import DecodeSpec, decode, decode_segments
 from trainables.augment import record_path, replay
 from trainables.config import TrialConfig
 from trainables.data import EpochBatches, open_split
-from trainables.segments import split_path, split_size
 from trainables.loop import TuneSession, run
+from trainables.segments import split_path, split_size
 from trainables.shards import iter_shard
 
 RATE = 8000

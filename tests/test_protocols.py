@@ -13,10 +13,10 @@ from torch import nn
 
 from soundsweep.catalog import hierarchy_for, scene_hierarchy
 from soundsweep.cli import main
-from soundsweep.errors import UsageError
 from soundsweep.derived.ensemble import combine
 from soundsweep.derived.stored import find_model
 from soundsweep.derived.two_stage import fuse, fused_predictions, parent_index
+from soundsweep.errors import UsageError
 from soundsweep.results import ResultsStore
 from trainables.config import TrialConfig
 from trainables.evaluate import AGGREGATIONS, TTA, Predictions, predict

@@ -9,8 +9,8 @@ import pytest
 from soundsweep.cli import main
 from soundsweep.report.views import load_experiment, per_class
 from soundsweep.results import ResultsStore
-from tests.helpers.browser import PNG_MAGIC, Page
 from tests.conftest import REPO
+from tests.helpers.browser import PNG_MAGIC, Page
 
 
 def test_report_writes_index_and_pngs(tiny_run, tmp_path):

@@ -6,10 +6,10 @@ import pytest
 
 from search_spaces import DefineByName, flatten, get_space, list_spaces
 from soundsweep.experiment.search import ResumableOptunaSearch
-from trainables.config import TrialConfig
 from trainables.baselines import MFCC
-from trainables.screening import ScreeningConfig
+from trainables.config import TrialConfig
 from trainables.models import list_models, model_info, parameter_count
+from trainables.screening import ScreeningConfig
 
 SAMPLES = 12
 BASE = {  # what the tuner's param_space sets before a space's samples are merged on top

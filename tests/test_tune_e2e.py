@@ -17,20 +17,20 @@ from ray import tune
 from sqlalchemy import inspect
 
 from search_spaces import get_space
+from soundsweep.catalog import load_manifest
 from soundsweep.cli import main
-from soundsweep.results import ResultsStore
 from soundsweep.experiment import ExperimentConfig
 from soundsweep.experiment.data import param_space, trial_config
 from soundsweep.experiment.search import search_shape
 from soundsweep.plan import make_plan
 from soundsweep.prepare import prepare
-from soundsweep.catalog import load_manifest
+from soundsweep.results import ResultsStore
+from tests.helpers import ddp_probe
+from tests.helpers.catalog_fixtures import write_esc50
 from trainables import trial as trial_module
 from trainables.config import TrialConfig
 from trainables.model_io import build, load_checkpoint, load_trained, predict_split
 from trainables.trial import torch_trainer
-from tests.helpers import ddp_probe
-from tests.helpers.catalog_fixtures import write_esc50
 
 
 def test_cli_run_fills_the_store(tiny_run, capsys):

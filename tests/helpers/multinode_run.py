@@ -15,8 +15,8 @@ import sys
 import ray
 from ray.cluster_utils import Cluster
 
-from soundsweep.results import ResultsStore
 from soundsweep.experiment import ExperimentConfig, run_experiment
+from soundsweep.results import ResultsStore
 
 NODE = {"object_store_memory": 150 * 1024**2}
 
