@@ -204,38 +204,52 @@ def test_a_tune_outlives_bad_audio_and_lists_what_it_skipped(ray_session, tmp_pa
     assert train.count("10min") == 159  # 600 s in 5 s windows every 3.75 s
 
 
-def test_a_killed_fidelity_trial_keeps_its_finished_folds(ray_session, tmp_path):
-    """--fidelity runs: a trial killed during its second fold retries from its checkpoint with the
-    first fold's result kept (runs.json beside the checkpoint), and runs the remaining folds once."""
-    url = f"sqlite:///{tmp_path}/r.db"
-    seen: dict = {}
+def kill_trial_during(url: str, name: str, when, argv: list[str]) -> dict:
+    """Run ``soundsweep argv`` and SIGKILL the process of experiment ``name``'s first trial once
+    ``when(trial)`` holds for it while it runs (read from the store every 0.3 s). Returns the
+    exit ``code`` and, if it was killed, the ``pid``, ``epochs`` and ``metrics`` it had then."""
+    killed: dict = {}
     done = threading.Event()
 
     def killer():
-        while not done.is_set() and "runs" not in seen:
-            experiment = ResultsStore(url).experiment("fid")
+        while not done.is_set() and not killed:
+            experiment = ResultsStore(url).experiment(name)
             trials = ResultsStore(url).trials(experiment.id) if experiment else []
-            metrics = (trials[0].metrics or {}) if trials else {}
-            if len(metrics.get("runs", [])) == 1 and metrics.get("run") == 1 and trials[0].status == "RUNNING":
-                seen["runs"] = metrics["runs"]  # fold 0 finished, fold 1 has reported an epoch
-                os.kill(metrics["pid"], signal.SIGKILL)
+            if trials and trials[0].status == "RUNNING" and when(trials[0]):
+                killed.update(pid=trials[0].metrics["pid"], epochs=trials[0].epochs, metrics=trials[0].metrics)
+                os.kill(killed["pid"], signal.SIGKILL)
             time.sleep(0.3)
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
     try:
-        code = main(["tune", "--space", "augmentation", "--num-samples", "1", "--folds", "3", "--fidelity", "runs",
-                     "--max-epochs", "2", "--synthetic-clips", "10", "--scheduler", "fifo", "--max-failures", "1",
-                     "--results", url, "--storage-path", str(tmp_path / "runs"), "--name", "fid"])
+        killed["code"] = main(argv)
     finally:
         done.set()
         thread.join()
-    assert code == 0 and "runs" in seen, "the trial was never killed during its second fold"
+    return killed
+
+
+def test_a_killed_fidelity_trial_keeps_its_finished_folds(ray_session, tmp_path):
+    """--fidelity runs: a trial killed during its second fold retries from its checkpoint with the
+    first fold's result kept (runs.json beside the checkpoint), and runs the remaining folds once."""
+    url = f"sqlite:///{tmp_path}/r.db"
+
+    def second_fold_started(trial) -> bool:  # fold 0 finished, fold 1 has reported an epoch
+        metrics = trial.metrics or {}
+        return len(metrics.get("runs", [])) == 1 and metrics.get("run") == 1
+
+    seen = kill_trial_during(url, "fid", second_fold_started, [
+        "tune", "--space", "augmentation", "--num-samples", "1", "--folds", "3", "--fidelity", "runs",
+        "--max-epochs", "2", "--synthetic-clips", "10", "--scheduler", "fifo", "--max-failures", "1",
+        "--results", url, "--storage-path", str(tmp_path / "runs"), "--name", "fid"])
+    code = seen.pop("code")
+    assert code == 0 and "pid" in seen, "the trial was never killed during its second fold"
     store = ResultsStore(url)
     (trial,) = store.trials(store.experiment("fid").id)
     assert trial.status == "COMPLETED" and trial.retries == 1
     runs = trial.metrics["runs"]
-    assert [r["fold"] for r in runs] == [0, 1, 2] and runs[0] == seen["runs"][0]  # fold 0 not run again
+    assert [r["fold"] for r in runs] == [0, 1, 2] and runs[0] == seen["metrics"]["runs"][0]  # fold 0 not run again
     epochs = sorted((e.epoch, e.metrics["fold"], e.metrics["run_epoch"]) for _, e in store.epochs(store.experiment("fid").id))
     assert epochs == [(i, i // 2, i % 2) for i in range(6)]
 
@@ -247,29 +261,12 @@ def test_a_killed_torch_trainer_trial_retries_from_its_train_checkpoint(ray_sess
     stored before the kill keep the killed process's metrics (not run again), the later ones come
     from the new process, and every epoch is stored once."""
     url = f"sqlite:///{tmp_path}/r.db"
-    killed: dict = {}
-    done = threading.Event()
-
-    def killer():
-        while not done.is_set() and not killed:
-            experiment = ResultsStore(url).experiment("train-kill")
-            trials = ResultsStore(url).trials(experiment.id) if experiment else []
-            if trials and trials[0].status == "RUNNING" and 1 <= trials[0].epochs < 3:
-                killed.update(pid=trials[0].metrics["pid"], epochs=trials[0].epochs)
-                os.kill(killed["pid"], signal.SIGKILL)
-            time.sleep(0.3)
-
-    thread = threading.Thread(target=killer, daemon=True)
-    thread.start()
-    try:
-        code = main(["tune", "--space", "fixed", "--num-samples", "1", "--max-epochs", "3", "--synthetic-clips", "10",
-                     "--scheduler", "fifo", "--executor", "train", "--cpus-per-worker", "0.5", "--max-failures", "1",
-                     "--tta-views", "1",
-                     "--results", url, "--storage-path", str(tmp_path / "runs"), "--name", "train-kill"])
-    finally:
-        done.set()
-        thread.join()
-    assert code == 0 and killed, "the trial was never killed mid-trial"
+    killed = kill_trial_during(url, "train-kill", lambda trial: 1 <= trial.epochs < 3, [
+        "tune", "--space", "fixed", "--num-samples", "1", "--max-epochs", "3", "--synthetic-clips", "10",
+        "--scheduler", "fifo", "--executor", "train", "--cpus-per-worker", "0.5", "--max-failures", "1",
+        "--tta-views", "1", "--results", url, "--storage-path", str(tmp_path / "runs"), "--name", "train-kill"])
+    code = killed.pop("code")
+    assert code == 0 and "pid" in killed, "the trial was never killed mid-trial"
     store = ResultsStore(url)
     experiment = store.experiment("train-kill")
     assert experiment.summary["executor"] == "train"
