@@ -78,6 +78,17 @@ class SearchSpace:
         """Number of distinct configurations (:meth:`grid`)."""
         return len(self.grid())
 
+    def point_for(self, values: dict) -> dict | None:
+        """The Optuna parameters that select ``values`` (``{parameter: value}``, e.g. a recipe's
+        settings), conditional ones included; ``None`` when the space samples a parameter that
+        ``values`` lacks or cannot hold its value."""
+        trial = _Fixed(values)
+        try:
+            self.define(trial)
+        except KeyError:
+            return None
+        return trial.params
+
 
 class _Replay:
     """A stand-in Optuna trial for :meth:`SearchSpace.grid`: takes the choices named by ``path``
@@ -90,6 +101,20 @@ class _Replay:
         depth = len(self.fanouts)
         self.fanouts.append(len(choices))
         self.params[name] = choices[self.path[depth] if depth < len(self.path) else 0]
+        return self.params[name]
+
+
+class _Fixed:
+    """A stand-in Optuna trial for :meth:`SearchSpace.point_for`: each suggestion is the given
+    value, or ``KeyError`` when there is none among the choices."""
+
+    def __init__(self, values: dict):
+        self.values, self.params = values, {}
+
+    def suggest_categorical(self, name: str, choices: list):
+        if name not in self.values or self.values[name] not in choices:
+            raise KeyError(name)
+        self.params[name] = self.values[name]
         return self.params[name]
 
 

@@ -31,7 +31,7 @@ SPACE = register_space(
         description="training recipe: lr, weight decay (log grids), schedule (+ warm-up, restarts), batch size, "
                     "mixup, label smoothing",
         choices={
-            "lr": (3e-4, 1e-3, 3e-3, 1e-2),
+            "lr": (3e-4, 1e-3, 2e-3, 5e-3, 1e-2),
             "weight_decay": (1e-4, 1e-3, 1e-2, 5e-2),
             "schedule": ("constant", "cosine", "cosine_restarts", "onecycle"),
             "batch_size": (16, 32, 64),

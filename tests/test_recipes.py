@@ -191,3 +191,21 @@ def test_a_recipe_sets_the_input_policy_unless_flags_do():
     clip = np.arange(1, 4, dtype=np.float32)[None]
     assert fit_length(clip, 7, repeat=True).tolist() == [[1, 2, 3, 1, 2, 3, 1]]
     assert fit_length(clip, 5).tolist() == [[1, 2, 3, 0, 0]]
+
+
+def test_a_tpe_search_starts_from_the_recipe_where_the_space_can_express_it():
+    from dataclasses import asdict as as_dict
+
+    from soundsweep.experiment.search import recipe_point
+    from trainables.augment import AugmentConfig
+
+    default = ExperimentConfig(space="augmentation+recipe")
+    (point,) = recipe_point(default, get_space(default.space))
+    settings = {**as_dict(AugmentConfig()), **default.training_settings()}
+    assert point == {k: settings[k] for k in point}
+    assert point["schedule"] == "cosine" and point["warmup_epochs"] == 1.0  # the conditional parameter too
+    assert "restart_epochs" not in point
+    # A recipe value the space cannot hold, or a space that samples what no recipe sets: no start point.
+    assert recipe_point(ExperimentConfig(space="recipe", recipe="ecapa"), get_space("recipe")) == []
+    assert recipe_point(ExperimentConfig(space="width"), get_space("width")) == []
+    assert get_space("recipe").point_for({"lr": 1e-3}) is None

@@ -1,7 +1,7 @@
 """How a search runs: its shape, the Optuna searcher (with warm start and no repeated
 configurations), the ASHA scheduler and Tune's run configuration."""
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import optuna
 from ray import tune
@@ -14,6 +14,7 @@ from soundsweep.callbacks import EpochBudget, ProgressCallback, ReleaseTrainPlac
 from soundsweep.errors import UsageError
 from soundsweep.experiment.config import OBJECTIVES, ExperimentConfig
 from soundsweep.plan import ResourcePlan
+from trainables.augment import AugmentConfig
 from trainables.fidelity import RUNS_DONE, RUNS_METRIC
 from trainables.objective import MODE, RANK_METRIC, checkpoint_config
 
@@ -179,6 +180,7 @@ def tune_config(cfg: ExperimentConfig, name: str, plan: ResourcePlan, space: Sea
     its runs: Optuna and ASHA then rank the mean over the finished runs, ASHA's rungs at 1, 2,
     4, ... runs."""
     grid = space.grid()[: shape.configurations] if shape.grid else []
+    start = [] if shape.grid or warm else recipe_point(cfg, space)
     metrics, modes = zip(*(OBJECTIVES[name] for name in cfg.objectives()))
     multi = len(metrics) > 1  # Optuna's NSGA-II on the values of each trial's last epoch
     by_runs = shape.fidelity == "runs"
@@ -187,7 +189,7 @@ def tune_config(cfg: ExperimentConfig, name: str, plan: ResourcePlan, space: Sea
         space=DefineByName(cfg.space),
         metric=list(metrics) if multi else metric,
         mode=list(modes) if multi else MODE,
-        points_to_evaluate=(warm + grid) or None,
+        points_to_evaluate=(warm + start + grid) or None,
         sampler=optuna.samplers.NSGAIISampler(seed=cfg.seed) if multi else optuna.samplers.TPESampler(seed=cfg.seed),
         study_name=name,
         storage=optuna.storages.RDBStorage(cfg.results),
@@ -204,6 +206,17 @@ def tune_config(cfg: ExperimentConfig, name: str, plan: ResourcePlan, space: Sea
     return tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=shape.trials,
                            max_concurrent_trials=plan.max_concurrent, trial_dirname_creator=trial_dirname)
 
+
+
+def recipe_point(cfg: ExperimentConfig, space: SearchSpace) -> list[dict]:
+    """The recipe's own configuration, as the first point a TPE search evaluates, where the space
+    can express it (every parameter it samples has the recipe's value among its choices: the
+    augmentation and recipe spaces with the default recipe). The search then starts from a known
+    good configuration instead of a random one, and its best trial is never worse on validation
+    than the recipe alone. Empty when the space cannot express it or samples nothing."""
+    values = {**asdict(AugmentConfig()), **cfg.training_settings()}
+    point = space.point_for(values)
+    return [point] if point else []
 
 
 def trial_dirname(trial) -> str:
