@@ -13,6 +13,8 @@ from typing import Callable
 
 import optuna
 
+from trainables.registry import Registry
+
 
 @dataclass(frozen=True)
 class SearchSpace:
@@ -137,7 +139,7 @@ def flatten(config: dict, prefix: str = "") -> dict:
     return flat
 
 
-SPACES: dict[str, SearchSpace] = {}
+SPACES: Registry[SearchSpace] = Registry("search space")
 
 
 @dataclass(frozen=True)
@@ -154,26 +156,14 @@ class DefineByName:
         return get_space(self.name).define(trial)
 
 
-def register_space(space: SearchSpace) -> SearchSpace:
-    if space.name in SPACES:
-        raise ValueError(f"search space {space.name!r} is registered twice")
-    SPACES[space.name] = space
-    return space
-
-
-def list_spaces() -> list[str]:
-    return sorted(SPACES)
+register_space, list_spaces = SPACES.register, SPACES.names
 
 
 def get_space(name: str) -> SearchSpace:
     """The registered space ``name``, or the composition of several joined by ``+``
     (:func:`compose`); an unknown name raises ``KeyError`` naming the choices."""
-    parts = name.split("+")
-    for part in parts:
-        if part not in SPACES:
-            raise KeyError(f"unknown search space {part!r}: choose one of {', '.join(list_spaces())}, "
-                           "or several joined by '+'")
-    return SPACES[name] if len(parts) == 1 else compose([SPACES[p] for p in parts])
+    parts = [SPACES.lookup(part) for part in name.split("+")]
+    return parts[0] if len(parts) == 1 else compose(parts)
 
 
 def compose(spaces: list[SearchSpace]) -> SearchSpace:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from trainables.registry import Registry
 from trainables.seeding import numpy_generator
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -182,25 +183,8 @@ class Recipe:
     data: dict = field(default_factory=dict)
 
 
-RECIPES: dict[str, Recipe] = {}
-
-
-def register_recipe(recipe: Recipe) -> Recipe:
-    if recipe.name in RECIPES:
-        raise ValueError(f"recipe {recipe.name!r} is registered twice")
-    RECIPES[recipe.name] = recipe
-    return recipe
-
-
-def list_recipes() -> list[str]:
-    return sorted(RECIPES)
-
-
-def get_recipe(name: str) -> Recipe:
-    """The registered recipe ``name``; an unknown name raises ``KeyError`` naming the choices."""
-    if name not in RECIPES:
-        raise KeyError(f"unknown recipe {name!r}: choose one of {', '.join(list_recipes())}")
-    return RECIPES[name]
+RECIPES: Registry[Recipe] = Registry("recipe")
+register_recipe, list_recipes, get_recipe = RECIPES.register, RECIPES.names, RECIPES.lookup
 
 
 # The recipes. Values come from each paper; each docstring names the section they come from.
