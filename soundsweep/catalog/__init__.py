@@ -20,7 +20,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from soundsweep.catalog import dcase, fma, folds, generic, gtzan, shards  # noqa: F401  registration order = detection order
+# isort: off
+from soundsweep.catalog import fma, gtzan, folds, dcase, shards, generic  # noqa: F401  registration order = detection order
+# isort: on
 from soundsweep.catalog._manifest import MANIFEST_COLUMNS, complete_manifest, cv_folds
 from soundsweep.catalog._reader import READERS, Reader, register_reader
 from soundsweep.catalog.dcase import scene_hierarchy
