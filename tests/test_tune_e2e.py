@@ -164,7 +164,8 @@ def test_two_train_workers_are_one_ddp_model_and_only_rank_0_checkpoints(ray_ses
     on half of the train split and holding the same weights after every epoch; only rank 0 passes a
     checkpoint, and it holds those weights."""
     cfg = ExperimentConfig(space="augmentation", arch="simple_cnn", max_epochs=2, synthetic_clips=10, seed=3,
-                           executor="train", train_workers=2, cpus_per_worker=0.45)
+                           executor="train", train_workers=2, cpus_per_worker=0.45,
+                           overrides={"average_last": 0})  # checkpoints hold the trained weights, not an average
     storage = str(tmp_path / "runs")
     data = prepare(load_manifest(None, cfg.seed, cfg.synthetic_clips), cfg.decode_spec(), f"{storage}/cache")
     plan = make_plan({"CPU": 2.0}, executor="train", train_workers=2, cpus_per_worker=0.45)
