@@ -194,7 +194,8 @@ SOUNDFUSION_AUGMENT = {"noise_std": 0.02, "gain_db": 12.0, "specaug_p": 1.0, "sp
 register_recipe(Recipe(
     "default",
     "SoundSweep's recipe for small audio CNNs trained from scratch: AdamW (lr 2e-3, weight decay 1e-2 on "
-    "kernels), one warm-up epoch then cosine decay, mixup 0.2, circular time shift, SpecAugment p 0.5",
+    "kernels), one warm-up epoch then cosine decay, mixup 0.2, SpecAugment p 0.5, time shift, pitch +-2 "
+    "semitones, speed +-10 %, random EQ +-6 dB, the last 4 epochs' weights averaged",
     {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-2, "schedule": "cosine", "warmup_epochs": 1.0,
      "mixup_alpha": 0.2, "time_shift": 0.5, "specaug_p": 0.5, "specaug_max_pct": 0.2,
      "specaug_freq_masks": 1, "specaug_time_masks": 1, "average_last": 4, "pitch_shift": 2.0, "speed": 0.1,
