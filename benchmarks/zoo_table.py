@@ -27,7 +27,7 @@ paper's configuration, which is what the parameter column counts (with the paper
 count and audio channels). `width` takes the listed values (the default in bold); other
 options are the builder's keyword arguments. The input is the model's front-end kind in
 `trainables/features.py`, fed the paper's sample rate and length. Architecture details,
-sources and the reconstructions' reasoning: `ARCHITECTURES.md` (the shared spec); checks:
+sources and the reconstructions' reasoning: `docs/MODELS.md`; checks:
 `tests/test_models.py`.
 
 | model | family | paper | input | rate, length | classes | width | other options | parameters |

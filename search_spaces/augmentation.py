@@ -3,7 +3,7 @@
 The paper's best setting is Gaussian noise std 0.02, gain U(-12, 12) dB, SpecAugment with
 probability 1, maximum mask 0.3 of the axis and 2 frequency + 2 time masks; it reports that 3
 masks were always worse and a higher probability always better. The paper does not list its
-grid values, so the SpecAugment choices follow ARCHITECTURES.md's recommended grid
+grid values, so the SpecAugment choices follow docs/MODELS.md's recommended grid
 (p 0.25..1.0, masks 1..3, max 0.1..0.3) and the waveform choices bracket the best values
 (0 = off). 3 x 3 x 4 x 3 x 3 x 3 = 972 configurations.
 """

@@ -1,7 +1,7 @@
 """The resource plan: what each trial asks of the cluster, checked before anything launches.
 
 Ray Data tasks need CPUs next to the training: if trials take every CPU the data tasks never
-run and the search hangs (DESIGN.md, verified; a ``read_parquet`` always starts with a
+run and the search hangs (docs/ARCHITECTURE.md, verified; a ``read_parquet`` always starts with a
 file-listing task that asks for one whole CPU). So the plan always leaves ``data_cpus`` free
 after ``max_concurrent`` trials have taken their share, and a plan that cannot run stops with a
 message saying what to change instead of hanging.

@@ -49,3 +49,19 @@ def test_python_m_platform_tune_help_lists_spaces_and_models():
     assert out.returncode == 0, out.stderr[-2000:]
     assert "--space" in out.stdout and "augmentation" in out.stdout
     assert "resnet2d" in out.stdout and "resnet1d" in out.stdout
+
+
+def test_every_document_the_repo_refers_to_is_in_it():
+    import re
+
+    missing = []
+    for folder, dirs, files in os.walk(REPO):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in ("artifacts", "results", "build")]
+        for name in files:
+            if name.endswith((".py", ".md", ".toml")):
+                path = os.path.join(folder, name)
+                for ref in re.findall(r"\b((?:docs/)?[A-Z][A-Za-z_]*\.md)\b", open(path).read()):
+                    target = ref if ref.startswith("docs/") or ref == "README.md" else f"docs/{ref}"
+                    if not os.path.exists(os.path.join(REPO, target)) and not os.path.exists(os.path.join(REPO, ref)):
+                        missing.append(f"{os.path.relpath(path, REPO)}: {ref}")
+    assert not missing, missing

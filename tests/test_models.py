@@ -2,7 +2,7 @@
 
 Every model gets a forward and backward pass on its own input policy (its front-end on a short
 random waveform at the paper's sample rate, at its smallest width), checked for shape and
-NaN. Parameter counts are checked against ARCHITECTURES.md on the meta device (no memory, no
+NaN. Parameter counts are checked against docs/MODELS.md on the meta device (no memory, no
 forward): exactly where the spec verified or derived them, within 25 % of the paper and with
 ~x4 growth per width doubling where the architecture is a reconstruction.
 """
@@ -101,7 +101,7 @@ def test_unknown_option_and_model():
 
 
 # (model, classes, create_model options, expected count): verified in the authors' code or
-# derived from the paper's stated facts (ARCHITECTURES.md), so equality is required.
+# derived from the paper's stated facts (docs/MODELS.md), so equality is required.
 EXACT = [
     ("simple_cnn", 8, {"in_channels": 2}, 25_472),
     ("vgg16", 1000, {"in_channels": 3}, 138_357_544),
@@ -198,14 +198,14 @@ def test_fsfcnn_s_is_two_fsfcnn_trunks():
 
 
 def test_soundfusion_counts():
-    """Branches of ARCHITECTURES.md 1.4: ResNet1D-s trunk (61,080 minus its 64 -> 8 FC), ResNet2D-s
+    """Branches of docs/MODELS.md 1.4: ResNet1D-s trunk (61,080 minus its 64 -> 8 FC), ResNet2D-s
     with the extra 3136 -> 64 FC (714,240), then the fusion classifier(s)."""
     trunk_1d, branch_2d = 61_080 - 520, 714_240
     assert parameter_count("soundfusion1", 8) == trunk_1d + branch_2d + 128 * 8 + 8
     assert parameter_count("soundfusion2", 8) == trunk_1d + branch_2d + 2 * (64 * 8 + 8)
 
 
-# Reconstructions (ARCHITECTURES.md 1.4, config A) against the paper's s/m/l figures.
+# Reconstructions (docs/MODELS.md 1.4, config A) against the paper's s/m/l figures.
 PAPER_WIDTHS = {
     "resnet2d": ({"in_channels": 2}, (445_000, 1_700_000, 6_800_000)),
     "resnet1d": ({"in_channels": 1}, (70_000, 280_000, 1_100_000)),

@@ -25,7 +25,7 @@ def open_split(data_dir: str, split: str) -> ray.data.Dataset:
     not used: in Ray 2.60 every execution of it starts a pool of up to 32 footer-reading
     actors (about 190 MB and a second or two of CPU each), and a trial executes its datasets
     every epoch. The tasks ask Ray for the default 1 CPU; the resource plan keeps that free
-    next to the trials, so reads never starve behind training (DESIGN.md, Ray facts).
+    next to the trials, so reads never starve behind training (docs/ARCHITECTURE.md, Ray facts).
     """
     return _stream([{"path": f} for f in segment_files(data_dir, split)])
 

@@ -5,9 +5,9 @@ A clip is cut into overlapping segments; the model scores each segment, and two 
 turn those scores into one prediction per clip, reported side by side:
 
 - ``majority_vote``: SoundFusion's majority of the segments' argmax classes, ties broken by the
-  largest summed softmax probability (ARCHITECTURES.md 1.1);
+  largest summed softmax probability (docs/MODELS.md 1.1);
 - ``mean_probability``: the argmax of the clip's mean softmax vector (the sum of the outputs of
-  evenly spaced crops that ECAPA-TDNN's test-time augmentation takes, ARCHITECTURES.md 5.4; the
+  evenly spaced crops that ECAPA-TDNN's test-time augmentation takes, docs/MODELS.md 5.4; the
   same argmax as OpenL3's probe, which sums its windows' likelihoods).
 
 :class:`TTA` adds test-time augmentation inside each segment (see its docstring).

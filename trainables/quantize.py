@@ -1,4 +1,4 @@
-"""Weight-only int8 quantization of any zoo model (DCASE2020 Task 1b, ARCHITECTURES.md 2.6).
+"""Weight-only int8 quantization of any zoo model (DCASE2020 Task 1b, docs/MODELS.md 2.6).
 
 Hu et al. shrink their Task 1b models with TFLite's dynamic-range quantization: weights stored
 as symmetric int8 (per output channel for convolutions), batch norm folded into the preceding

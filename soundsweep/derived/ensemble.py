@@ -1,7 +1,7 @@
 """Ensembles of stored models: mean probabilities, or logistic-regression stacking.
 
 ``mean`` averages the members' softmax outputs per segment (Hu et al. fuse their Task 1b
-systems "by logistic regression or by average", ARCHITECTURES.md 2.6). ``stack`` fits a
+systems "by logistic regression or by average", docs/MODELS.md 2.6). ``stack`` fits a
 multinomial logistic regression on the validation split, taking the members' log-probabilities
 side by side as features, and applies it to the test split, so test labels never reach the fit.
 Members are stored models by id, or the ``k`` best trials of an experiment (each registered as

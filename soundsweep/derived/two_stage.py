@@ -1,4 +1,4 @@
-"""Two-stage classification (DCASE2020 Task 1a, Hu et al.; ARCHITECTURES.md 2.5).
+"""Two-stage classification (DCASE2020 Task 1a, Hu et al.; docs/MODELS.md 2.5).
 
 A coarse model (the super-classes, e.g. indoor / outdoor / transportation) and a fine model
 (e.g. the 10 scenes) are trained separately: two ``soundsweep tune`` runs on the same data, the

@@ -1,7 +1,7 @@
 """DCASE2020 Task 1 two-stage ASC (Hu et al.): FCNN, fsFCNN, fsFCNN-s, the McDonnell two-path
 ResNet (and its double-width Resnet-d), Mobnet and small-FCNN.
 
-Written from the authors' Keras models (``MihawkHu/DCASE2020_task1``; ARCHITECTURES.md
+Written from the authors' Keras models (``MihawkHu/DCASE2020_task1``; docs/MODELS.md
 section 2.4) with tensors in (B, C, F, T). Every model reads ``logmel_deltas``: 128 log-mel
 bins with [static, delta, delta-delta] stacked on channels, so ``in_channels`` audio channels
 become ``3 * in_channels`` feature channels. Task 1a models are mono at 44.1 kHz with 10
@@ -130,7 +130,7 @@ class FsFCNN(nn.Module):
     concatenated on frequency, then :func:`attention_head`.
 
     fsFCNN-s is not in the authors' code; the paper splits the frequency axis in halves, runs
-    two fsFCNN streams and joins them before the classifying convs (ARCHITECTURES.md 2.4).
+    two fsFCNN streams and joins them before the classifying convs (docs/MODELS.md 2.4).
     """
 
     def __init__(self, num_classes: int, channels: int, widths: tuple[int, int, int, int], bands: int):

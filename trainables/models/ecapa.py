@@ -1,6 +1,6 @@
 """ECAPA-TDNN for music genres (Heo et al.) with convolution channel separation (CCS) and
 frequency sub-band aggregation (FSA), written from ``Jungwoo4021/ECAPAwithCCSandFSA``
-(``#08``-``#27`` model.py; ARCHITECTURES.md section 5).
+(``#08``-``#27`` model.py; docs/MODELS.md section 5).
 
 Authors' conventions kept: every conv is followed by ReLU then BN; the Res2 blocks carry a
 1x1 "upsample" on the identity when channels change; cepstral mean normalisation (the mean over

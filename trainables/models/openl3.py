@@ -1,6 +1,6 @@
 """Look, Listen and Learn more / OpenL3 (Cramer et al.): the L3-Net audio subnetwork on the
 linear, mel128 and mel256 front-ends, with the 512- and 6144-dimensional embeddings, and the
-paper's downstream MLP as classifier (ARCHITECTURES.md section 4; ``marl/openl3`` models.py).
+paper's downstream MLP as classifier (docs/MODELS.md section 4; ``marl/openl3`` models.py).
 
 The subnetwork embeds 1 s windows (48 kHz, hop 242: 197 frames linear, 199 mel): input BN,
 three blocks of two Conv 3x3 + BN + ReLU then max-pool 2 (64, 128, 256 filters), Conv 3x3 -> 512

@@ -1,5 +1,5 @@
 """Randomly weighted CNN front-ends (Pons and Serra), written from ``jordipons/elmarc``
-(``src/dl_models.py``; ARCHITECTURES.md section 3.2).
+(``src/dl_models.py``; docs/MODELS.md section 3.2).
 
 The convolutions are never trained: TensorFlow's variance-scaling initialisation (truncated
 normal, std sqrt(1.3 * 2 / fan_in)), zero biases, ReLU (ELU in the VGG), no batch norm. A

@@ -1,6 +1,6 @@
 """SoundFusion (Prodan et al.): the paper's baselines, its residual branches and the two fusions.
 
-The paper publishes no code; ARCHITECTURES.md section 1.4 gives each reading. Summary:
+The paper publishes no code; docs/MODELS.md section 1.4 gives each reading. Summary:
 
 - ``simple_cnn``: four strided conv + BN + ReLU layers (8/16/32/64) and a linear head, exactly
   the paper's 25,472 parameters (2-channel log-mel, 8 classes).
