@@ -10,7 +10,7 @@ from soundsweep.catalog import DatasetOptions
 from soundsweep.errors import UsageError
 from soundsweep.options import option
 from trainables.audio import DecodeSpec
-from trainables.augment import AugmentConfig
+from trainables.config import TrialConfig
 from trainables.evaluate import TTA
 from trainables.loop import PRECISIONS
 from trainables.models import ModelConfigError, parameter_count
@@ -242,11 +242,11 @@ class ExperimentConfig(DatasetOptions):
         if unknown:
             raise UsageError(f"training overrides {sorted(unknown)}: not training settings; known are "
                              f"{', '.join(f.name for f in fields(TrainingConfig))}")
-        settings = self.training_settings()
-        knobs = {f.name for f in fields(AugmentConfig)}
-        try:
-            TrainingConfig(**{k: v for k, v in settings.items() if k not in knobs}).check(self.max_epochs)
-            AugmentConfig(**{k: v for k, v in settings.items() if k in knobs}).check(self.sample_rate, self.channels)
+        runtime = {"data_dir": "", "num_classes": 2, "in_channels": self.channels, "sample_rate": self.sample_rate}
+        try:  # the trial settings split into their parts as every trial splits them
+            trial = TrialConfig.from_dict({"runtime": runtime, **self.training_settings()})
+            trial.training.check(self.max_epochs)
+            trial.augment.check(self.sample_rate, self.channels)
         except ValueError as exc:
             raise UsageError(f"--recipe {self.recipe}: {exc}") from exc
 
