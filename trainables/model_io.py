@@ -83,6 +83,6 @@ def build(cfg: TrialConfig, seed: int | None = None) -> tuple[nn.Module, nn.Modu
     seed; a model that computes its own features gets the identity front-end)."""
     torch.manual_seed(cfg.trial_seed if seed is None else seed)
     rt = cfg.runtime
-    return create(cfg), create_frontend(model_info(cfg.arch).input, rt.sample_rate)
+    return create(cfg), create_frontend(model_info(cfg.arch).input, rt.sample_rate, cfg.training.logmel_scale)
 
 
