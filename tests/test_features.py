@@ -45,3 +45,21 @@ def test_deltas_of_a_ramp_and_scale():
     assert torch.allclose(out[:, 2], torch.zeros(1, 3, 12))
     scaled = MinMaxScale()(ramp)
     assert float(scaled.min()) == 0.0 and float(scaled.max()) == 1.0
+
+
+def test_logmel_peak_scale_ignores_gain_and_padding_length():
+    """``peak`` dB sits in [-2, 2] with the loudest bin at 2, does not move with the gain, and a
+    hit keeps its values whatever silence follows it (``standardize`` rescales the hit)."""
+    torch.manual_seed(0)
+    hit = torch.randn(1, 1, 8000) * torch.exp(-torch.arange(8000) / 1500.0)
+    short, long = (torch.nn.functional.pad(hit, (0, pad)) for pad in (8000, 24000))
+    peak = create_frontend("logmel", 16000, logmel_scale="peak")
+    out = peak(short)
+    assert float(out.max()) == pytest.approx(2.0) and float(out.min()) >= -2.0
+    assert torch.allclose(peak(short * 10), out, atol=1e-4)
+    frames = 8000 // 512  # frames that see only the hit
+    assert torch.allclose(peak(long)[..., :frames], out[..., :frames], atol=1e-4)
+    standard = create_frontend("logmel", 16000)
+    assert not torch.allclose(standard(long)[..., :frames], standard(short)[..., :frames], atol=1e-2)
+    with pytest.raises(ValueError, match="log-mel scale 'max': choose one of standardize, peak"):
+        create_frontend("logmel", 16000, logmel_scale="max")

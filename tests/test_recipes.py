@@ -15,6 +15,7 @@ from soundsweep.experiment import ExperimentConfig
 from soundsweep.experiment.search import first_rung, search_shape
 from trainables.config import TrialConfig
 from trainables.evaluate import Predictions
+from trainables.model_io import build
 from trainables.recipes import RECIPES, Mixup, TrainingConfig, get_recipe, list_recipes
 
 RUNTIME = {"data_dir": "unused", "num_classes": 4, "in_channels": 1, "sample_rate": 16000}
@@ -77,6 +78,7 @@ def test_schedules():
     ({"schedule": "step"}, "--schedule step: choose one of"),
     ({"batch_size": 0}, "--batch-size 0: must be at least 1"),
     ({"min_lr": 1.0, "lr": 0.1}, "--min-lr 1.0: must be below --lr 0.1"),
+    ({"logmel_scale": "max"}, "--logmel-scale max: choose one of standardize, peak"),
 ])
 def test_out_of_range_values_are_refused(overrides, words):
     with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")):
@@ -209,3 +211,12 @@ def test_a_tpe_search_starts_from_the_recipe_where_the_space_can_express_it():
     assert recipe_point(ExperimentConfig(space="recipe", recipe="ecapa"), get_space("recipe")) == []
     assert recipe_point(ExperimentConfig(space="width"), get_space("width")) == []
     assert get_space("recipe").point_for({"lr": 1e-3}) is None
+
+
+def test_the_trial_builds_the_logmel_scale_its_recipe_asks_for():
+    for recipe, scale in (("default", "standardize"), ("oneshot", "peak")):
+        cfg = TrialConfig.from_dict({"runtime": RUNTIME, "arch": "simple_cnn", **get_recipe(recipe).settings})
+        assert build(cfg)[1].scale == scale
+    # Other input kinds keep their paper's scaling: the setting does not reach them.
+    cfg = TrialConfig.from_dict({"runtime": RUNTIME, "arch": "small_fcnn", "width": None, "logmel_scale": "peak"})
+    assert not hasattr(build(cfg)[1], "scale")
