@@ -44,7 +44,7 @@ SEARCH = {
     # Isolated hits: the search starts from the one-shot recipe, which needs 24 epochs.
     "drumkits": {"recipe": "oneshot", "max_epochs": 24, "epoch_budget": {"full": 480, "quick": 240}},
 }
-FULL = {"seeds": (0, 1, 2), "default": {}, "search": {"num_samples": 40, "max_epochs": 12, "epoch_budget": 160}}
+FULL = {"seeds": (0, 1, 2), "default": {}, "search": {"num_samples": 40, "max_epochs": 12, "epoch_budget": 100}}
 QUICK = {"seeds": (0,), "default": {"num_samples": 6},
          "search": {"num_samples": 16, "max_epochs": 12, "epoch_budget": 60}}
 
