@@ -12,8 +12,9 @@ process's own (never one someone else started), each through :func:`soundsweep.e
 
 - grid: ``--search grid --scheduler fifo``, every configuration of the space once, ``max_epochs``
   epochs each;
-- search: the platform's default, Optuna TPE (seeded with the same seed) + ASHA (grace period 1,
-  reduction factor 2, on ``val_clip_acc``), under ``--epoch-budget``: ``floor(0.25 * grid
+- search: the platform's default, Optuna TPE (seeded with the same seed) + ASHA (reduction factor
+  2, ranked on ``val_score``; its grace period is the platform's :func:`first_rung` of
+  ``max_epochs`` and the default recipe's warm-up: 2 of the 4 epochs), under ``--epoch-budget``: ``floor(0.25 * grid
   epochs)`` minus one epoch per other concurrent trial (what the budget can overshoot by, see
   :class:`soundsweep.callbacks.EpochBudget`), with ``num_samples`` = the grid size as a mere
   upper bound. The search ends when its trials have trained that many epochs, so every epoch
@@ -120,7 +121,9 @@ from search_spaces import SearchSpace, get_space, register_space
 from soundsweep.catalog.synthetic import GENRES, generate, synthetic_default
 from soundsweep.experiment import ExperimentConfig, run_experiment
 from soundsweep.experiment.preflight import connect_ray
+from soundsweep.experiment.search import first_rung
 from soundsweep.results import ResultsStore
+from trainables.recipes import get_recipe
 
 BUDGET = 0.25  # the search may spend at most this fraction of the grid's epochs
 TOLERANCE_POINTS = 1.0  # the search's best may trail the grid's by at most this many points
@@ -397,8 +400,9 @@ def main() -> None:
     if args.quick:
         register_space(quick_space())
     space = get_space(mode["space"])
+    grace = first_rung(mode["max_epochs"], get_recipe("default").settings["warmup_epochs"])
     settings = {**mode, "quick": args.quick, "grid_size": space.grid_size(),
-                "search": "tpe + asha (grace 1, reduction 2)", "grid": "grid + fifo", "budget_fraction": BUDGET,
+                "search": f"tpe + asha (grace {grace}, reduction 2)", "grid": "grid + fifo", "budget_fraction": BUDGET,
                 "tolerance_points": TOLERANCE_POINTS, "space_choices": space.choices,
                 "space_constants": space.constants, "tta_views": 1,
                 "esc50": {"generator_seed": ESC50_SEED, "clip_s": 5.0, "sample_rate": 44100, "classes": 6,
