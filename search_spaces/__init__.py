@@ -8,8 +8,9 @@ family) fit the same shape. Adding a module that calls :func:`register_space` ad
 >>> get_space("augmentation").grid_size()
 972
 """
+import itertools
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import optuna
 
@@ -65,20 +66,24 @@ class SearchSpace:
         """Every distinct configuration, conditional branches included, as the Optuna parameters
         that select it; in order, the first choice varying slowest (walks every path of
         categorical decisions)."""
-        configs, pending = [], [()]
+        return list(self._walk())
+
+    def _walk(self) -> Iterator[dict]:
+        pending = [()]
         while pending:
             path = pending.pop()
             replay = _Replay(path)
             self.define(replay)
             if len(replay.fanouts) == len(path):
-                configs.append(replay.params)
+                yield replay.params
             else:
                 pending.extend(path + (i,) for i in reversed(range(replay.fanouts[len(path)])))
-        return configs
 
-    def grid_size(self) -> int:
-        """Number of distinct configurations (:meth:`grid`)."""
-        return len(self.grid())
+    def grid_size(self, limit: int | None = None) -> int:
+        """Number of distinct configurations (:meth:`grid`), counted up to ``limit`` at most (a
+        composed space such as ``augmentation+recipe`` holds millions: ask whether it has at
+        least N without walking them all)."""
+        return sum(1 for _ in itertools.islice(self._walk(), limit))
 
     def point_for(self, values: dict) -> dict | None:
         """The Optuna parameters that select ``values`` (``{parameter: value}``, e.g. a recipe's

@@ -78,6 +78,11 @@ def test_search_shape():
     assert multi.scheduler == "fifo"
     screening = search_shape(ExperimentConfig(space="random-cnn", num_samples=10_000), get_space("random-cnn"))
     assert (screening.protocol, screening.scheduler, screening.max_epochs) == ("screening", "fifo", 1)
+    # TPE cannot sample more distinct configurations than a space holds: a repeat would train the same.
+    assert search_shape(ExperimentConfig(space="fixed", num_samples=12), get_space("fixed")).trials == 1
+    assert search_shape(ExperimentConfig(space="ccs", num_samples=12), get_space("ccs")).trials == 8
+    composed = get_space("augmentation+recipe")
+    assert composed.grid_size(limit=50) == 50 and search_shape(ExperimentConfig(num_samples=40), composed).trials == 40
 
 
 def test_resume_refuses_a_changed_search():

@@ -46,7 +46,8 @@ def search_shape(cfg: ExperimentConfig, space: SearchSpace) -> SearchShape:
     """The shape of ``cfg``'s search over ``space``.
 
     ``--search grid`` evaluates the space's grid in order (:meth:`~search_spaces.SearchSpace.grid`),
-    each configuration once, the first ``--num-samples`` of them. A screening reports once per
+    each configuration once, the first ``--num-samples`` of them; TPE samples ``--num-samples``
+    configurations, or the whole space where it holds fewer. A screening reports once per
     trial and is always such a grid, without early stopping. Repeated configurations run without
     early stopping too (it would stop some folds or seeds of a configuration and not others),
     unless ``--fidelity runs`` makes each configuration one trial over its runs, whose rungs ASHA
@@ -55,7 +56,9 @@ def search_shape(cfg: ExperimentConfig, space: SearchSpace) -> SearchShape:
     protocol = space.constants.get("protocol", "train")
     runs = cfg.folds * cfg.repeats
     grid = protocol == "screening" or cfg.search == "grid"
-    configurations = min(cfg.num_samples, space.grid_size()) if grid else cfg.num_samples
+    # A space with fewer configurations than --num-samples cannot fill it: a repeat would train
+    # exactly as before (a trial's seed derives from its configuration). --space fixed is one.
+    configurations = space.grid_size(limit=cfg.num_samples)
     if protocol == "screening":
         return SearchShape(protocol, configurations, runs, 1, "fifo", grid=True)
     if cfg.fidelity == "runs":
