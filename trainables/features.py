@@ -45,7 +45,8 @@ class LogMel(nn.Module):
       ``ref=np.max, top_db=80``), mapped from [-80, 0] to [-2, 2]. Gain-invariant too, but
       unlike ``standardize`` it does not depend on how much of the segment is silence: an
       isolated hit padded with zeros keeps the shape of its decay. On the drum-kit benchmark
-      (ResNet2D, 24 epochs, 3 seeds) it raised test clip accuracy from 0.75 to 0.87 on average.
+      (ResNet2D, 24 epochs, SpecAugment and time shift, seeds 0-2) it raised the last epoch's
+      test clip accuracy from 0.765 to 0.905 on average.
     """
 
     def __init__(self, sample_rate: int, n_fft: int = 1024, hop_length: int = 512, n_mels: int = 64,
