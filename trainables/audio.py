@@ -15,6 +15,8 @@ Output batch schema (numpy format), N segments:
     label     int64 (N,)    class index (position in the sorted class list)
     split     str (N,)      train / val / test, or ``failed``
     error     str (N,)      empty, or why the file was skipped
+    seconds   float64 (N,)  the clip's decoded length (0 for a failed file): below ``segment_s``
+                            it was padded
 """
 import io
 from dataclasses import asdict, dataclass
@@ -134,11 +136,16 @@ def segment(x: np.ndarray, spec: DecodeSpec, pad_rng: np.random.Generator | None
     return [x[:, s : s + win] for s in range(0, n - win + 1, spec.hop_samples)]
 
 
+def load_clip(source: str | bytes, spec: DecodeSpec) -> np.ndarray:
+    """Decode one clip (a path or encoded bytes), apply the channel policy and resample it:
+    ``(spec.channels, samples)`` at ``spec.sample_rate``."""
+    x, rate = decode(source)
+    return resample(set_channels(x, spec.channels), rate, spec.sample_rate)
+
+
 def load_segments(source: str | bytes, spec: DecodeSpec, pad_rng: np.random.Generator | None = None) -> list[np.ndarray]:
     """Decode (a path or encoded bytes), apply the channel policy, resample and segment one clip."""
-    x, rate = decode(source)
-    x = resample(set_channels(x, spec.channels), rate, spec.sample_rate)
-    return segment(x, spec, pad_rng)
+    return segment(load_clip(source, spec), spec, pad_rng)
 
 
 def padding_rng(spec: DecodeSpec, clip_id: str, split: str) -> np.random.Generator | None:
@@ -154,14 +161,16 @@ def decode_segments(batch: dict, spec: DecodeSpec) -> dict:
     Input columns: ``clip_id``, ``label_index``, ``split`` and either ``audio`` (encoded bytes)
     or ``path`` (a file to read).
     """
-    out = {k: [] for k in ("waveform", "clip_id", "segment", "label", "split", "error")}
+    out = {k: [] for k in ("waveform", "clip_id", "segment", "label", "split", "error", "seconds")}
     empty = np.zeros((spec.channels, spec.segment_samples), np.float32)
     sources = [bytes(a) for a in batch["audio"]] if "audio" in batch else [str(p) for p in batch["path"]]
     for source, clip_id, label, split in zip(sources, batch["clip_id"], batch["label_index"], batch["split"]):
         try:
-            pieces, error = load_segments(source, spec, padding_rng(spec, str(clip_id), str(split))), ""
+            x = load_clip(source, spec)
+            pieces, error = segment(x, spec, padding_rng(spec, str(clip_id), str(split))), ""
+            seconds = x.shape[1] / spec.sample_rate
         except AudioError as exc:
-            pieces, error = [empty], str(exc)
+            pieces, error, seconds = [empty], str(exc), 0.0
         for i, piece in enumerate(pieces):
             out["waveform"].append(piece)
             out["clip_id"].append(str(clip_id))
@@ -169,6 +178,7 @@ def decode_segments(batch: dict, spec: DecodeSpec) -> dict:
             out["label"].append(int(label))
             out["split"].append("failed" if error else str(split))
             out["error"].append(error)
+            out["seconds"].append(seconds)
     return {
         "waveform": np.stack(out["waveform"]).astype(np.float32, copy=False),
         "clip_id": np.array(out["clip_id"], dtype=object),
@@ -176,4 +186,5 @@ def decode_segments(batch: dict, spec: DecodeSpec) -> dict:
         "label": np.array(out["label"], dtype=np.int64),
         "split": np.array(out["split"], dtype=object),
         "error": np.array(out["error"], dtype=object),
+        "seconds": np.array(out["seconds"], dtype=np.float64),
     }

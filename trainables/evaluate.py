@@ -46,10 +46,8 @@ class Predictions:
         """``(clip_ids, true labels, predictions)``, one entry per clip, by ``aggregation``."""
         if aggregation not in AGGREGATIONS:
             raise ValueError(f"unknown aggregation {aggregation!r}: choose one of {', '.join(AGGREGATIONS)}")
-        ids, inverse = np.unique(self.clip_ids, return_inverse=True)
+        ids, inverse, summed = self._summed()
         n_classes = self.probs.shape[1]
-        summed = np.zeros((len(ids), n_classes))
-        np.add.at(summed, inverse, self.probs)
         if aggregation == "mean_probability":
             predicted = summed.argmax(1)  # the mean's argmax: every clip's sum has the same divisor
         else:
@@ -60,6 +58,19 @@ class Predictions:
         labels = np.zeros(len(ids), dtype=np.int64)
         labels[inverse] = self.labels
         return ids, labels, predicted
+
+    def _summed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(clip_ids, each segment's clip position, each clip's summed probabilities)``."""
+        ids, inverse = np.unique(self.clip_ids, return_inverse=True)
+        summed = np.zeros((len(ids), self.probs.shape[1]))
+        np.add.at(summed, inverse, self.probs)
+        return ids, inverse, summed
+
+    def clip_probabilities(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(clip_ids, mean probabilities)``, one row per clip in :meth:`clips` order: the
+        ``mean_probability`` aggregation's vector, what a clip's reported probabilities are."""
+        ids, inverse, summed = self._summed()
+        return ids, summed / np.bincount(inverse)[:, None]
 
     def clip_accuracy(self, aggregation: str = "majority_vote") -> float:
         _, labels, predicted = self.clips(aggregation)

@@ -5,8 +5,10 @@ driver and the derived models (``soundsweep.derived``) rebuild a stored model wi
 :func:`predict_split`. A checkpoint is one folder holding :data:`CHECKPOINT_FILE`, a dict of
 tensors and plain containers loaded with ``weights_only=True``.
 """
+import io
 import os
 
+import pyarrow.fs
 import ray.tune
 import torch
 from torch import nn
@@ -15,10 +17,12 @@ from trainables.config import TrialConfig
 from trainables.data import iter_batches, open_split
 from trainables.evaluate import TTA, Predictions, predict
 from trainables.features import create_frontend
-from trainables.models import create_model, load_compatible, model_info, num_parameters, shape_only
+from trainables.models import ModelConfigError, create_model, load_compatible, model_info, num_parameters, shape_only
 from trainables.quantize import quantize, size_kb
 
 CHECKPOINT_FILE = "checkpoint.pt"
+EVAL_BATCH = 64
+"""Segments per forward pass when a stored model is evaluated or labels audio."""
 
 
 def save_checkpoint(directory: str, model: nn.Module, epoch: int, params: dict, **states) -> None:
@@ -44,16 +48,42 @@ def load_weights(model: nn.Module, uri: str) -> list[str]:
 
 
 def load_trained(uri: str, cfg: TrialConfig) -> tuple[nn.Module, nn.Module]:
-    """``(model, frontend)`` of ``cfg`` with a checkpoint's weights (a folder or URI, ``weights_only=True``)."""
+    """``(model, frontend)`` of ``cfg`` with a checkpoint's weights (a folder or URI, ``weights_only=True``).
+
+    Raises ``ModelConfigError`` (one line) when the weights do not fit ``cfg``'s model."""
     model, frontend = build(cfg)
     with ray.tune.Checkpoint(uri).as_directory() as directory:
-        model.load_state_dict(load_checkpoint(directory)["model"])
+        load_all(model, load_checkpoint(directory)["model"], cfg)
     return model, frontend
+
+
+def load_quantized(location: str, cfg: TrialConfig) -> tuple[nn.Module, nn.Module]:
+    """``(model, frontend)`` of ``cfg`` quantized to int8 (:func:`~trainables.quantize.quantize`),
+    with the int8 state saved at ``location`` (a file path or URI) by ``soundsweep quantize``."""
+    model, frontend = build(cfg)
+    model = quantize(model)
+    fs, path = pyarrow.fs.FileSystem.from_uri(location if "://" in location else os.path.abspath(location))
+    with fs.open_input_stream(path) as f:
+        state = torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=True)
+    load_all(model, state, cfg)
+    return model, frontend
+
+
+def load_all(model: nn.Module, state: dict, cfg: TrialConfig) -> None:
+    """Load every entry of ``model`` from ``state``, classifier included; ``ModelConfigError`` (one
+    line) names the first entry that does not fit: another architecture, width or class count."""
+    skipped = load_compatible(model, state)
+    if skipped:
+        own, theirs = model.state_dict()[skipped[0]], state.get(skipped[0])
+        found = f"has shape {tuple(theirs.shape)}" if theirs is not None else "is missing"
+        raise ModelConfigError(f"checkpoint entry {skipped[0]!r} {found}, a {cfg.arch} model for "
+                               f"{cfg.runtime.num_classes} classes has {tuple(own.shape)}: it was trained on "
+                               "other classes")
 
 
 def predict_split(model: nn.Module, frontend: nn.Module, data_dir: str, split: str, tta: TTA | None = None) -> Predictions:
     """Predict every segment of ``split`` of the prepared data with a loaded model."""
-    batches = iter_batches(open_split(data_dir, split), 64)
+    batches = iter_batches(open_split(data_dir, split), EVAL_BATCH)
     return predict(model, frontend, batches, device=next(model.parameters()).device, tta=tta)
 
 

@@ -31,10 +31,7 @@ def complete_manifest(manifest: pd.DataFrame, seed: int, source: str) -> pd.Data
     manifest = manifest.copy()
     if manifest.empty:
         raise UsageError(f"dataset {source} has no clips: check --data")
-    if "clip_id" not in manifest:
-        manifest["clip_id"] = [os.path.splitext(os.path.basename(p))[0] for p in manifest["path"]]
-    if manifest["clip_id"].duplicated().any():
-        manifest["clip_id"] = [hashlib.sha1(p.encode()).hexdigest()[:12] for p in manifest["path"]]
+    manifest["clip_id"] = clip_ids(manifest)
     if "group" not in manifest:
         manifest["group"] = manifest["clip_id"]
     manifest["group"] = manifest["group"].fillna(manifest["clip_id"]).astype(str)
@@ -67,6 +64,16 @@ def complete_manifest(manifest: pd.DataFrame, seed: int, source: str) -> pd.Data
     manifest = index_labels(manifest)
     columns = MANIFEST_COLUMNS + [c for c in manifest.columns if c not in MANIFEST_COLUMNS]
     return manifest[columns].reset_index(drop=True)
+
+
+def clip_ids(manifest: pd.DataFrame) -> list[str]:
+    """Each row's clip id: its ``clip_id`` column, else the file name without extension; when
+    those are not unique, a hash of the path. Segment keys and seeds derive from the id."""
+    ids = manifest["clip_id"] if "clip_id" in manifest else pd.Series(
+        [os.path.splitext(os.path.basename(p))[0] for p in manifest["path"]], index=manifest.index)
+    if ids.duplicated().any():
+        return [hashlib.sha1(p.encode()).hexdigest()[:12] for p in manifest["path"]]
+    return ids.tolist()
 
 
 def index_labels(manifest: pd.DataFrame) -> pd.DataFrame:

@@ -46,17 +46,24 @@ class ManifestCsv(Reader):
         return os.path.isfile(root)
 
     def read(self, root: str) -> pd.DataFrame:
-        try:
-            manifest = pd.read_csv(root)
-        except Exception as exc:
-            raise UsageError(f"--data {root}: cannot read it as CSV ({exc}); give a manifest CSV or a folder") from exc
-        missing = [c for c in ("path", "label") if c not in manifest.columns]
-        if missing:
-            raise UsageError(f"manifest {root} lacks column(s) {', '.join(missing)}: a manifest needs path,label "
-                             "(and optionally split,fold,group)")
-        base = os.path.dirname(os.path.abspath(root))
-        manifest["path"] = [p if os.path.isabs(p) else os.path.join(base, p) for p in manifest["path"].astype(str)]
-        return manifest
+        return read_manifest_csv(root)
+
+
+def read_manifest_csv(root: str, required: tuple[str, ...] = ("path", "label"), flag: str = "--data") -> pd.DataFrame:
+    """The CSV file ``root`` as a manifest table, with ``required`` columns and absolute paths
+    (relative ones are taken relative to the CSV's folder); ``flag`` names the argument in errors."""
+    try:
+        manifest = pd.read_csv(root)
+    except Exception as exc:
+        raise UsageError(f"{flag} {root}: cannot read it as CSV ({exc}); give a manifest CSV or a folder") from exc
+    missing = [c for c in required if c not in manifest.columns]
+    if missing:
+        raise UsageError(f"{flag} {root}: the manifest lacks column(s) {', '.join(missing)}: a manifest needs "
+                         f"{','.join(required)} (and optionally split,fold,group)")
+    base = os.path.dirname(os.path.abspath(root))
+    manifest["path"] = [p if os.path.isabs(p) or "://" in p else os.path.join(base, p)
+                        for p in manifest["path"].astype(str)]
+    return manifest
 
 
 register_reader(FolderPerClass())

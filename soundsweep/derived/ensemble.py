@@ -40,12 +40,35 @@ class Stacker:
         self.model = LogisticRegression(C=self.regularization, max_iter=2000).fit(_features(members), members[0].labels)
         return self
 
+    @classmethod
+    def from_info(cls, info: dict, num_classes: int) -> "Stacker":
+        """The stacker an ensemble stored (``metrics["stack"]``, :func:`combine`'s ``info``), rebuilt
+        without a fit: the same coefficients give the same probabilities. Ensembles stored before the
+        fitted classes were recorded are rebuilt when the fit saw every class."""
+        coef, intercept = np.array(info["coef"]), np.array(info["intercept"])
+        fitted = info.get("classes")
+        if fitted is None and len(coef) == num_classes:
+            fitted = list(range(num_classes))
+        if fitted is None:
+            raise UsageError("this stacked ensemble does not record which classes its fit saw; build it again "
+                             "with soundsweep ensemble --method stack")
+        model = LogisticRegression()
+        model.coef_, model.intercept_, model.classes_ = coef, intercept, np.array(fitted)
+        model.n_features_in_ = coef.shape[1]
+        return cls(model=model)
+
     def predict(self, members: list[Predictions]) -> Predictions:
         """Stacked probabilities on aligned member predictions; a class absent from the fit split gets 0."""
         probs = np.zeros_like(members[0].probs)
         probs[:, self.model.classes_] = self.model.predict_proba(_features(members))
         first = members[0]
         return Predictions(first.clip_ids, first.labels, probs, first.keys)
+
+
+def average(members: list[Predictions]) -> Predictions:
+    """The ``mean`` ensemble of aligned member predictions: their probabilities averaged per segment."""
+    return Predictions(members[0].clip_ids, members[0].labels, np.mean([m.probs for m in members], axis=0),
+                       members[0].keys)
 
 
 def combine(method: str, val: list[Predictions], test: list[Predictions]) -> tuple[Predictions, Predictions, dict]:
@@ -55,13 +78,10 @@ def combine(method: str, val: list[Predictions], test: list[Predictions]) -> tup
     it to both splits (its val figures are then in-sample).
     """
     if method == "mean":
-        def mean(members):
-            return Predictions(members[0].clip_ids, members[0].labels, np.mean([m.probs for m in members], axis=0),
-                               members[0].keys)
-        return mean(val), mean(test), {}
+        return average(val), average(test), {}
     if method == "stack":
         stacker = Stacker().fit(val)
-        info = {"fit_split": "val", "fit_segments": len(val[0].labels),
+        info = {"fit_split": "val", "fit_segments": len(val[0].labels), "classes": stacker.model.classes_.tolist(),
                 "coef": stacker.model.coef_.tolist(), "intercept": stacker.model.intercept_.tolist()}
         return stacker.predict(val), stacker.predict(test), info
     raise UsageError(f"--method {method}: choose one of {', '.join(METHODS)}")

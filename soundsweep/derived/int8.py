@@ -6,11 +6,12 @@ they agree, saves the int8 state next to the experiment's checkpoints
 (``<storage>/quantized/model-<ID>.pt``) and stores the quantized model as a model of its own
 (kind ``quantized``, ``size_kb`` its int8 size), which ``ensemble --models`` can combine.
 """
-import os
+import io
 
 import numpy as np
 import torch
 
+from soundsweep import storage
 from soundsweep.derived.stored import find_model
 from soundsweep.errors import UsageError
 from soundsweep.experiment.evaluation import evaluation_fields
@@ -35,10 +36,13 @@ def quantize_model(store: ResultsStore, model_id: int) -> dict:
         "segment_agreement": float((before.probs.argmax(1) == after.probs.argmax(1)).mean()),
         "clip_agreement": float(np.mean(before.clips()[2] == after.clips()[2])),
     }
-    folder = os.path.join(source.experiment.row.storage_path, "quantized")
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"model-{model_id}.pt")
-    torch.save(small.state_dict(), path)
+    path = storage.join(source.experiment.row.storage_path, "quantized", f"model-{model_id}.pt")
+    fs, inner = storage.open_fs(path)  # the storage may be a URI (file://, s3://): pyarrow writes both
+    fs.create_dir(inner.rsplit("/", 1)[0], recursive=True)
+    state = io.BytesIO()
+    torch.save(small.state_dict(), state)
+    with fs.open_output_stream(inner) as f:
+        f.write(state.getvalue())
     row = {
         "trial_id": f"int8-{source.row.trial_id}", "epoch": source.row.epoch, "checkpoint_uri": path,
         "kind": "quantized", "sources": [model_id], "params": source.row.params,

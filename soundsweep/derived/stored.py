@@ -7,8 +7,7 @@ a split. The Ray connection must be open (:func:`soundsweep.experiment.preflight
 """
 import os
 from dataclasses import dataclass, fields
-
-import torch
+from functools import cached_property
 
 from soundsweep.errors import UsageError
 from soundsweep.experiment.config import ExperimentConfig
@@ -17,9 +16,11 @@ from soundsweep.prepare import PreparedData
 from soundsweep.report.views import model_rank
 from soundsweep.results import ResultsStore
 from soundsweep.results.store import Experiment, Model
+from trainables.config import TrialConfig
 from trainables.evaluate import TTA, Predictions
-from trainables.model_io import build, load_trained, predict_split
-from trainables.quantize import quantize
+from trainables.inference import Network
+from trainables.model_io import predict_split
+from trainables.models import ModelConfigError
 
 LOADABLE = ("single", "quantized")
 """Kinds of models the derivations load (derived kinds are recomputed from their sources; a probe's MLP
@@ -29,17 +30,22 @@ classifies a front-end's embeddings, not segments)."""
 @dataclass
 class StoredExperiment:
     """An experiment of the store with its configuration and the datasets its trials ran on (one,
-    or one per fold with ``--folds``; :func:`~soundsweep.experiment.data.experiment_data`)."""
+    or one per fold with ``--folds``; :func:`~soundsweep.experiment.data.experiment_data`).
+
+    The datasets are opened on first use (a cache hit, or a decode if the data changed): loading
+    a model to label other audio (``soundsweep predict``) needs the configuration only."""
 
     row: Experiment
     cfg: ExperimentConfig
-    folds: list[PreparedData]
 
     @classmethod
     def open(cls, row: Experiment) -> "StoredExperiment":
         known = {f.name for f in fields(ExperimentConfig)}
-        cfg = ExperimentConfig(**{k: v for k, v in row.config.items() if k in known})
-        return cls(row, cfg, experiment_data(cfg, row.storage_path, experiment_manifest(cfg))[1])
+        return cls(row, ExperimentConfig(**{k: v for k, v in row.config.items() if k in known}))
+
+    @cached_property
+    def folds(self) -> list[PreparedData]:
+        return experiment_data(self.cfg, self.row.storage_path, experiment_manifest(self.cfg))[1]
 
     @property
     def data(self) -> PreparedData:
@@ -59,17 +65,29 @@ class StoredModel:
         """The dataset the model's trial ran on (its fold's, with ``--folds``)."""
         return fold_data(self.row.metrics, self.experiment.folds)
 
-    def load(self):
-        """``(model, frontend)`` with the stored weights, in eval mode on the CPU."""
+    @property
+    def classes(self) -> list[str]:
+        """The class names of the model's outputs, in order (a model row records them)."""
+        return self.row.classes or self.data.classes
+
+    def trial_config(self) -> TrialConfig:
+        """The config that rebuilds the model: its trial's settings and the experiment's runtime.
+        Building needs the class names, not the data (the data path is left empty)."""
         exp = self.experiment
-        tcfg = trial_config(self.row.params, self.data, exp.cfg, None, exp.row.storage_path)
-        if self.row.kind == "quantized":
-            model, frontend = build(tcfg)
-            model = quantize(model)
-            model.load_state_dict(torch.load(self.row.checkpoint_uri, map_location="cpu", weights_only=True))
-            return model.eval(), frontend
-        model, frontend = load_trained(self.row.checkpoint_uri, tcfg)
-        return model.eval(), frontend
+        labels_only = PreparedData(path="", classes=self.classes, spec={}, segments={}, clips={})
+        return trial_config(self.row.params, labels_only, exp.cfg, None, exp.row.storage_path)
+
+    def network(self, tta: TTA | None = None) -> Network:
+        """What a worker needs to load the model (:class:`~trainables.inference.Network`)."""
+        return Network(self.trial_config(), self.row.checkpoint_uri, self.row.kind == "quantized", tta)
+
+    def load(self):
+        """``(model, frontend)`` with the stored weights, in eval mode on the CPU; ``UsageError``
+        (one line) when the weights do not fit the model."""
+        try:
+            return self.network().load()
+        except ModelConfigError as exc:
+            raise UsageError(f"model {self.row.id or self.row.checkpoint_uri}: {exc}") from exc
 
     def predict(self, split: str, tta: TTA | None = None) -> Predictions:
         return predict_split(*self.load(), self.data.path, split, tta)

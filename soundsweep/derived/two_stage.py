@@ -27,6 +27,13 @@ def fuse(fine_probs: np.ndarray, coarse_probs: np.ndarray, parent: np.ndarray) -
     return fine_probs * coarse_probs[:, parent]
 
 
+def fused_probabilities(fine_probs: np.ndarray, coarse_probs: np.ndarray, parent: np.ndarray) -> np.ndarray:
+    """The two-stage model's probabilities: the scores of :func:`fuse` divided by their sum per row
+    (the same argmax)."""
+    scores = fuse(fine_probs, coarse_probs, parent)
+    return scores / scores.sum(1, keepdims=True)
+
+
 def parent_index(fine_classes: list[str], coarse_classes: list[str], hierarchy: dict[str, str]) -> np.ndarray:
     """``parent[q]``: the position in ``coarse_classes`` of fine class ``q``'s super-class."""
     unknown = sorted({hierarchy.get(c) for c in fine_classes} - set(coarse_classes), key=str)
@@ -45,8 +52,7 @@ def fused_predictions(fine: Predictions, coarse: Predictions, parent: np.ndarray
     if not np.array_equal(parent[fine.labels], coarse.labels):
         raise UsageError("two-stage: the coarse model's labels are not the super-classes of the fine labels under "
                          "this hierarchy; train the coarse model with the same --hierarchy")
-    scores = fuse(fine.probs, coarse.probs, parent)
-    return Predictions(fine.clip_ids, fine.labels, scores / scores.sum(1, keepdims=True), fine.keys)
+    return Predictions(fine.clip_ids, fine.labels, fused_probabilities(fine.probs, coarse.probs, parent), fine.keys)
 
 
 def two_stage(store: ResultsStore, fine_name: str, coarse_name: str, hierarchy_file: str | None = None) -> dict:

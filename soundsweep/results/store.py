@@ -336,6 +336,14 @@ class ResultsStore:
                 per_trial[t.trial_id] = (t, e)
         return list(per_trial.values())
 
+    def checkpoint_owner(self, uris: list[str]) -> tuple[Trial, Epoch] | None:
+        """The trial and epoch that saved a checkpoint, given its folder or URI spelled every way
+        it may be stored (``/runs/x`` and ``file:///runs/x``); ``None`` if no epoch did."""
+        with Session(self.engine) as s:
+            row = s.execute(select(Trial, Epoch).join(Epoch, Epoch.trial_pk == Trial.id)
+                            .where(Epoch.checkpoint_uri.in_(uris)).order_by(Epoch.id.desc())).first()
+            return None if row is None else (row[0], row[1])
+
     # Models ----------------------------------------------------------------------------------
 
     def add_model(self, experiment_id: int, trial_id: str, epoch: int, **fields) -> int:
