@@ -124,7 +124,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_options(probe, ProbeConfig, ("what to embed", "data", "training", "where results go"))
     _protocol_parsers(sub, defaults)
+    _predict_parser(sub, defaults)
     return parser
+
+
+def _predict_parser(sub, defaults: dict) -> None:
+    """``soundsweep predict``: label audio with a stored model (soundsweep/predict.py)."""
+    predict = sub.add_parser(
+        "predict", help="label audio files, folders or a manifest with a stored model (Ray Data, any scale)",
+        description="Decode, segment and score each clip exactly as the model's test clips were (same decode "
+                    "settings, TTA views and clip aggregation as registered) and write one row per clip: path, "
+                    "label, probability and the top classes. Progress, throughput and, for a labelled manifest, "
+                    "accuracy and the confusion matrix go to stderr; a file that cannot be used is listed and skipped.")
+    predict.add_argument("--model", required=True, metavar="REF",
+                         help="model id, experiment name (its registered best model) or checkpoint folder/URI")
+    predict.add_argument("inputs", nargs="+", metavar="INPUT",
+                         help="audio files, folders (searched recursively) or manifest CSVs (path[,label][,split])")
+    predict.add_argument("--experiment", default=None, metavar="NAME",
+                         help="for a checkpoint the results store does not list: the experiment whose data settings "
+                              "and classes it was trained with")
+    predict.add_argument("--out", default=None, metavar="FILE", help="write rows here (default: stdout)")
+    predict.add_argument("--format", default=None, choices=["csv", "jsonl"],
+                         help="default: jsonl for a .jsonl --out, else csv")
+    predict.add_argument("--top-k", type=int, default=3, help="classes listed per row (default %(default)s)")
+    predict.add_argument("--segments", action="store_true", help="add a row per segment after each clip's row")
+    predict.add_argument("--tta", type=int, default=None, metavar="N",
+                         help="test-time augmentation views (default: as the model was evaluated; 1 = none)")
+    predict.add_argument("--split", default=None, help="keep only this split of a manifest CSV (e.g. test)")
+    predict.add_argument("--workers", type=int, default=None,
+                         help="model actors, each loading the model once (default: half the cluster's CPUs)")
+    predict.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per model actor (default none)")
+    add_results_argument(predict, defaults)
+    predict.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local Ray)")
 
 
 def add_results_argument(parser, defaults: dict) -> None:
@@ -315,6 +346,10 @@ def main(argv: list[str] | None = None) -> int:
             from soundsweep.probe import ProbeConfig, run_probe
 
             print_probe(run_probe(from_args(ProbeConfig, args)))
+        elif args.command == "predict":
+            from soundsweep.predict import run
+
+            run(args)
         else:
             run_protocol(args)
         return 0
