@@ -201,6 +201,11 @@ def params_name(params: dict) -> str:
 
 # Inputs ---------------------------------------------------------------------------------------------
 
+def known_labels(clips: pd.DataFrame) -> dict[str, str | None]:
+    """Each clip's label (``None`` where the input gives none; pandas may hold those as NaN)."""
+    return {c: None if pd.isna(v) else str(v) for c, v in zip(clips["clip_id"], clips["label"])}
+
+
 def read_inputs(inputs: list[str], split: str | None = None) -> pd.DataFrame:
     """The clips to label, one row each: ``path``, ``clip_id`` and ``label`` (None when unknown).
 
@@ -236,9 +241,7 @@ def read_inputs(inputs: list[str], split: str | None = None) -> pd.DataFrame:
     clips = pd.concat(tables, ignore_index=True).drop_duplicates("path", ignore_index=True)
     if clips.empty:
         raise UsageError(f"INPUT: no clips to label{f' in split {split}' if split else ''}")
-    if "label" not in clips:
-        clips["label"] = None
-    clips["label"] = [None if pd.isna(v) else str(v) for v in clips["label"]]
+    clips["label"] = [None if pd.isna(v) else str(v) for v in clips["label"]] if "label" in clips else None
     clips["clip_id"] = [str(c) for c in clip_ids(clips)]
     return clips[["path", "clip_id", "label"]]
 
@@ -278,7 +281,7 @@ class ClipCollector:
                  report: Callable[[str, str], None] = lambda kind, text: None):
         self.predictor, self.top_k, self.segments, self.report = predictor, min(top_k, len(predictor.classes)), segments, report
         self.paths = dict(zip(clips["clip_id"], clips["path"]))
-        self.labels = dict(zip(clips["clip_id"], clips["label"]))
+        self.labels = known_labels(clips)
         self.pending: dict[str, np.ndarray] | None = None
         k = len(predictor.classes)
         self.outcome = Outcome(confusion=np.zeros((k, k), dtype=np.int64))
@@ -366,9 +369,10 @@ def label_clips(predictor: Predictor, clips: pd.DataFrame, collector: ClipCollec
 
     from trainables.inference import SegmentScorer, decode_clips
 
-    labels = {c: i for i, c in enumerate(predictor.classes)}
-    items = [{"path": p, "clip_id": c, "label_index": labels.get(label, -1) if label is not None else -1,
-              "split": "predict"} for p, c, label in zip(clips["path"], clips["clip_id"], clips["label"])]
+    index = {c: i for i, c in enumerate(predictor.classes)}
+    labels = known_labels(clips)
+    items = [{"path": p, "clip_id": c, "label_index": index.get(labels[c], -1), "split": "predict"}
+             for p, c in zip(clips["path"], clips["clip_id"])]
     local = not all("://" in item["path"] for item in items)
     this_node = {"ray.io/node-id": ray.get_runtime_context().get_node_id()} if local else None
     dataset = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / CLIPS_PER_BLOCK))
