@@ -322,7 +322,7 @@ class ClipCollector:
             if label is not None:
                 row["true_label"] = label
             if self.segments:
-                row["segment"] = ""
+                row["segment"] = None  # a clip's row; its segments' rows follow
             out.append(row)
             if self.segments:
                 mine = np.flatnonzero(model.clip_ids == clip_id)

@@ -6,7 +6,7 @@ to the last digit. Derived models (stacked and mean ensembles, int8, two-stage) 
 copy of that store, so the shared one is left as other tests expect it.
 """
 import json
-import shutil
+import sqlite3
 from dataclasses import fields
 
 import numpy as np
@@ -64,6 +64,9 @@ def test_inputs_from_folders_manifests_and_files(tmp_path):
     assert test.to_dict("records") == [{"path": first, "clip_id": "c1", "label": "up"}]  # relative to the CSV
     both = read_inputs([str(manifest), first])  # the same file twice is labelled once
     assert len(both) == 2 and both["clip_id"].tolist() == ["c1", "c2"]
+    partial = tmp_path / "partial.csv"  # a clip without an id gets its file name, as in training
+    partial.write_text(f"path,clip_id\n{first},\n{second},c2\n")
+    assert read_inputs([str(partial)])["clip_id"].tolist() == ["x", "c2"]
     missing = read_inputs([str(tmp_path / "gone.wav")])  # decoded (and skipped) like a training file
     assert missing["path"].tolist() == [str(tmp_path / "gone.wav")]
 
@@ -93,13 +96,13 @@ def test_collector_waits_for_whole_clips_and_counts_what_it_skips():
                                 errors=["", "", "cannot decode: no"]))
     assert first == [] and reported == ["skipped"]
     second = collector.add(batch(["y", "x"], [0, 2], [1, 3], [[0.3, 0.7], [0.6, 0.4]], seconds=[0.4, 3.0]))
-    clip_rows = [r for r in second if r["segment"] == ""]
+    clip_rows = [r for r in second if r["segment"] is None]
     assert [r["path"] for r in clip_rows] == ["/p/x", "/p/y"]
     x = clip_rows[0]
     assert x["label"] == "a" and x["true_label"] == "a"  # majority vote: 2 of 3 segments say a
     assert x["probability"] == pytest.approx((0.9 + 0.2 + 0.6) / 3)  # the clip's mean probability of its label
     assert x["top"][0][0] == "a" and len(x["top"]) == 2  # top-k is capped by the class count
-    assert [r["segment"] for r in second if r["path"] == "/p/x"] == ["", 0, 1, 2]
+    assert [r["segment"] for r in second if r["path"] == "/p/x"] == [None, 0, 1, 2]
     assert "true_label" not in clip_rows[1]
     o = collector.outcome
     assert (o.labelled, o.known, o.correct, o.padded) == (2, 1, 1, 1) and o.skipped == [("/p/z", "cannot decode: no")]
@@ -129,7 +132,7 @@ def test_a_model_reproduces_its_recorded_test_accuracy_exactly(tiny, tmp_path, c
                  "--results", url]) == 0
     err = capsys.readouterr().err
     rows = rows_of(out)
-    clips = [r for r in rows if r["segment"] == ""]
+    clips = [r for r in rows if r["segment"] is None]
     accuracy = np.mean([r["label"] == r["true_label"] for r in clips])
     assert len(clips) == 12 and accuracy == model.test_clip_acc  # exactly what the store recorded
     assert f"accuracy: {model.test_clip_acc:.4f}" in err and "confusion matrix" in err and "clips/s" in err
@@ -140,7 +143,7 @@ def test_a_model_reproduces_its_recorded_test_accuracy_exactly(tiny, tmp_path, c
     expected = {key: p.max() for key, p in zip(test.keys, test.probs)}
     test_clips = read_inputs([manifest], "test")
     by_path = dict(zip(test_clips["path"], test_clips["clip_id"]))
-    got = {f"{by_path[r['path']]}#{r['segment']}": r["probability"] for r in rows if r["segment"] != ""}
+    got = {f"{by_path[r['path']]}#{r['segment']}": r["probability"] for r in rows if r["segment"] is not None}
     assert got.keys() == expected.keys()
     assert np.allclose([got[k] for k in expected], list(expected.values()), atol=2e-6)
 
@@ -175,7 +178,8 @@ def derived(tiny, tmp_path_factory):
     model (a one-trial coarse run on the same clips, super-classes from a hierarchy file)."""
     _, url, best, manifest = tiny
     root = tmp_path_factory.mktemp("derived")
-    shutil.copy(url.removeprefix("sqlite:///"), root / "results.db")
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as source, sqlite3.connect(root / "results.db") as target:
+        source.backup(target)  # the store is in WAL mode: a file copy could miss its latest writes
     copy = f"sqlite:///{root}/results.db"
     hierarchy = root / "hierarchy.csv"
     hierarchy.write_text("fine,coarse\n" + "".join(f"{f},{c}\n" for f, c in HIERARCHY.items()))

@@ -67,10 +67,11 @@ def complete_manifest(manifest: pd.DataFrame, seed: int, source: str) -> pd.Data
 
 
 def clip_ids(manifest: pd.DataFrame) -> list[str]:
-    """Each row's clip id: its ``clip_id`` column, else the file name without extension; when
-    those are not unique, a hash of the path. Segment keys and seeds derive from the id."""
-    ids = manifest["clip_id"] if "clip_id" in manifest else pd.Series(
-        [os.path.splitext(os.path.basename(p))[0] for p in manifest["path"]], index=manifest.index)
+    """Each row's clip id: its ``clip_id`` value, else (no column, or an empty value) the file name
+    without extension; when those are not unique, a hash of the path. Segment keys and seeds
+    derive from the id."""
+    stems = pd.Series([os.path.splitext(os.path.basename(p))[0] for p in manifest["path"]], index=manifest.index)
+    ids = manifest["clip_id"].astype(object).where(manifest["clip_id"].notna(), stems) if "clip_id" in manifest else stems
     if ids.duplicated().any():
         return [hashlib.sha1(p.encode()).hexdigest()[:12] for p in manifest["path"]]
     return ids.tolist()
