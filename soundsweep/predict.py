@@ -77,6 +77,10 @@ def resolve(store: ResultsStore, ref: str, experiment: str | None = None, tta: i
     ``tta`` overrides the number of TTA views of every network (1: none). Every network is loaded
     once here, so weights that do not fit their model fail now, in one line, before any work.
     """
+    checkpoint = not ref.isdigit() and store.experiment(ref) is None and ("://" in ref or os.path.exists(ref))
+    if experiment is not None and not checkpoint:
+        raise UsageError(f"--experiment {experiment}: it only names the data of a checkpoint folder; --model {ref} "
+                         "is not one, drop --experiment")
     if ref.isdigit():
         row = store.model(int(ref))
         if row is None:
@@ -86,7 +90,7 @@ def resolve(store: ResultsStore, ref: str, experiment: str | None = None, tta: i
     elif store.experiment(ref) is not None:
         best = best_model(store, find_experiment(store, ref, "--model"), "--model")
         predictor = _from_row(store, best.row, tta, experiment=best.experiment)
-    elif "://" in ref or os.path.exists(ref):
+    elif checkpoint:
         predictor = _from_checkpoint(store, ref, experiment, tta)
     else:
         raise UsageError(f"--model {ref}: not a model id, an experiment of {store.url} or a checkpoint folder; "

@@ -264,6 +264,7 @@ def test_unknown_references_and_foreign_checkpoints_exit_2_naming_the_argument(t
         (["--model", str(foreign)], "no trial of"),  # not in the store and no --experiment
         (["--model", str(foreign), "--experiment", "tiny"], "saved from another architecture"),
         (["--model", str(other_classes), "--experiment", "tiny"], "trained on other classes"),
+        (["--model", str(model.id), "--experiment", "tiny"], "--experiment tiny: it only names the data"),
         (["--model", str(model.id), "--top-k", "0"], "--top-k 0"),
         (["--model", str(model.id), "--tta", "0"], "--tta 0"),
     ]
