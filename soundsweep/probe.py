@@ -20,6 +20,7 @@ import numpy as np
 import ray
 import torch
 
+from soundsweep import provenance
 from soundsweep.catalog import DatasetOptions
 from soundsweep.errors import UsageError
 from soundsweep.experiment.config import OUTPUT, RESULTS_URL
@@ -121,7 +122,8 @@ def run_probe(cfg: ProbeConfig) -> dict:
             raise UsageError(f"--checkpoint {cfg.checkpoint}: {exc}".splitlines()[0]) from exc
         if skipped:
             print(f"checkpoint: its classifier ({len(skipped)} entries) is not used: the probe replaces it", flush=True)
-    experiment_id = store.start_experiment(name, "probe", cfg.data or "synthetic", asdict(cfg), storage)
+    experiment_id = store.start_experiment(name, "probe", cfg.data or "synthetic", asdict(cfg), storage,
+                                           provenance.collect())
 
     connect_ray(cfg.address)
     windows, failures = embed(manifest, frontend)
