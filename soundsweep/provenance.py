@@ -36,14 +36,14 @@ LIBRARIES = ("torch", "torchaudio", "ray", "optuna")
 def collect() -> dict:
     """This process's provenance: ``versions``, ``code``, ``machine`` and ``collected_at`` (UTC)."""
     return {
-        "versions": versions(),
+        "versions": _versions(),
         "code": git_state(PACKAGE_DIR),
-        "machine": machine(),
+        "machine": _machine(),
         "collected_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
 
-def versions() -> dict:
+def _versions() -> dict:
     """Versions of Python, :data:`LIBRARIES` and the installed ``soundsweep`` distribution."""
     found = {"python": platform.python_version()}
     found.update({name: importlib.import_module(name).__version__ for name in LIBRARIES})
@@ -75,7 +75,7 @@ def git_state(directory: str) -> dict:
     return {"commit": commit.strip(), "dirty": bool(status.strip())}
 
 
-def machine() -> dict:
+def _machine() -> dict:
     """Hostname, OS, CPU count and model, and the GPUs torch sees with the CUDA version it was built for."""
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
     return {
