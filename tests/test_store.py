@@ -122,3 +122,20 @@ def test_experiments_newest_first_and_readers_do_not_create_stores(tmp_path):
     with pytest.raises(UsageError, match="no such database file"):
         ResultsStore(f"sqlite:///{tmp_path}/typo.db", must_exist=True)
     assert not (tmp_path / "typo.db").exists()
+
+
+def test_an_older_store_gains_the_provenance_column_and_keeps_its_rows(store_url):
+    """A store written before ``ss_experiments.provenance`` existed opens, reads its old rows
+    (no provenance) and records provenance from then on, one entry per start."""
+    store = ResultsStore(store_url)
+    store.start_experiment("old", "augmentation", "synthetic", {"seed": 0}, "/runs")
+    with store.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE ss_experiments DROP COLUMN provenance"))
+    assert "provenance" not in {c["name"] for c in inspect(store.engine).get_columns("ss_experiments")}
+    reopened = ResultsStore(store_url)
+    assert "provenance" in {c["name"] for c in inspect(reopened.engine).get_columns("ss_experiments")}
+    old = reopened.experiment("old")
+    assert (old.config, old.provenance) == ({"seed": 0}, None)
+    exp = reopened.start_experiment("old", "augmentation", "synthetic", {}, "/runs", provenance={"code": {"commit": "a"}})
+    assert reopened.start_experiment("old", "augmentation", "synthetic", {}, "/runs", {"code": {"commit": "b"}}) == exp
+    assert [p["code"]["commit"] for p in ResultsStore(store_url).experiment("old").provenance] == ["a", "b"]

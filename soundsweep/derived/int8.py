@@ -3,14 +3,13 @@
 The weight-only per-channel int8 scheme is :mod:`trainables.quantize` (DCASE2020 Task 1b). The
 command evaluates the float and the quantized model on the test split, counts the clips on which
 they agree, saves the int8 state next to the experiment's checkpoints
-(``<storage>/quantized/model-<ID>.pt``) and stores the quantized model as a model of its own
-(kind ``quantized``, ``size_kb`` its int8 size), which ``ensemble --models`` can combine.
+(``<storage>/quantized/model-<ID>.pt``, a path or a URI: :mod:`soundsweep.storage`) and stores the
+quantized model as a model of its own (kind ``quantized``, ``size_kb`` its int8 size), which
+``ensemble --models`` can combine.
 """
-import os
-
 import numpy as np
-import torch
 
+from soundsweep import storage
 from soundsweep.derived.stored import find_model
 from soundsweep.errors import UsageError
 from soundsweep.experiment.evaluation import evaluation_fields
@@ -35,10 +34,8 @@ def quantize_model(store: ResultsStore, model_id: int) -> dict:
         "segment_agreement": float((before.probs.argmax(1) == after.probs.argmax(1)).mean()),
         "clip_agreement": float(np.mean(before.clips()[2] == after.clips()[2])),
     }
-    folder = os.path.join(source.experiment.row.storage_path, "quantized")
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"model-{model_id}.pt")
-    torch.save(small.state_dict(), path)
+    path = storage.join(source.experiment.row.storage_path, "quantized", f"model-{model_id}.pt")
+    storage.save_torch(path, small.state_dict())
     row = {
         "trial_id": f"int8-{source.row.trial_id}", "epoch": source.row.epoch, "checkpoint_uri": path,
         "kind": "quantized", "sources": [model_id], "params": source.row.params,

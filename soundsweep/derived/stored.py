@@ -5,11 +5,9 @@ model from the experiment's recorded configuration (the prepared segments are a 
 loads the weights (a trial's checkpoint, or the int8 state of a quantized model) and predicts
 a split. The Ray connection must be open (:func:`soundsweep.experiment.preflight.connect_ray`).
 """
-import os
 from dataclasses import dataclass, fields
 
-import torch
-
+from soundsweep import storage
 from soundsweep.errors import UsageError
 from soundsweep.experiment.config import ExperimentConfig
 from soundsweep.experiment.data import experiment_data, experiment_manifest, fold_data, trial_config
@@ -66,7 +64,7 @@ class StoredModel:
         if self.row.kind == "quantized":
             model, frontend = build(tcfg)
             model = quantize(model)
-            model.load_state_dict(torch.load(self.row.checkpoint_uri, map_location="cpu", weights_only=True))
+            model.load_state_dict(storage.load_torch(self.row.checkpoint_uri))
             return model.eval(), frontend
         model, frontend = load_trained(self.row.checkpoint_uri, tcfg)
         return model.eval(), frontend
@@ -79,7 +77,11 @@ def find_experiment(store: ResultsStore, name: str, flag: str = "--experiment") 
     row = store.experiment(name)
     if row is None:
         raise UsageError(f"{flag} {name}: no such experiment in {store.url}; check the name and --results")
-    if not os.path.exists(row.storage_path) and "://" not in row.storage_path:
+    try:
+        present = storage.exists(row.storage_path)
+    except OSError as exc:  # a URI this machine cannot reach (credentials, network)
+        raise UsageError(f"{flag} {name}: its storage {row.storage_path} cannot be read ({exc})".splitlines()[0]) from exc
+    if not present:
         raise UsageError(f"{flag} {name}: its storage {row.storage_path} is gone; the checkpoints are needed")
     return StoredExperiment.open(row)
 
