@@ -56,8 +56,9 @@ def read(path: str, parser: argparse.ArgumentParser) -> dict:
     known = settings(parser)
     unknown = [str(key) for key in loaded if key not in known]
     if unknown:
-        raise UsageError(f"--config {path}: unknown key {', '.join(map(_suggest(known), unknown))}; the keys are the "
-                         "flags' names with _ for - (see --help)")
+        raise UsageError(f"--config {path}: unknown key{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(map(_suggest(known), unknown))}; the keys are the flags' names with _ for - "
+                         f"(see '{parser.prog} --help')")
     return {key: _convert(path, key, value, known[key]) for key, value in loaded.items()}
 
 

@@ -6,7 +6,7 @@ loads the weights (a trial's checkpoint, or the int8 state of a quantized model)
 a split. The Ray connection must be open (:func:`soundsweep.experiment.preflight.connect_ray`).
 """
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 
@@ -37,8 +37,7 @@ class StoredExperiment:
 
     @classmethod
     def open(cls, row: Experiment) -> "StoredExperiment":
-        known = {f.name for f in fields(ExperimentConfig)}
-        cfg = ExperimentConfig(**{k: v for k, v in row.config.items() if k in known})
+        cfg = ExperimentConfig.from_record(row.config)
         return cls(row, cfg, experiment_data(cfg, row.storage_path, experiment_manifest(cfg))[1])
 
     @property

@@ -155,6 +155,13 @@ class ExperimentConfig(DatasetOptions):
         augmentation knobs the recipe sets."""
         return {**asdict(TrainingConfig()), **get_recipe(self.recipe).settings, **self.overrides}
 
+    @classmethod
+    def from_record(cls, config: dict) -> "ExperimentConfig":
+        """The configuration an experiment recorded in the results store (its ``config``: every
+        field, beside ``config_yaml``; :func:`soundsweep.experiment.run.recorded_config`)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in config.items() if k in known})
+
     def flag_values(self) -> dict:
         """Every ``soundsweep tune`` setting of this configuration by its flag's name
         (``max_epochs`` for ``--max-epochs``), as resolved: the recipe's epochs and input policy
