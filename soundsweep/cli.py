@@ -17,6 +17,7 @@ from typing import Callable
 from soundsweep.errors import UsageError
 from soundsweep.experiment.config import GROUPS, RESULTS_URL, ExperimentConfig
 from soundsweep.options import add_options, from_args, given
+from soundsweep.registries import stored
 from trainables.recipes import RECIPES, TrainingConfig, list_recipes
 
 DEFAULT_DASHBOARD_HINT = "soundsweep dashboard --results {url}"
@@ -26,8 +27,6 @@ DEFAULTS = {"results": RESULTS_URL, "seed": 0}
 def _registry_epilog() -> str:
     """``soundsweep tune --help``'s list of spaces, recipes and models (from the stored listing,
     :mod:`soundsweep.registries`, since the space and model registries need torch to fill)."""
-    from soundsweep.registries import stored
-
     listing = stored()
     spaces = "\n".join(f"  {n:<14} {s['description']} ({s['configurations']} configurations)"
                        for n, s in listing["spaces"].items())
@@ -82,15 +81,21 @@ class Commands(argparse._SubParsersAction):
 
 
 class Version(argparse.Action):
-    """``--version``: ``soundsweep <version>`` from the installed package's metadata."""
+    """``--version``: ``soundsweep <version>`` from the installed package's metadata (looked up
+    only when asked; a checkout used without installing says so)."""
 
     def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
         super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
 
     def __call__(self, parser, namespace, values, option_string=None):
-        from importlib.metadata import version
+        from importlib.metadata import PackageNotFoundError, version
 
-        print(f"soundsweep {version('soundsweep')}")
+        try:
+            print(f"soundsweep {version('soundsweep')}")
+        except PackageNotFoundError:
+            from soundsweep import __version__
+
+            print(f"soundsweep {__version__} (not installed: pip install -e . from the repository)")
         parser.exit()
 
 
@@ -390,7 +395,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def tune_config(args: argparse.Namespace) -> ExperimentConfig:
+def experiment_config(args: argparse.Namespace) -> ExperimentConfig:
     """The experiment ``soundsweep tune`` was asked for (the training-recipe flags as overrides)."""
     return from_args(ExperimentConfig, args, overrides=given(TrainingConfig, args))
 
@@ -408,11 +413,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "tune" and args.print_config:
             from soundsweep import config_file
 
-            print(config_file.write(tune_config(args).flag_values()), end="")
+            print(config_file.write(experiment_config(args).flag_values()), end="")
         elif args.command == "tune":
             from soundsweep.experiment import run_experiment
 
-            print_leaderboard(run_experiment(tune_config(args)))
+            print_leaderboard(run_experiment(experiment_config(args)))
         elif args.command == "dashboard":
             from soundsweep.dashboard import serve
 

@@ -9,7 +9,7 @@ import sys
 
 import soundsweep
 from soundsweep import config_file
-from soundsweep.cli import command_parser, main, parse_args, tune_config
+from soundsweep.cli import command_parser, experiment_config, main, parse_args
 from soundsweep.experiment import ExperimentConfig
 from soundsweep.experiment.run import recorded_config
 from soundsweep.registries import REFRESH, current, stored
@@ -61,8 +61,8 @@ def test_print_config_reads_back_as_the_same_settings(tmp_path, capsys):
     saved.write_text(printed)
     assert main(["tune", "--config", str(saved), "--print-config"]) == 0
     assert capsys.readouterr().out == printed
-    original = tune_config(parse_args(["tune", "--recipe", "ecapa", "--lr", "0.05", "--max-epochs", "7", "--coarse"]))
-    again = tune_config(parse_args(["tune", "--config", str(saved)]))
+    original = experiment_config(parse_args(["tune", "--recipe", "ecapa", "--lr", "0.05", "--max-epochs", "7", "--coarse"]))
+    again = experiment_config(parse_args(["tune", "--config", str(saved)]))
     assert again.flag_values() == original.flag_values()
     assert again.training_settings() == original.training_settings()  # the run trains the same way
     values = original.flag_values()
@@ -74,10 +74,10 @@ def test_flags_override_the_file(tmp_path):
     settings = tmp_path / "exp.yaml"
     settings.write_text("space: width\nmax_epochs: 20\nnum_samples: 30\nlr: 1e-3\ncoarse: true\n")
     # --num-samples 12 is also the default: given on the command line it still wins over the file.
-    cfg = tune_config(parse_args(["tune", "--config", str(settings), "--max-epochs", "5", "--num-samples", "12"]))
+    cfg = experiment_config(parse_args(["tune", "--config", str(settings), "--max-epochs", "5", "--num-samples", "12"]))
     assert (cfg.space, cfg.max_epochs, cfg.num_samples, cfg.coarse) == ("width", 5, 12, True)
     assert cfg.overrides == {"lr": 0.001}  # a training-recipe key of the file overrides the recipe like --lr
-    assert tune_config(parse_args(["tune", "--config", str(settings)])).max_epochs == 20
+    assert experiment_config(parse_args(["tune", "--config", str(settings)])).max_epochs == 20
 
 
 def test_every_settings_key_is_a_tune_flag():
@@ -87,7 +87,7 @@ def test_every_settings_key_is_a_tune_flag():
 
 
 def test_the_experiment_records_its_settings_and_the_report_shows_them(tmp_path, capsys):
-    cfg = tune_config(parse_args(["tune", "--recipe", "soundfusion", "--max-epochs", "7", "--name", "recorded"]))
+    cfg = experiment_config(parse_args(["tune", "--recipe", "soundfusion", "--max-epochs", "7", "--name", "recorded"]))
     url = f"sqlite:///{tmp_path}/r.db"
     ResultsStore(url).start_experiment("recorded", cfg.space, "synthetic", recorded_config(cfg), str(tmp_path))
     config = ResultsStore(url, must_exist=True).experiment("recorded").config
