@@ -15,8 +15,9 @@ from soundsweep.experiment import ExperimentConfig
 from soundsweep.experiment.search import first_rung, search_shape
 from trainables.config import TrialConfig
 from trainables.evaluate import Predictions
+from trainables.mixup import Mixup
 from trainables.model_io import build
-from trainables.recipes import RECIPES, Mixup, TrainingConfig, get_recipe, list_recipes
+from trainables.recipes import RECIPES, TrainingConfig, get_recipe, list_recipes
 
 RUNTIME = {"data_dir": "unused", "num_classes": 4, "in_channels": 1, "sample_rate": 16000}
 

@@ -5,7 +5,7 @@ model from the experiment's recorded configuration (the prepared segments are a 
 loads the weights (a trial's checkpoint, or the int8 state of a quantized model) and predicts
 a split. The Ray connection must be open (:func:`soundsweep.experiment.preflight.connect_ray`).
 """
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from soundsweep import storage
 from soundsweep.errors import UsageError
@@ -35,8 +35,7 @@ class StoredExperiment:
 
     @classmethod
     def open(cls, row: Experiment) -> "StoredExperiment":
-        known = {f.name for f in fields(ExperimentConfig)}
-        cfg = ExperimentConfig(**{k: v for k, v in row.config.items() if k in known})
+        cfg = ExperimentConfig.from_record(row.config)
         return cls(row, cfg, experiment_data(cfg, row.storage_path, experiment_manifest(cfg))[1])
 
     @property

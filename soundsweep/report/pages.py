@@ -101,6 +101,7 @@ def experiment_page(experiment: ExperimentView, links: Links, axes: tuple[str | 
         _img(links.plot(e, Plot("tradeoff")), "tradeoff", "best val clip accuracy against parameters and time per epoch"),
         *_pareto_section(summary),
         *_configurations_section(summary),
+        *_settings_section(e.row.config or {}),
         *(["<h2>Best models</h2>", _models(e)] if e.models else []),
         *_best_model_section(e, links),
         *_provenance_section(e.row.provenance or []),
@@ -215,6 +216,17 @@ def _evaluation_section(model) -> list[str]:
     return ["<h3>Evaluation chosen on validation</h3>",
             _table("evaluation", ["TTA views", "clip aggregation", "val clip acc", ""], rows),
             _table("test-sides", ["test", "majority vote", "mean probability"], tests)]
+
+
+def _settings_section(config: dict) -> list[str]:
+    """The run's settings as the ``--config`` file that repeats it (``config["config_yaml"]``,
+    recorded by ``soundsweep tune``; absent for other commands and older runs)."""
+    if not config.get("config_yaml"):
+        return []
+    return ["<h2>Settings</h2>",
+            '<p class="note">Every setting of this run, as resolved; saved as a file, <code>soundsweep tune --config '
+            "FILE</code> runs the same search again (add <code>--name</code> for a new experiment).</p>",
+            f"<details><summary>settings (YAML)</summary><pre>{escape(config['config_yaml'])}</pre></details>"]
 
 
 def _pareto_section(summary: dict) -> list[str]:

@@ -36,7 +36,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from soundsweep.errors import UsageError
@@ -195,7 +195,10 @@ class ResultsStore:
             self.engine = create_engine(url, connect_args={"timeout": 60} if parsed.get_backend_name() == "sqlite" else {})
         except OSError as exc:
             raise UsageError(f"cannot create the results store {url!r} ({exc.strerror}): check --results") from exc
-        except ImportError as exc:  # SQLAlchemy's NoSuchModuleError and missing DBAPI drivers
+        except NoSuchModuleError:  # a scheme SQLAlchemy has no dialect for
+            raise UsageError(f"--results {url}: SQLAlchemy has no database dialect or driver '{parsed.drivername}'; use e.g. "
+                             "sqlite:///results/soundsweep.db or postgresql://USER@HOST/DB") from None
+        except ImportError as exc:  # a dialect whose DBAPI driver is not installed
             raise UsageError(f"no database driver for {url!r} ({exc}): install it or use another --results") from exc
         if parsed.get_backend_name() == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
