@@ -40,7 +40,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, NoSuchModuleError, Operat
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from soundsweep.errors import UsageError
-from trainables.objective import rank_key
+from trainables.objective import rank_key, representative
 
 SCHEMA_VERSION = 2
 """Bumped when an existing store cannot take the change. Version 2: ``ss_models`` gained ``kind``,
@@ -342,11 +342,17 @@ class ResultsStore:
         """The best checkpointed epoch of each trial whose checkpoint passes ``usable``, for the
         ``k`` best trials (every trial when ``k`` is None), best first.
 
-        Best: :func:`~trainables.objective.rank_key`. Ray Tune keeps only
+        Best: :func:`~trainables.objective.rank_key`, among the epochs that may stand for the trial
+        (:func:`~trainables.objective.representative`: all, or its last). Ray Tune keeps only
         the best ``num_to_keep`` checkpoints of a trial and breaks ties its own way (the newer one
         wins), so the caller passes a check that the files still exist."""
-        candidates = sorted(((t, e) for t, e in self.epochs(experiment_id) if e.checkpoint_uri),
-                            key=lambda te: rank_key(te[1].metrics), reverse=True)
+        by_trial: dict[str, list[tuple[Trial, Epoch]]] = {}
+        for t, e in self.epochs(experiment_id):
+            if e.checkpoint_uri:
+                by_trial.setdefault(t.trial_id, []).append((t, e))
+        eligible = [(t, e) for pairs in by_trial.values() for t, e in pairs
+                    if e in representative([e for _, e in pairs], pairs[0][0].params.get("select_epoch"))]
+        candidates = sorted(eligible, key=lambda te: rank_key(te[1].metrics), reverse=True)
         per_trial: dict[str, tuple[Trial, Epoch]] = {}  # filled best first: a trial's first usable epoch is its best
         for t, e in candidates:
             if len(per_trial) == k:
