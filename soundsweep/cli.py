@@ -1,31 +1,38 @@
-"""``soundsweep`` command line (also ``python -m platform.<command>`` from the repo root).
+"""``soundsweep`` command line (also ``python -m soundsweep`` and ``python -m platform.<command>``
+from the repo root).
 
 Bad input exits with code 2 and one line naming the problem and the fix, never a traceback.
+
+Start-up is kept short: this module imports no torch, Ray, Optuna or pandas, and a command's
+options are added to the parser only when that command is chosen (:class:`Commands`), so
+``soundsweep --help`` reads no command's modules and ``soundsweep tune --help`` only the
+configuration classes its flags are made from (benchmarks/cli_startup.py measures both). The
+modules that run a command are imported when it runs.
 """
 import argparse
 import re
 import sys
+from typing import Callable
 
-from search_spaces import SPACES, list_spaces
-from soundsweep.catalog import DatasetOptions
-from soundsweep.configurations import DEFAULT_METRIC, compare, format_table
 from soundsweep.errors import UsageError
+from soundsweep.experiment.config import GROUPS, RESULTS_URL, ExperimentConfig
 from soundsweep.options import add_options, from_args, given
-from soundsweep.results import ResultsStore
-from trainables.models import list_models, model_info
+from soundsweep.registries import stored
 from trainables.recipes import RECIPES, TrainingConfig, list_recipes
-from trainables.shards import WRITERS
 
 DEFAULT_DASHBOARD_HINT = "soundsweep dashboard --results {url}"
+DEFAULTS = {"results": RESULTS_URL, "seed": 0}
 
 
 def _registry_epilog() -> str:
-    spaces = "\n".join(f"  {n:<14} {SPACES[n].description} ({SPACES[n].grid_size()} configurations)" for n in list_spaces())
-    models = "\n".join(
-        f"  {n:<14} input {model_info(n).input}; {model_info(n).paper}"
-        + (f"; widths {'/'.join(map(str, model_info(n).widths))}" if model_info(n).widths else "")
-        for n in list_models()
-    )
+    """``soundsweep tune --help``'s list of spaces, recipes and models (from the stored listing,
+    :mod:`soundsweep.registries`, since the space and model registries need torch to fill)."""
+    listing = stored()
+    spaces = "\n".join(f"  {n:<14} {s['description']} ({s['configurations']} configurations)"
+                       for n, s in listing["spaces"].items())
+    models = "\n".join(f"  {n:<14} input {m['input']}; {m['paper']}"
+                       + (f"; widths {'/'.join(map(str, m['widths']))}" if m["widths"] else "")
+                       for n, m in listing["models"].items())
     recipes = "\n".join(f"  {n:<14} {RECIPES[n].epochs} epochs; {RECIPES[n].description}" for n in list_recipes())
     return (f"search spaces (--space):\n{spaces}\n\nrecipes (--recipe):\n{recipes}\n\nmodels (--arch):\n{models}\n\n"
             "With no --data, the embedded synthetic dataset is generated once into ~/.cache/soundsweep.\n"
@@ -45,63 +52,89 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"soundsweep: error: {message}; see '{self.prog} --help'\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from soundsweep.experiment.config import GROUPS, RESULTS_URL, ExperimentConfig
-    from soundsweep.probe import ProbeConfig
+class Commands(argparse._SubParsersAction):
+    """The sub-commands, each added with the function that adds its options; those run when the
+    command is chosen (or :meth:`complete` is asked), so parsing one command, or ``--help``,
+    never imports what another command's options are made from (``probe`` lists the model
+    zoo, which loads torch)."""
 
-    defaults = {"results": RESULTS_URL, "seed": 0}
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pending: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
+
+    def add_command(self, name: str, options: Callable[[argparse.ArgumentParser], None], **kwargs):
+        """A sub-command ``name`` (``kwargs`` as for ``add_parser``) whose options ``options`` adds."""
+        self.pending[name] = options
+        return self.add_parser(name, **kwargs)
+
+    def complete(self, name: str) -> argparse.ArgumentParser:
+        """The parser of command ``name`` with its options."""
+        parser = self.choices[name]
+        if name in self.pending:
+            self.pending.pop(name)(parser)
+        return parser
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if values and values[0] in self.choices:
+            self.complete(values[0])
+        super().__call__(parser, namespace, values, option_string)
+
+
+class Version(argparse.Action):
+    """``--version``: ``soundsweep <version>`` from the installed package's metadata (looked up
+    only when asked; a checkout used without installing says so)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"soundsweep {version('soundsweep')}")
+        except PackageNotFoundError:
+            from soundsweep import __version__
+
+            print(f"soundsweep {__version__} (not installed: pip install -e . from the repository)")
+        parser.exit()
+
+
+def build_parser() -> OneLineParser:
+    """The ``soundsweep`` parser; each command's options are added when it is parsed
+    (:func:`command_parser` gives one command's complete parser)."""
     parser = OneLineParser(prog="soundsweep", description="Distributed audio-classification experiments on Ray.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    tune = sub.add_parser(
-        "tune",
+    parser.add_argument("--version", action=Version, help="print the installed version and exit")
+    commands = parser.add_subparsers(dest="command", required=True, action=Commands)
+    commands.add_command(
+        "tune", tune_options,
         help="search a space with Ray Tune + Optuna and register the best model",
         description="Run a Ray Tune search (Optuna TPE + ASHA) over a search space, train each trial with the "
                     "per-worker loop, record every trial in the results store and evaluate the best model on the "
                     "test split.",
-        epilog=_registry_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_options(tune, ExperimentConfig, GROUPS)
-    add_options(tune, TrainingConfig, group="training recipe (each flag overrides the --recipe's value)", unset=True)
-
-    dash = sub.add_parser(
-        "dashboard",
+    commands.add_command(
+        "dashboard", dashboard_options,
         help="serve the live view of a results store: SoundSweep's pages and optuna-dashboard",
         description="Serve SoundSweep's pages (experiments, leaderboard, trials, figures) and optuna-dashboard "
                     "on one port, both reading the results database live; print their URLs and the Ray "
                     "dashboard's when a Ray cluster is running. Ctrl-C stops it.",
     )
-    add_results_argument(dash, defaults)
-    dash.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s: this machine only)")
-    dash.add_argument("--port", type=int, default=8080, help="port (default %(default)s; 0 = any free port)")
-    dash.add_argument("--address", default=None,
-                      help="Ray cluster whose dashboard URL to print (default: $RAY_ADDRESS, else one running here)")
-
-    report = sub.add_parser(
-        "report",
+    commands.add_command(
+        "report", report_options,
         help="write one experiment as a static HTML page with PNG figures",
         description="Write the experiment's page of the dashboard, with every trial's section, as DIR/index.html "
                     "plus its PNG figures: a folder to archive, attach or publish.",
     )
-    report.add_argument("--experiment", required=True, help="experiment name (--name of the tune run)")
-    report.add_argument("--out", required=True, metavar="DIR", help="folder to write (created if missing)")
-    add_results_argument(report, defaults)
-
-    shard = sub.add_parser(
-        "shard",
+    commands.add_command(
+        "shard", shard_options,
         help="pack a dataset's audio files into shards (Parquet or WebDataset tar)",
         description="Pack every clip's encoded audio, unchanged, with its manifest row into shards of about "
                     "--shard-size-mb, plus shards.json (the shard manifest) and index.parquet (one row per clip). "
                     "Train from them with 'soundsweep tune --data OUT': one Ray Data task decodes each shard.",
     )
-    add_options(shard, DatasetOptions)
-    shard.add_argument("--seed", type=int, default=defaults["seed"], help="seed of the split for layouts that state none")
-    shard.add_argument("--out", required=True, help="folder or URI (s3://..., gs://...) to write the shard set to")
-    shard.add_argument("--shard-size-mb", type=float, default=64.0, help="audio MiB per shard (default %(default)s)")
-    shard.add_argument("--format", default="parquet", choices=list(WRITERS), help="default %(default)s")
-
-    cmp = sub.add_parser(
-        "compare",
+    commands.add_command(
+        "compare", compare_options,
         help="paired t-test and Wilcoxon signed-rank test of two configurations' per-fold/per-seed scores",
         description="Compare two configurations on the folds and seeds both ran (soundsweep tune --folds/--repeats, "
                     "or a screening): paired t-test and Wilcoxon signed-rank test, recorded in the results store. A "
@@ -109,33 +142,136 @@ def build_parser() -> argparse.ArgumentParser:
                     "table names each by its first trial) or EXPERIMENT (its configuration with the best mean "
                     "validation accuracy).",
     )
-    cmp.add_argument("a", help="EXPERIMENT or EXPERIMENT/TRIAL")
-    cmp.add_argument("b", help="EXPERIMENT or EXPERIMENT/TRIAL")
-    cmp.add_argument("--metric", default=DEFAULT_METRIC, help="score compared (default %(default)s)")
-    add_results_argument(cmp, defaults)
-
-    probe = sub.add_parser(
-        "probe",
+    commands.add_command(
+        "probe", probe_options,
         help="frozen embeddings of a front-end + OpenL3's MLP probe (1 s windows, lr x weight decay grid)",
         description="Embed every clip's 1 s windows (0.1 s hop) with a frozen registered model (the input of its "
                     "classifier block; seeded random weights, or a stored checkpoint's), train OpenL3's MLP "
                     "(512-128, early stopping, lr x weight decay in {1e-5, 1e-4, 1e-3}^2 selected on the val split) "
                     "and test it, summing window likelihoods per clip; recorded in the results store.",
     )
-    add_options(probe, ProbeConfig, ("what to embed", "data", "training", "where results go"))
-    _protocol_parsers(sub, defaults)
-    _predict_parser(sub, defaults)
-    return parser
-
-
-def _predict_parser(sub, defaults: dict) -> None:
-    """``soundsweep predict``: label audio with a stored model (soundsweep/predict.py)."""
-    predict = sub.add_parser(
-        "predict", help="label audio files, folders or a manifest with a stored model (Ray Data, any scale)",
+    commands.add_command("two-stage", two_stage_options,
+                         help="fuse a fine and a coarse model (DCASE2020 two-stage classification)",
+                         description="Score each fine class by its fine probability times the probability of its "
+                                     "super-class, with the best models of two experiments; report coarse, fine and "
+                                     "fused accuracy and store the fused model.")
+    commands.add_command("ensemble", ensemble_options,
+                         help="combine stored models: mean probabilities or logistic-regression stacking",
+                         description="Average the members' probabilities (mean) or stack them with a logistic "
+                                     "regression fit on the validation split (stack); evaluate on the test split and "
+                                     "store the ensemble as a model.")
+    commands.add_command("quantize", quantize_options,
+                         help="int8 weights for a stored model: size and accuracy before and after",
+                         description="Quantize every convolution and linear layer to int8 per output channel, "
+                                     "compare size (KB) and test accuracy with the float model, store the result.")
+    commands.add_command(
+        "predict", predict_options,
+        help="label audio files, folders or a manifest with a stored model (Ray Data, any scale)",
         description="Decode, segment and score each clip exactly as the model's test clips were (same decode "
                     "settings, TTA views and clip aggregation as registered) and write one row per clip: path, "
                     "label, probability and the top classes. Progress, throughput and, for a labelled manifest, "
                     "accuracy and the confusion matrix go to stderr; a file that cannot be used is listed and skipped.")
+    return parser
+
+
+def command_parser(name: str, parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """The complete parser of command ``name`` (of ``parser``, default a new :func:`build_parser`)."""
+    parser = parser or build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, Commands)]
+    return commands.complete(name)
+
+
+def tune_options(tune: argparse.ArgumentParser) -> None:
+    """``soundsweep tune``: a flag per :class:`ExperimentConfig` field, the training-recipe flags
+    (:class:`TrainingConfig`), ``--config``/``--print-config`` and the registries' list."""
+    tune.epilog = _registry_epilog()
+    settings = tune.add_argument_group("settings file")
+    settings.add_argument("--config", metavar="FILE",
+                          help="YAML file of settings, one 'key: value' per flag, the key being the flag's name with _ "
+                               "for - (space: augmentation, max_epochs: 20, lr: 0.001); flags given beside it override it")
+    settings.add_argument("--print-config", action="store_true",
+                          help="print the effective settings (the file's, the flags', the recipe's values) as YAML "
+                               "that --config reads, and exit without running")
+    add_options(tune, ExperimentConfig, GROUPS)
+    add_options(tune, TrainingConfig, group="training recipe (each flag overrides the --recipe's value)", unset=True)
+
+
+def dashboard_options(dash: argparse.ArgumentParser) -> None:
+    add_results_argument(dash)
+    dash.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s: this machine only)")
+    dash.add_argument("--port", type=int, default=8080, help="port (default %(default)s; 0 = any free port)")
+    dash.add_argument("--address", default=None,
+                      help="Ray cluster whose dashboard URL to print (default: $RAY_ADDRESS, else one running here)")
+
+
+def report_options(report: argparse.ArgumentParser) -> None:
+    report.add_argument("--experiment", required=True, help="experiment name (--name of the tune run)")
+    report.add_argument("--out", required=True, metavar="DIR", help="folder to write (created if missing)")
+    add_results_argument(report)
+
+
+def shard_options(shard: argparse.ArgumentParser) -> None:
+    from soundsweep.catalog import DatasetOptions
+    from trainables.shards import WRITERS
+
+    add_options(shard, DatasetOptions)
+    shard.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed of the split for layouts that state none")
+    shard.add_argument("--out", required=True, help="folder or URI (s3://..., gs://...) to write the shard set to")
+    shard.add_argument("--shard-size-mb", type=float, default=64.0, help="audio MiB per shard (default %(default)s)")
+    shard.add_argument("--format", default="parquet", choices=list(WRITERS), help="default %(default)s")
+
+
+def compare_options(cmp: argparse.ArgumentParser) -> None:
+    from soundsweep.configurations import DEFAULT_METRIC
+
+    cmp.add_argument("a", help="EXPERIMENT or EXPERIMENT/TRIAL")
+    cmp.add_argument("b", help="EXPERIMENT or EXPERIMENT/TRIAL")
+    cmp.add_argument("--metric", default=DEFAULT_METRIC, help="score compared (default %(default)s)")
+    add_results_argument(cmp)
+
+
+def probe_options(probe: argparse.ArgumentParser) -> None:
+    from soundsweep.probe import ProbeConfig
+
+    add_options(probe, ProbeConfig, ("what to embed", "data", "training", "where results go"))
+
+
+def add_results_argument(parser: argparse.ArgumentParser) -> None:
+    """``--results``, the results store every command reads or writes."""
+    parser.add_argument("--results", default=DEFAULTS["results"], help="SQLAlchemy URL of the results store")
+
+
+def stored_model_options(command: argparse.ArgumentParser) -> None:
+    """What every command on stored models (two-stage, ensemble, quantize, predict) takes."""
+    add_results_argument(command)
+    command.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local Ray)")
+
+
+def two_stage_options(two: argparse.ArgumentParser) -> None:
+    two.add_argument("--fine-experiment", required=True, metavar="NAME", help="experiment trained on the labels")
+    two.add_argument("--coarse-experiment", required=True, metavar="NAME", help="experiment trained with --coarse")
+    two.add_argument("--hierarchy", default=None, metavar="FILE",
+                     help="CSV fine,coarse (default: the coarse experiment's, else the dataset's coarse_label)")
+    stored_model_options(two)
+
+
+def ensemble_options(ens: argparse.ArgumentParser) -> None:
+    from soundsweep.derived.ensemble import METHODS
+
+    ens.add_argument("--experiment", default=None, metavar="NAME", help="take the --top-k best trials of this experiment")
+    ens.add_argument("--top-k", type=int, default=3, help="members from --experiment (default %(default)s)")
+    ens.add_argument("--models", default=None, metavar="ID,ID,...", help="stored model ids instead of --experiment")
+    ens.add_argument("--method", default="mean", choices=METHODS, help="default %(default)s")
+    stored_model_options(ens)
+
+
+def quantize_options(quant: argparse.ArgumentParser) -> None:
+    quant.add_argument("--model", type=int, required=True, metavar="ID", help="stored model id")
+    stored_model_options(quant)
+
+
+def predict_options(predict: argparse.ArgumentParser) -> None:
+    """``soundsweep predict`` (:mod:`soundsweep.predict`)."""
     predict.add_argument("--model", required=True, metavar="REF",
                          help="model id, experiment name (its registered best model) or checkpoint folder/URI")
     predict.add_argument("inputs", nargs="+", metavar="INPUT",
@@ -154,49 +290,12 @@ def _predict_parser(sub, defaults: dict) -> None:
     predict.add_argument("--workers", type=int, default=None,
                          help="model actors, each loading the model once (default: half the cluster's CPUs)")
     predict.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per model actor (default none)")
-    add_results_argument(predict, defaults)
-    predict.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local Ray)")
-
-
-def add_results_argument(parser, defaults: dict) -> None:
-    """``--results``, the results store every command reads or writes."""
-    parser.add_argument("--results", default=defaults["results"], help="SQLAlchemy URL of the results store")
-
-
-def _protocol_parsers(sub, defaults: dict) -> None:
-    """The commands that work on stored models: two-stage, ensemble, quantize."""
-    from soundsweep.derived.ensemble import METHODS
-
-    def common(command):
-        add_results_argument(command, defaults)
-        command.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local Ray)")
-
-    two = sub.add_parser("two-stage", help="fuse a fine and a coarse model (DCASE2020 two-stage classification)",
-                         description="Score each fine class by its fine probability times the probability of its "
-                                     "super-class, with the best models of two experiments; report coarse, fine and "
-                                     "fused accuracy and store the fused model.")
-    two.add_argument("--fine-experiment", required=True, metavar="NAME", help="experiment trained on the labels")
-    two.add_argument("--coarse-experiment", required=True, metavar="NAME", help="experiment trained with --coarse")
-    two.add_argument("--hierarchy", default=None, metavar="FILE",
-                     help="CSV fine,coarse (default: the coarse experiment's, else the dataset's coarse_label)")
-    common(two)
-    ens = sub.add_parser("ensemble", help="combine stored models: mean probabilities or logistic-regression stacking",
-                         description="Average the members' probabilities (mean) or stack them with a logistic "
-                                     "regression fit on the validation split (stack); evaluate on the test split and "
-                                     "store the ensemble as a model.")
-    ens.add_argument("--experiment", default=None, metavar="NAME", help="take the --top-k best trials of this experiment")
-    ens.add_argument("--top-k", type=int, default=3, help="members from --experiment (default %(default)s)")
-    ens.add_argument("--models", default=None, metavar="ID,ID,...", help="stored model ids instead of --experiment")
-    ens.add_argument("--method", default="mean", choices=METHODS, help="default %(default)s")
-    common(ens)
-    quant = sub.add_parser("quantize", help="int8 weights for a stored model: size and accuracy before and after",
-                           description="Quantize every convolution and linear layer to int8 per output channel, "
-                                       "compare size (KB) and test accuracy with the float model, store the result.")
-    quant.add_argument("--model", type=int, required=True, metavar="ID", help="stored model id")
-    common(quant)
+    stored_model_options(predict)
 
 
 def print_leaderboard(summary, top: int = 5) -> None:
+    from soundsweep.configurations import format_table
+
     varying = sorted({k for t in summary.trials for k in t["params"]
                       if len({str(u["params"].get(k)) for u in summary.trials}) > 1})
     ranked = sorted(summary.trials, key=lambda t: -t["best"].get("val_clip_acc", 0.0))[:top]
@@ -260,6 +359,7 @@ def run_protocol(args) -> None:
     """two-stage, ensemble or quantize: evaluate, store, print what was computed."""
     from soundsweep.derived import ensemble, quantize_model, two_stage
     from soundsweep.experiment.preflight import connect_ray
+    from soundsweep.results import ResultsStore
 
     try:
         ids = [int(i) for i in args.models.split(",")] if getattr(args, "models", None) else None
@@ -311,18 +411,43 @@ def print_probe(summary: dict) -> None:
     print(f"saved: {model['checkpoint_uri']}")
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The parsed command line; for ``tune --config FILE`` the file's settings are the flags'
+    defaults, so the flags given override them (a bad file: ``UsageError``)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "tune" and args.config:
+        from soundsweep import config_file
+
+        tune = command_parser("tune", parser)
+        tune.set_defaults(**config_file.read(args.config, tune))
+        args = parser.parse_args(argv)
+    return args
+
+
+def experiment_config(args: argparse.Namespace) -> ExperimentConfig:
+    """The experiment ``soundsweep tune`` was asked for (the training-recipe flags as overrides)."""
+    return from_args(ExperimentConfig, args, overrides=given(TrainingConfig, args))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a command; return the process exit code (also for ``--help`` and bad flags)."""
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+    except UsageError as exc:
+        print(f"soundsweep: error: {exc}", file=sys.stderr)
+        return 2
     try:
-        if args.command == "tune":
-            from soundsweep.experiment import ExperimentConfig, run_experiment
+        if args.command == "tune" and args.print_config:
+            from soundsweep import config_file
 
-            cfg = from_args(ExperimentConfig, args, overrides=given(TrainingConfig, args))
-            print_leaderboard(run_experiment(cfg))
+            print(config_file.write(experiment_config(args).flag_values()), end="")
+        elif args.command == "tune":
+            from soundsweep.experiment import run_experiment
+
+            print_leaderboard(run_experiment(experiment_config(args)))
         elif args.command == "dashboard":
             from soundsweep.dashboard import serve
 
@@ -332,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
 
             print(f"report: {write_report(args.results, args.experiment, args.out)[0]}")
         elif args.command == "shard":
+            from soundsweep.catalog import DatasetOptions
             from soundsweep.catalog.shards import pack
 
             manifest = from_args(DatasetOptions, args).manifest(args.seed)
@@ -341,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
             if summary["unreadable"]:
                 print(f"{summary['unreadable']} file(s) could not be read: stored empty, the decode step lists them")
         elif args.command == "compare":
+            from soundsweep.configurations import compare
+            from soundsweep.results import ResultsStore
+
             print_comparison(compare(ResultsStore(args.results, must_exist=True), args.a, args.b, args.metric))
         elif args.command == "probe":
             from soundsweep.probe import ProbeConfig, run_probe

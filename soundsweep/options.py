@@ -36,6 +36,11 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def flag_fields(config_type: type) -> list:
+    """The fields of ``config_type`` that are flags: those whose metadata has a ``help``."""
+    return [f for f in fields(config_type) if f.metadata.get("help")]
+
+
 def _value_type(annotation) -> type:
     """``int | None`` -> ``int``: what a flag's text is converted to."""
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
@@ -54,10 +59,8 @@ def add_options(parser: argparse.ArgumentParser, config_type: type, groups: Iter
     elsewhere, such as a recipe's). Returns the groups by title."""
     hints = typing.get_type_hints(config_type)
     made = {title: parser.add_argument_group(title) for title in groups}
-    for f in fields(config_type):
+    for f in flag_fields(config_type):
         meta = f.metadata
-        if not meta.get("help"):
-            continue
         target = parser
         title = meta.get("group") or group
         if title:

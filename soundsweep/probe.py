@@ -10,9 +10,9 @@ training windows). Ray Data actors decode each clip once into 1 s / 0.1 s window
 parallel Ray tasks (:func:`trainables.probe.train_mlp`); the point with the best validation clip
 accuracy (then the lowest validation loss) is tested. The results store gets an experiment
 (space ``probe``) with one trial per grid point and one model row: the selected MLP, whose
-weights and standardization are saved to ``<storage-path>/<name>/probe.pt``.
+weights and standardization are saved to ``<storage-path>/<name>/probe.pt`` (a path or a URI,
+:mod:`soundsweep.storage`).
 """
-import os
 import time
 from dataclasses import asdict, dataclass
 
@@ -20,12 +20,16 @@ import numpy as np
 import ray
 import torch
 
+from soundsweep import provenance
 from soundsweep.catalog import DatasetOptions
 from soundsweep.errors import UsageError
 from soundsweep.experiment.config import OUTPUT, RESULTS_URL
 from soundsweep.experiment.preflight import check_segments, check_writable, claim_name, connect_ray
 from soundsweep.options import option
 from soundsweep.results import ResultsStore
+from soundsweep.storage import join as join_storage
+from soundsweep.storage import resolve as resolve_storage
+from soundsweep.storage import save_torch
 from trainables.models import ModelConfigError, list_models, model_info, num_parameters, parameter_count
 from trainables.models.openl3 import downstream_mlp
 from trainables.objective import rank_key
@@ -51,7 +55,8 @@ class ProbeConfig(DatasetOptions):
     patience: int = option(20, "early-stopping patience (default %(default)s)", group=TRAINING)
     seed: int = option(0, "seed of the front-end and the MLPs", group=TRAINING)
     results: str = option(RESULTS_URL, "SQLAlchemy URL of the results store", group=OUTPUT)
-    storage_path: str = option("results/runs", "where the probe's MLP is saved", group=OUTPUT)
+    storage_path: str = option("results/runs", "folder or URI (s3://..., gs://...) where the probe's MLP is saved",
+                               group=OUTPUT)
     name: str | None = option(None, "experiment name (default: probe-<frontend>-<time>)", group=OUTPUT)
     address: str | None = option(None, "Ray cluster address (default: $RAY_ADDRESS or a local Ray)", group=OUTPUT)
 
@@ -74,9 +79,6 @@ class ProbeConfig(DatasetOptions):
                             ("--sample-rate", self.rate())):
             if value < 1:
                 raise UsageError(f"{flag} {value}: must be at least 1")
-        if "://" in self.storage_path:
-            raise UsageError(f"--storage-path {self.storage_path}: the probe saves its MLP with torch.save; "
-                             "give a local or mounted folder")
 
 
 def embed(manifest, frontend: FrontEnd) -> tuple[dict[str, Windows], list[dict]]:
@@ -106,7 +108,7 @@ def run_probe(cfg: ProbeConfig) -> dict:
     cfg.check()
     started = time.perf_counter()
     name = cfg.name or f"probe-{cfg.frontend}-{time.strftime('%Y%m%d-%H%M%S')}"
-    storage = os.path.abspath(cfg.storage_path)
+    storage = resolve_storage(cfg.storage_path)
     check_writable(storage)
     store = ResultsStore(cfg.results)
     claim_name(store, name, resumable=False)
@@ -120,7 +122,8 @@ def run_probe(cfg: ProbeConfig) -> dict:
             raise UsageError(f"--checkpoint {cfg.checkpoint}: {exc}".splitlines()[0]) from exc
         if skipped:
             print(f"checkpoint: its classifier ({len(skipped)} entries) is not used: the probe replaces it", flush=True)
-    experiment_id = store.start_experiment(name, "probe", cfg.data or "synthetic", asdict(cfg), storage)
+    experiment_id = store.start_experiment(name, "probe", cfg.data or "synthetic", asdict(cfg), storage,
+                                           provenance.collect())
 
     connect_ray(cfg.address)
     windows, failures = embed(manifest, frontend)
@@ -147,10 +150,9 @@ def run_probe(cfg: ProbeConfig) -> dict:
     mlp.load_state_dict(best["state"])
     test = predict(mlp, scaled["test"])
 
-    checkpoint = os.path.join(storage, name, "probe.pt")
-    os.makedirs(os.path.dirname(checkpoint), exist_ok=True)
-    torch.save({"mlp": best["state"], "mean": torch.from_numpy(mean), "std": torch.from_numpy(std),
-                "frontend": asdict(frontend), "classes": classes, "lr": lr, "weight_decay": wd}, checkpoint)
+    checkpoint = join_storage(storage, name, "probe.pt")
+    save_torch(checkpoint, {"mlp": best["state"], "mean": torch.from_numpy(mean), "std": torch.from_numpy(std),
+                            "frontend": asdict(frontend), "classes": classes, "lr": lr, "weight_decay": wd})
     model = {
         "trial_id": points[index], "epoch": best["best_epoch"], "checkpoint_uri": checkpoint,
         "params": {"frontend": cfg.frontend, "width": cfg.width, "checkpoint": cfg.checkpoint, "lr": lr,

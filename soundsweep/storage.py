@@ -1,15 +1,21 @@
 """Where checkpoints and the decode cache live: a local folder, an NFS mount or a cloud URI.
 
 ``--storage-path`` is handed to Ray Tune, Ray Train and Ray Data, which all open it through
-pyarrow's filesystem layer; the few files SoundSweep writes itself (the decode-cache summary,
-the reference baseline) go through the same layer here, so ``s3://``, ``gs://`` and
-``file://`` take one code path and only a plain relative path is turned into an absolute one.
+pyarrow's filesystem layer; every file SoundSweep writes there itself (the decode-cache summary,
+the reference baseline, the reports, a quantized model's or a probe's weights) goes through the
+same layer here, so ``s3://``, ``gs://`` and ``file://`` take one code path and only a plain
+relative path is turned into an absolute one. Nothing under a storage path is written with
+``open``, ``os.makedirs`` or ``torch.save(path)``: on a URI those would make a local folder
+named ``s3:`` or ``file:``.
 """
+import io
 import json
 import os
+import posixpath
 import uuid
 
 import pyarrow.fs
+import torch
 
 
 def resolve(location: str) -> str:
@@ -50,10 +56,37 @@ def read_json(location: str) -> dict | None:
 
 
 def write_json(location: str, content: dict) -> None:
-    """Write ``content`` as JSON to ``location`` in one step: staged beside it, then moved there
-    (one object, replaced whole), so a reader sees either nothing or all of it."""
+    """Write ``content`` as JSON to ``location`` in one step (:func:`write_bytes`)."""
+    write_bytes(location, json.dumps(content).encode())
+
+
+def write_bytes(location: str, content: bytes) -> None:
+    """Write ``content`` to the file ``location`` (a path or a URI), creating its folder, in one
+    step: staged beside it, then moved there (one object, replaced whole), so a reader sees either
+    nothing or all of it."""
     fs, path = open_fs(location)
+    fs.create_dir(posixpath.dirname(path), recursive=True)
     staged = f"{path}.{uuid.uuid4().hex[:12]}"
     with fs.open_output_stream(staged) as f:
-        f.write(json.dumps(content).encode())
+        f.write(content)
     fs.move(staged, path)
+
+
+def read_bytes(location: str) -> bytes:
+    """The content of the file ``location`` (a path or a URI); ``FileNotFoundError`` if there is none."""
+    fs, path = open_fs(location)
+    with fs.open_input_stream(path) as f:
+        return f.read()
+
+
+def save_torch(location: str, content) -> None:
+    """``torch.save`` of ``content`` to ``location`` (a path or a URI), through :func:`write_bytes`."""
+    buffer = io.BytesIO()
+    torch.save(content, buffer)
+    write_bytes(location, buffer.getvalue())
+
+
+def load_torch(location: str):
+    """What :func:`save_torch` wrote at ``location``: tensors and plain containers only
+    (``weights_only=True``), on the CPU."""
+    return torch.load(io.BytesIO(read_bytes(location)), map_location="cpu", weights_only=True)

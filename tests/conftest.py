@@ -53,6 +53,16 @@ def store_url(request, tmp_path):
     return request.getfixturevalue("postgres").create_database()
 
 
+@pytest.fixture
+def clean_cwd(tmp_path, monkeypatch):
+    """An empty working directory for a command under test: a URI written as if it were a local
+    path (``os.makedirs("file:///x/y")``) would leave a folder named ``file:`` in it."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    return cwd
+
+
 E2E_FIXTURES = {"ray_session", "tiny_run", "postgres", "dashboard"}
 """Fixtures that start Ray, a tune run, PostgreSQL or a served page: a test using one is ``e2e``."""
 

@@ -1,4 +1,5 @@
 """Bad command lines exit with code 2 and one line naming the problem and the fix."""
+import json
 import subprocess
 import sys
 
@@ -114,3 +115,70 @@ def test_plan_bigger_than_the_cluster_stops_before_any_work(ray_session, capsys,
     for word in words:
         assert word in err
     assert not (tmp_path / "runs").exists()  # nothing decoded, no experiment started
+
+
+def one_line_error(code: int, err: str) -> str:
+    """The single ``soundsweep: error:`` line of a refused command (asserts there is exactly one)."""
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith("soundsweep: error:"), err
+    return err
+
+
+@pytest.mark.parametrize("text, words", [
+    ("space: [augmentation\nmax_epochs: 3\n", ["is not valid YAML", "line 2", "one 'key: value' per line"]),
+    ("- augmentation\n- width\n", ["expected 'key: value' lines", "found a list"]),
+    ("max_epoch: 20\n", ["unknown key 'max_epoch'", "did you mean 'max_epochs'?"]),
+    ("max_epochs: ten\n", ["max_epochs: 'ten' is not a whole number", "e.g. max_epochs: 10"]),
+    ("lr: fast\n", ["lr: 'fast' is not a number"]),
+    ("coarse: 1\n", ["coarse: 1 is not true or false", "coarse: true"]),
+    ("recipe: nope\n", ["recipe: 'nope' is not one of", "ecapa"]),
+    ("num_samples:\n", ["num_samples is empty", "give it a value"]),
+])
+def test_bad_config_file(capsys, tmp_path, text, words):
+    settings = tmp_path / "exp.yaml"
+    settings.write_text(text)
+    err = one_line_error(*run(capsys, "--config", str(settings)))
+    assert f"--config {settings}" in err  # the file is named
+    for word in words:
+        assert word in err
+
+
+def test_missing_config_file(capsys, tmp_path):
+    err = one_line_error(*run(capsys, "--config", str(tmp_path / "none.yaml")))
+    assert f"--config {tmp_path / 'none.yaml'}: no such file" in err and "--print-config writes one" in err
+
+
+# Run in a fresh process, which starts no Ray unless the command does (this one may have one running).
+BEFORE_RAY = """
+import contextlib, io, json, sys
+import ray
+from soundsweep.cli import main
+results = []
+for argv in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["tune", *argv])
+    results.append({"code": code, "err": err.getvalue().strip(), "ray_started": ray.is_initialized()})
+print(json.dumps(results))
+"""
+
+
+def test_bad_results_url_and_storage_path_stop_before_ray_starts(tmp_path):
+    results, storage = f"sqlite:///{tmp_path}/r.db", str(tmp_path / "runs")
+    cases = [
+        (["--results", "nosuchdb://x", "--storage-path", storage],
+         ["--results nosuchdb://x", "no database dialect or driver 'nosuchdb'", "sqlite:///"]),
+        (["--storage-path", "/proc/nope", "--results", results],
+         ["--storage-path /proc/nope is not writable", "cannot create a folder in /proc", "choose a folder"]),
+        (["--storage-path", "nosuch://bucket/x", "--results", results],
+         ["--storage-path nosuch://bucket/x: pyarrow cannot open it", "Unrecognized filesystem type", "s3://"]),
+    ]
+    out = subprocess.run([sys.executable, "-c", BEFORE_RAY, json.dumps([argv for argv, _ in cases])], cwd=REPO,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    for (argv, words), result in zip(cases, json.loads(out.stdout.strip().splitlines()[-1])):
+        err = one_line_error(result["code"], result["err"])
+        assert not result["ray_started"], argv
+        for word in words:
+            assert word in err
+    assert not (tmp_path / "runs").exists()  # the write check leaves nothing behind

@@ -6,7 +6,7 @@ from dataclasses import MISSING, fields
 import pytest
 
 from search_spaces import get_space
-from soundsweep.cli import build_parser
+from soundsweep.cli import build_parser, command_parser
 from soundsweep.errors import UsageError
 from soundsweep.experiment import ExperimentConfig
 from soundsweep.experiment.config import GROUPS, check_same_spec
@@ -19,8 +19,7 @@ from trainables.objective import rank_key
 
 
 def subparser(name: str) -> argparse.ArgumentParser:
-    actions = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    return actions[0].choices[name]
+    return command_parser(name)
 
 
 @pytest.mark.parametrize("command, config_type", [("tune", ExperimentConfig), ("probe", ProbeConfig)])

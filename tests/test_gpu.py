@@ -9,7 +9,8 @@ import torch
 from soundsweep.cli import main
 from soundsweep.results import ResultsStore
 from trainables.features import create_frontend
-from trainables.loop import PRECISIONS, training_precision
+from trainables.loop import training_precision
+from trainables.precision import PRECISIONS
 
 
 def test_mixed_precision_is_for_gpus_only():

@@ -2,8 +2,12 @@
 
 Hand-made tables check each rule exactly; one tiny fine and one tiny coarse tune (simple_cnn, one
 epoch, the synthetic set's 6 genres grouped into 3 super-classes by a user hierarchy file) are
-shared by the end-to-end tests of the commands.
+shared by the end-to-end tests of the commands. Their storage is a ``file://`` URI, so the commands
+read and write it through the storage layer as they would ``s3://`` (and each runs in an empty
+working directory that must stay empty: no local folder named ``file:``).
 """
+import os
+
 import numpy as np
 import optuna
 import pandas as pd
@@ -18,6 +22,7 @@ from soundsweep.derived.stored import find_model
 from soundsweep.derived.two_stage import fuse, fused_predictions, parent_index
 from soundsweep.errors import UsageError
 from soundsweep.results import ResultsStore
+from soundsweep.storage import join
 from trainables.config import TrialConfig
 from trainables.evaluate import AGGREGATIONS, TTA, Predictions, predict
 from trainables.model_io import build, model_cost
@@ -195,12 +200,13 @@ def test_model_cost_is_the_built_models_count_and_int8_size():
 
 @pytest.fixture(scope="module")
 def runs(ray_session, tmp_path_factory):
-    """A fine experiment (2 trials) and a coarse one (1 trial) on the synthetic genres."""
+    """A fine experiment (2 trials) and a coarse one (1 trial) on the synthetic genres, stored
+    under the ``file://`` URI of ``<tmp>/runs``."""
     root = tmp_path_factory.mktemp("protocols")
     url = f"sqlite:///{root}/results.db"
     hierarchy = root / "hierarchy.csv"
     hierarchy.write_text("fine,coarse\n" + "".join(f"{f},{c}\n" for f, c in HIERARCHY.items()))
-    common = ["--results", url, "--storage-path", str(root / "runs")]
+    common = ["--results", url, "--storage-path", (root / "runs").as_uri()]
     assert main(["tune", "--space", "augmentation", *TINY, *common, "--name", "fine"]) == 0
     coarse = [*TINY[:2], "--num-samples", "1", *TINY[4:]]
     assert main(["tune", "--space", "augmentation", *coarse, *common, "--name", "coarse", "--coarse",
@@ -233,7 +239,7 @@ def test_tune_stores_both_clip_aggregations_and_tta(runs):
     assert coarse_model.classes == ["band", "beat", "calm"] and sum(map(sum, coarse_model.confusion)) == 12
 
 
-def test_two_stage_command_fuses_the_best_models(runs, capsys):
+def test_two_stage_command_fuses_the_best_models(runs, capsys, clean_cwd):
     store, url = runs
     assert main(["two-stage", "--fine-experiment", "fine", "--coarse-experiment", "coarse", "--results", url]) == 0
     out = capsys.readouterr().out
@@ -249,9 +255,10 @@ def test_two_stage_command_fuses_the_best_models(runs, capsys):
     assert fused.test_segment_acc == pytest.approx(test.segment_accuracy())
     assert fused.test_clip_acc_mean == pytest.approx(test.clip_accuracy("mean_probability"))
     assert set(fused.metrics["coarse"]) >= {"test_segment_acc", "test_clip_acc", "test_clip_acc_mean"}
+    assert os.listdir(clean_cwd) == []
 
 
-def test_ensemble_commands_stack_on_val_and_average(runs, capsys):
+def test_ensemble_commands_stack_on_val_and_average(runs, capsys, clean_cwd):
     store, url = runs
     assert main(["ensemble", "--experiment", "fine", "--top-k", "3", "--method", "stack", "--results", url]) == 0
     assert "stacking fit on the validation split" in capsys.readouterr().out
@@ -270,10 +277,13 @@ def test_ensemble_commands_stack_on_val_and_average(runs, capsys):
     averaged = Predictions(first.clip_ids, first.labels, (first.probs + second.aligned_to(first.keys).probs) / 2)
     assert mean.test_clip_acc_mean == pytest.approx(averaged.clip_accuracy("mean_probability"))
     assert mean.test_segment_acc == pytest.approx(averaged.segment_accuracy())
+    assert os.listdir(clean_cwd) == []
 
 
-def test_quantize_command_is_4x_smaller_and_agrees(runs, capsys):
+def test_quantize_command_is_4x_smaller_and_agrees(runs, capsys, clean_cwd):
     store, url = runs
+    storage = store.experiment("coarse").storage_path
+    assert storage.startswith("file:///")
     (best,) = [m for m in store.models(store.experiment("coarse").id) if m.kind == "single"]
     assert main(["quantize", "--model", str(best.id), "--results", url]) == 0
     assert "KB" in capsys.readouterr().out
@@ -282,7 +292,11 @@ def test_quantize_command_is_4x_smaller_and_agrees(runs, capsys):
     assert 3.5 < m["size_ratio"] < 4.2 and small.size_kb == pytest.approx(m["int8_kb"])
     assert m["clip_agreement"] >= 0.75
     assert m["float"]["test_clip_acc"] == pytest.approx(best.metrics["plain"]["test_clip_acc"])  # no TTA, majority vote
-    # The saved int8 state loads back and predicts what was stored.
+    # The int8 state is saved beside the checkpoints, a URI in the store and a file on this disk ...
+    assert small.checkpoint_uri == join(storage, "quantized", f"model-{best.id}.pt")
+    assert os.path.getsize(os.path.join(storage.removeprefix("file://"), "quantized", f"model-{best.id}.pt")) > 0
+    assert os.listdir(clean_cwd) == []
+    # ... loads back and predicts what was stored.
     reloaded = find_model(store, small.id).predict("test")
     assert reloaded.clip_accuracy() == pytest.approx(small.test_clip_acc)
     assert main(["quantize", "--model", str(small.id), "--results", url]) == 2

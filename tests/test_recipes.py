@@ -15,8 +15,9 @@ from soundsweep.experiment import ExperimentConfig
 from soundsweep.experiment.search import first_rung, search_shape
 from trainables.config import TrialConfig
 from trainables.evaluate import Predictions
+from trainables.mixup import Mixup
 from trainables.model_io import build
-from trainables.recipes import RECIPES, Mixup, TrainingConfig, get_recipe, list_recipes
+from trainables.recipes import RECIPES, TrainingConfig, get_recipe, list_recipes
 
 RUNTIME = {"data_dir": "unused", "num_classes": 4, "in_channels": 1, "sample_rate": 16000}
 
@@ -79,6 +80,7 @@ def test_schedules():
     ({"batch_size": 0}, "--batch-size 0: must be at least 1"),
     ({"min_lr": 1.0, "lr": 0.1}, "--min-lr 1.0: must be below --lr 0.1"),
     ({"logmel_scale": "max"}, "--logmel-scale max: choose one of standardize, peak"),
+    ({"select_epoch": "first"}, "--select-epoch first: choose one of best, last"),
 ])
 def test_out_of_range_values_are_refused(overrides, words):
     with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")):

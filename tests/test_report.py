@@ -1,12 +1,16 @@
-"""``python -m platform.report`` writes a static page with PNG figures; the numbers it shows."""
+"""``python -m platform.report`` writes a static page with PNG figures, to a folder or a URI; the
+numbers it shows, and the provenance the run recorded."""
 import os
 import re
 import subprocess
 import sys
 
 import pytest
+import ray
+import torch
 
 from soundsweep.cli import main
+from soundsweep.report import write_report
 from soundsweep.report.views import load_experiment, per_class
 from soundsweep.results import ResultsStore
 from tests.conftest import REPO
@@ -33,6 +37,32 @@ def test_report_writes_index_and_pngs(tiny_run, tmp_path):
         assert "/" not in src and (out / src).read_bytes()[:8] == PNG_MAGIC
     assert sorted(os.listdir(out)) == sorted(["index.html", *page.images.values()])
     assert all(f'id="trial-{t}"' in page.dom and f'href="#trial-{t}"' in page.dom for t in trials)
+
+
+def test_a_tune_run_records_its_provenance_and_its_report_shows_it(tiny_run):
+    _, url, root = tiny_run
+    (entry,) = ResultsStore(url).experiment("tiny").provenance  # one start
+    assert (entry["versions"]["torch"], entry["versions"]["ray"]) == (torch.__version__, ray.__version__)
+    head = subprocess.run(["git", "-C", REPO, "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    assert entry["code"]["commit"] == head.stdout.strip() and entry["code"]["dirty"] in (True, False)
+    assert entry["machine"]["cpu_count"] == os.cpu_count()
+    page = Page((root / "runs" / "tiny" / "report" / "index.html").read_text())  # the report the run wrote
+    shown = dict(page.tables["provenance"])
+    assert shown["code"].startswith(entry["code"]["commit"]) and shown["torch"] == torch.__version__
+    assert shown["ray"] == ray.__version__ and shown["host"] == entry["machine"]["hostname"]
+
+
+def test_report_command_writes_to_a_file_uri(tiny_run, tmp_path, clean_cwd, capsys):
+    """``--out file:///...`` goes through the storage layer: the files land in that folder, none in
+    the working directory (no folder named ``file:``)."""
+    _, url, _ = tiny_run
+    out = (tmp_path / "report").as_uri()
+    assert main(["report", "--experiment", "tiny", "--results", url, "--out", out]) == 0
+    assert capsys.readouterr().out.strip() == f"report: {out}/index.html"
+    page = Page((tmp_path / "report" / "index.html").read_text())
+    assert sorted(os.listdir(tmp_path / "report")) == sorted(["index.html", *page.images.values()])
+    assert os.listdir(clean_cwd) == []
+    assert dict(page.tables["provenance"])["torch"] == torch.__version__
 
 
 def test_unknown_experiment_is_one_line_exit_2(tiny_run, tmp_path, capsys):
@@ -64,3 +94,11 @@ def test_grid_means_and_per_class_accuracy(tmp_path):
         {"class": "x", "clips": 4, "correct": 3, "accuracy": 0.75, "confused_with": "y"},
         {"class": "y", "clips": 2, "correct": 0, "accuracy": 0.0, "confused_with": "x"},
     ]
+
+
+def test_a_run_recorded_before_provenance_says_so(tmp_path):
+    url = f"sqlite:///{tmp_path}/r.db"
+    ResultsStore(url).start_experiment("old", "augmentation", "synthetic", {}, str(tmp_path))  # no provenance
+    index = write_report(url, "old", str(tmp_path / "report"))[0]
+    page = Page(open(index).read())
+    assert "provenance" not in page.tables and "Not recorded: the run predates provenance records." in page.dom

@@ -1,6 +1,8 @@
 """Random-weight CNN screening (Pons and Serra): the paper's classifier grids, the ELM, the MFCC
 baseline, and ``--space random-cnn`` end to end with folds (real Ray, FLAC, SQLite, Optuna); the
 OpenL3 probe's windows and a tiny probe run."""
+import os
+
 import numpy as np
 import optuna
 import pytest
@@ -158,9 +160,11 @@ PROBE = ["--frontend", "random_temporal", "--width", "8", "--synthetic-clips", "
          "--max-epochs", "3", "--patience", "2", "--seed", "1"]
 
 
-def test_probe_runs_on_a_tiny_set(ray_session, tmp_path):
+def test_probe_runs_on_a_tiny_set(ray_session, tmp_path, clean_cwd):
+    """The probe end to end, its MLP saved under a ``file://`` storage URI through the storage layer."""
     url = f"sqlite:///{tmp_path}/results.db"
-    assert main(["probe", *PROBE, "--results", url, "--storage-path", str(tmp_path / "runs"), "--name", "probe"]) == 0
+    storage = (tmp_path / "runs").as_uri()
+    assert main(["probe", *PROBE, "--results", url, "--storage-path", storage, "--name", "probe"]) == 0
     store = ResultsStore(url)
     experiment = store.experiment("probe")
     assert experiment.status == "FINISHED" and experiment.space == "probe"
@@ -171,6 +175,10 @@ def test_probe_runs_on_a_tiny_set(ray_session, tmp_path):
     assert model.kind == "probe" and model.aggregation == "mean_probability" and len(model.confusion) == 6
     assert sum(map(sum, model.confusion)) == 12  # 2 test clips per class
     assert model.val_clip_acc == max(t.best_val_clip_acc for t in trials)
-    saved = torch.load(model.checkpoint_uri, map_location="cpu", weights_only=True)
+    assert experiment.storage_path == storage and model.checkpoint_uri == f"{storage}/probe/probe.pt"
+    assert os.listdir(clean_cwd) == []  # no local folder named "file:"
+    saved = torch.load(tmp_path / "runs" / "probe" / "probe.pt", map_location="cpu", weights_only=True)
     assert saved["mlp"]["0.weight"].shape == (512, 112) and saved["classes"] == model.classes
     assert experiment.summary["embedding_dim"] == 112 and experiment.summary["windows"]["test"] == 12 * 121
+    (entry,) = experiment.provenance  # a probe records where it ran, as a tune run does
+    assert entry["versions"]["torch"] == torch.__version__

@@ -10,8 +10,10 @@ import pytest
 from sqlalchemy import inspect, text
 
 from soundsweep.errors import UsageError
+from soundsweep.report.views import load_experiment
 from soundsweep.results import ResultsStore
 from tests.conftest import REPO
+from trainables.objective import representative
 
 
 def test_recording_twice_updates_instead_of_duplicating(store_url, tmp_path):
@@ -122,3 +124,40 @@ def test_experiments_newest_first_and_readers_do_not_create_stores(tmp_path):
     with pytest.raises(UsageError, match="no such database file"):
         ResultsStore(f"sqlite:///{tmp_path}/typo.db", must_exist=True)
     assert not (tmp_path / "typo.db").exists()
+
+
+def test_an_older_store_gains_the_provenance_column_and_keeps_its_rows(store_url):
+    """A store written before ``ss_experiments.provenance`` existed opens, reads its old rows
+    (no provenance) and records provenance from then on, one entry per start."""
+    store = ResultsStore(store_url)
+    store.start_experiment("old", "augmentation", "synthetic", {"seed": 0}, "/runs")
+    with store.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE ss_experiments DROP COLUMN provenance"))
+    assert "provenance" not in {c["name"] for c in inspect(store.engine).get_columns("ss_experiments")}
+    reopened = ResultsStore(store_url)
+    assert "provenance" in {c["name"] for c in inspect(reopened.engine).get_columns("ss_experiments")}
+    old = reopened.experiment("old")
+    assert (old.config, old.provenance) == ({"seed": 0}, None)
+    exp = reopened.start_experiment("old", "augmentation", "synthetic", {}, "/runs", provenance={"code": {"commit": "a"}})
+    assert reopened.start_experiment("old", "augmentation", "synthetic", {}, "/runs", {"code": {"commit": "b"}}) == exp
+    assert [p["code"]["commit"] for p in ResultsStore(store_url).experiment("old").provenance] == ["a", "b"]
+
+
+def test_a_trial_that_selects_its_last_epoch_is_ranked_and_registered_by_it(tmp_path):
+    """``select_epoch: last`` (the oneshot recipe): the final epoch stands for the trial in the
+    store's ranking even where an earlier epoch validated higher; ``best`` trials keep their best."""
+    store = ResultsStore(f"sqlite:///{tmp_path}/r.db")
+    exp = store.start_experiment("select", "augmentation", "synthetic", {}, str(tmp_path))
+    store.record_trial(exp, "last", params={"select_epoch": "last"})
+    store.record_trial(exp, "best", params={"select_epoch": "best"})
+    for trial, accs in (("last", (0.9, 0.7, 0.6)), ("best", (0.5, 0.65, 0.55))):
+        for epoch, acc in enumerate(accs):
+            store.record_epoch(exp, trial, epoch, {"epoch": epoch, "val_clip_acc": acc, "val_loss": 1.0},
+                               f"/ckpt/{trial}/{epoch}")
+    ranked = [(t.trial_id, e.epoch) for t, e in store.best_epochs(exp)]
+    assert ranked == [("best", 1), ("last", 2)]
+    # The report's view of a trial agrees with the store.
+    views = {t.trial_id: t for t in load_experiment(store, "select").trials}
+    assert views["last"].best["epoch"] == 2 and views["best"].best["epoch"] == 1
+    assert representative([{"epoch": 0}, {"epoch": 3}], None) == [{"epoch": 0}, {"epoch": 3}]
+    assert representative([{"epoch": 0}, {"epoch": 3}], "last") == [{"epoch": 3}]

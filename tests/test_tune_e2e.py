@@ -42,7 +42,8 @@ def test_cli_run_fills_the_store(tiny_run, capsys):
     trials = store.trials(experiment.id)
     # ASHA's first rung is the last epoch here (a 2-epoch run after the default recipe's 1-epoch warm-up,
     # search.first_rung), so it stops nobody early: both trials ran every epoch, each stored once.
-    assert search_shape(ExperimentConfig(**experiment.config), get_space("augmentation")).grace_period == 2
+    assert search_shape(ExperimentConfig.from_record(experiment.config), get_space("augmentation")).grace_period == 2
+    assert "max_epochs: 2\nepoch_budget: null\n" in experiment.config["config_yaml"]  # the run's settings as a --config file
     assert [(t.status, t.epochs) for t in trials] == [("COMPLETED", 2)] * 2
     assert sorted((t.trial_id, e.epoch) for t, e in store.epochs(experiment.id)) == sorted(
         (t.trial_id, epoch) for t in trials for epoch in (0, 1))
@@ -93,7 +94,7 @@ def test_best_checkpoint_reproduces_its_validation_accuracy(tiny_run):
     store = ResultsStore(url)
     experiment = store.experiment("tiny")
     (model,) = store.models(experiment.id)
-    cfg = ExperimentConfig(**{k: v for k, v in experiment.config.items()})
+    cfg = ExperimentConfig.from_record(experiment.config)
     data = prepare(load_manifest(None, cfg.seed, cfg.synthetic_clips), cfg.decode_spec(),
                    f"{experiment.storage_path}/cache")
     assert data.cache_hit  # decoded once by the run, reused here

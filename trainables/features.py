@@ -28,7 +28,7 @@ import torchaudio
 from torch import nn
 from torchaudio.transforms import AmplitudeToDB, MelSpectrogram, Spectrogram
 
-LOGMEL_SCALES = ("standardize", "peak")
+from trainables.recipes import LOGMEL_SCALES
 
 
 class LogMel(nn.Module):

@@ -36,12 +36,10 @@ from trainables.augment import AugmentationLog, Augmenter, AugmentingCollate
 from trainables.config import TrialConfig
 from trainables.data import EpochBatches, open_split
 from trainables.evaluate import predict
+from trainables.mixup import Mixup
 from trainables.model_io import build, load_checkpoint, load_weights, model_cost, save_checkpoint
-from trainables.recipes import Mixup
+from trainables.precision import AMP_DTYPES
 from trainables.seeding import derive_seed
-
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-PRECISIONS = ("auto", "fp32", *AMP_DTYPES)
 
 
 class TuneSession:
@@ -131,7 +129,8 @@ def run(cfg: TrialConfig, session) -> None:
     plain = getattr(model, "module", model)  # without DDP's wrapper: what is saved and averaged
     optimizer = recipe.optimizer_for(model)
     precision = training_precision(rt.precision, session.device)
-    autocast = {"device_type": session.device.type, "dtype": AMP_DTYPES.get(precision), "enabled": precision != "fp32"}
+    dtype = getattr(torch, AMP_DTYPES[precision]) if precision in AMP_DTYPES else None
+    autocast = {"device_type": session.device.type, "dtype": dtype, "enabled": precision != "fp32"}
     # fp16 is too narrow for small gradients, so its loss is scaled; bf16 and fp32 need no scaler.
     scaler = torch.amp.GradScaler(session.device.type, enabled=precision == "fp16")
     placement = {**where(), "device": str(session.device), "precision": precision}

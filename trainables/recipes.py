@@ -14,20 +14,25 @@ are entries whose docstrings cite their values.
 Resolution order of a trial's settings: :class:`TrainingConfig`'s defaults, then the recipe
 (``--recipe``), then single flags (``--lr``, ``--weight-decay``, ...), then what the search space
 samples.
+
+This module is data: the command line builds its training flags and lists the recipes from it
+(``soundsweep tune --help``), so it imports no torch; :meth:`TrainingConfig.optimizer_for` loads
+torch when a trial builds its optimizer. Mixup, which works on tensors, is :mod:`trainables.mixup`.
 """
 import math
 from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-from torch import nn
-
-from trainables.features import LOGMEL_SCALES
+from trainables.objective import SELECTIONS
 from trainables.registry import Registry
-from trainables.seeding import numpy_generator
+
+if TYPE_CHECKING:
+    import torch
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "cosine_restarts", "onecycle")
+LOGMEL_SCALES = ("standardize", "peak")
+"""How the ``logmel`` front-end scales each example's dB values (:class:`trainables.features.LogMel`)."""
 
 
 def knob(default, help: str, choices: tuple | None = None):
@@ -60,6 +65,9 @@ class TrainingConfig:
             example (0: off).
         average_last: validate and keep the running average of the weights over the last this
             many epochs (snapshot / SWA-style averaging; 0 or 1: off; at most the whole run).
+        select_epoch: the epoch that stands for the trial in rankings and becomes its model:
+            ``best`` (highest validation score) or ``last`` (its final weights; the averaged
+            ones with ``average_last``), see :data:`trainables.objective.SELECTIONS`.
         logmel_scale: how the ``logmel`` front-end scales each example's dB values
             (:class:`~trainables.features.LogMel`): ``standardize`` (zero mean, unit variance) or
             ``peak`` (relative to its loudest bin, floored at -80 dB; for isolated sounds padded
@@ -83,6 +91,8 @@ class TrainingConfig:
     grad_clip: float = knob(0.0, "clip the gradients' global norm to this (0: off)")
     mixup_alpha: float = knob(0.0, "mixup of inputs and targets, lambda ~ Beta(alpha, alpha) per example (0: off)")
     average_last: int = knob(0, "validate and keep the average of the weights of the last N epochs (0: off)")
+    select_epoch: str = knob("best", "the epoch that stands for a trial: best (highest validation score) or last (its "
+                             "final weights; with --average-last, the averaged ones)", choices=SELECTIONS)
     logmel_scale: str = knob("standardize", "per-example scaling of the logmel input: standardize (zero mean, unit "
                              "variance) or peak (dB below the loudest bin, floored at -80; for isolated sounds)",
                              choices=LOGMEL_SCALES)
@@ -94,6 +104,8 @@ class TrainingConfig:
             raise ValueError(f"{flag['optimizer']} {self.optimizer}: choose one of {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"{flag['schedule']} {self.schedule}: choose one of {', '.join(SCHEDULES)}")
+        if self.select_epoch not in SELECTIONS:
+            raise ValueError(f"{flag['select_epoch']} {self.select_epoch}: choose one of {', '.join(SELECTIONS)}")
         if self.logmel_scale not in LOGMEL_SCALES:
             raise ValueError(f"{flag['logmel_scale']} {self.logmel_scale}: choose one of {', '.join(LOGMEL_SCALES)}")
         if not self.lr > 0:
@@ -141,8 +153,10 @@ class TrainingConfig:
         fraction = min(max(t / span, 0.0), 1.0) if span > 0 else 1.0
         return self.min_lr + 0.5 * (self.lr - self.min_lr) * (1 + math.cos(math.pi * fraction))
 
-    def optimizer_for(self, model: nn.Module) -> torch.optim.Optimizer:
+    def optimizer_for(self, model: "torch.nn.Module") -> "torch.optim.Optimizer":
         """The optimizer over ``model``'s parameters, weight decay on kernels only."""
+        import torch  # here, not at the top: the command line reads this module without torch
+
         decay = [p for p in model.parameters() if p.requires_grad and p.dim() > 1]
         rest = [p for p in model.parameters() if p.requires_grad and p.dim() <= 1]
         groups = [{"params": decay, "weight_decay": self.weight_decay}, {"params": rest, "weight_decay": 0.0}]
@@ -152,31 +166,6 @@ class TrainingConfig:
             return torch.optim.AdamW(groups, lr=self.lr)
         # Adam's weight decay is L2 added to the gradient, as Keras' kernel regularizers and ECAPA's code do.
         return torch.optim.Adam(groups, lr=self.lr)
-
-
-class Mixup:
-    """Mixup (Zhang et al.) of a batch's model inputs and targets, drawn per example.
-
-    Each example ``i`` is mixed with partner ``perm[i]`` as ``lam_i x_i + (1 - lam_i) x_perm[i]``,
-    ``lam_i ~ Beta(alpha, alpha)`` (DCASE2020 draws lambda per example too); the loss mixes the
-    two targets' cross-entropies with the same weights. Draws come from a generator seeded by
-    (trial seed, epoch, worker rank, batch index), so a resumed epoch mixes exactly as before.
-    """
-
-    def __init__(self, alpha: float, seed: int):
-        self.alpha, self.seed = alpha, seed
-
-    def draw(self, batch_size: int, epoch: int, rank: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(lam, perm)`` for one batch: weights in [0, 1] and a permutation of the batch."""
-        rng = numpy_generator(self.seed, "mixup", epoch, rank, batch)
-        lam = rng.beta(self.alpha, self.alpha, size=batch_size).astype(np.float32)
-        return torch.from_numpy(lam), torch.from_numpy(rng.permutation(batch_size))
-
-    @staticmethod
-    def mix(x: torch.Tensor, lam: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
-        """The mixed inputs ``lam x + (1 - lam) x[perm]`` (``lam`` broadcast over each example)."""
-        weight = lam.to(x.device).view(-1, *([1] * (x.dim() - 1)))
-        return weight * x + (1 - weight) * x[perm.to(x.device)]
 
 
 @dataclass(frozen=True)
@@ -217,10 +206,11 @@ register_recipe(Recipe(
     "SoundSweep's recipe for isolated sound events padded with silence (one-shot samples, drum hits): the "
     "default optimisation over 24 epochs, log-mel dB relative to each example's peak, SpecAugment p 0.5, time "
     "shift; no mixup, pitch, speed or EQ changes, which blur the cues that tell such sounds apart (on the "
-    "drum-kit benchmark each cost accuracy)",
+    "drum-kit benchmark each cost accuracy); the last 4 epochs' weights averaged and kept as the model (not the "
+    "best validation epoch: small validation sets of unseen recordings pick noise)",
     {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-2, "schedule": "cosine", "warmup_epochs": 1.0,
      "logmel_scale": "peak", "time_shift": 0.2, "specaug_p": 0.5, "specaug_max_pct": 0.2,
-     "specaug_freq_masks": 1, "specaug_time_masks": 1, "average_last": 4},
+     "specaug_freq_masks": 1, "specaug_time_masks": 1, "average_last": 4, "select_epoch": "last"},
     epochs=24,
 ))
 register_recipe(Recipe(

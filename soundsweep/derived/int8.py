@@ -3,13 +3,11 @@
 The weight-only per-channel int8 scheme is :mod:`trainables.quantize` (DCASE2020 Task 1b). The
 command evaluates the float and the quantized model on the test split, counts the clips on which
 they agree, saves the int8 state next to the experiment's checkpoints
-(``<storage>/quantized/model-<ID>.pt``) and stores the quantized model as a model of its own
-(kind ``quantized``, ``size_kb`` its int8 size), which ``ensemble --models`` can combine.
+(``<storage>/quantized/model-<ID>.pt``, a path or a URI: :mod:`soundsweep.storage`) and stores the
+quantized model as a model of its own (kind ``quantized``, ``size_kb`` its int8 size), which
+``ensemble --models`` can combine.
 """
-import io
-
 import numpy as np
-import torch
 
 from soundsweep import storage
 from soundsweep.derived.stored import find_model
@@ -37,12 +35,7 @@ def quantize_model(store: ResultsStore, model_id: int) -> dict:
         "clip_agreement": float(np.mean(before.clips()[2] == after.clips()[2])),
     }
     path = storage.join(source.experiment.row.storage_path, "quantized", f"model-{model_id}.pt")
-    fs, inner = storage.open_fs(path)  # the storage may be a URI (file://, s3://): pyarrow writes both
-    fs.create_dir(inner.rsplit("/", 1)[0], recursive=True)
-    state = io.BytesIO()
-    torch.save(small.state_dict(), state)
-    with fs.open_output_stream(inner) as f:
-        f.write(state.getvalue())
+    storage.save_torch(path, small.state_dict())
     row = {
         "trial_id": f"int8-{source.row.trial_id}", "epoch": source.row.epoch, "checkpoint_uri": path,
         "kind": "quantized", "sources": [model_id], "params": source.row.params,

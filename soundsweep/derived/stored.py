@@ -5,10 +5,10 @@ model from the experiment's recorded configuration (the prepared segments are a 
 loads the weights (a trial's checkpoint, or the int8 state of a quantized model) and predicts
 a split. The Ray connection must be open (:func:`soundsweep.experiment.preflight.connect_ray`).
 """
-import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import cached_property
 
+from soundsweep import storage
 from soundsweep.errors import UsageError
 from soundsweep.experiment.config import ExperimentConfig
 from soundsweep.experiment.data import experiment_data, experiment_manifest, fold_data, trial_config
@@ -40,8 +40,7 @@ class StoredExperiment:
 
     @classmethod
     def open(cls, row: Experiment) -> "StoredExperiment":
-        known = {f.name for f in fields(ExperimentConfig)}
-        return cls(row, ExperimentConfig(**{k: v for k, v in row.config.items() if k in known}))
+        return cls(row, ExperimentConfig.from_record(row.config))
 
     @cached_property
     def folds(self) -> list[PreparedData]:
@@ -97,7 +96,11 @@ def find_experiment(store: ResultsStore, name: str, flag: str = "--experiment") 
     row = store.experiment(name)
     if row is None:
         raise UsageError(f"{flag} {name}: no such experiment in {store.url}; check the name and --results")
-    if not os.path.exists(row.storage_path) and "://" not in row.storage_path:
+    try:
+        present = storage.exists(row.storage_path)
+    except OSError as exc:  # a URI this machine cannot reach (credentials, network)
+        raise UsageError(f"{flag} {name}: its storage {row.storage_path} cannot be read ({exc})".splitlines()[0]) from exc
+    if not present:
         raise UsageError(f"{flag} {name}: its storage {row.storage_path} is gone; the checkpoints are needed")
     return StoredExperiment.open(row)
 

@@ -6,6 +6,15 @@
 >>> summary = run_experiment(ExperimentConfig(space="augmentation", num_samples=4))
 """
 from soundsweep.experiment.config import ExperimentConfig
-from soundsweep.experiment.run import ExperimentSummary, run_experiment
 
 __all__ = ["ExperimentConfig", "ExperimentSummary", "run_experiment"]
+
+
+def __getattr__(name: str):
+    """``run_experiment`` and ``ExperimentSummary`` on first use: the run imports Ray, Tune and
+    torch, and the command line reads :class:`ExperimentConfig` (its flags) without them."""
+    if name not in ("ExperimentSummary", "run_experiment"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from soundsweep.experiment import run
+
+    return getattr(run, name)

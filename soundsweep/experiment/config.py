@@ -2,20 +2,25 @@
 
 >>> from soundsweep.experiment import ExperimentConfig
 >>> ExperimentConfig(space="augmentation", num_samples=4).check()
+
+The command line builds ``soundsweep tune``'s flags from :class:`ExperimentConfig` (and prints
+``--help``) without loading torch, Ray, Optuna or pandas, so this module imports none of them:
+the checks and builders that need the search spaces, the model zoo or the trial's settings
+import them when they run.
 """
 from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING
 
-from search_spaces import get_space
 from soundsweep.catalog import DatasetOptions
 from soundsweep.errors import UsageError
-from soundsweep.options import option
-from trainables.audio import DecodeSpec
-from trainables.config import TrialConfig
-from trainables.evaluate import TTA
-from trainables.loop import PRECISIONS
-from trainables.models import ModelConfigError, parameter_count
+from soundsweep.options import flag_fields, option
 from trainables.objective import METRIC, MODE
+from trainables.precision import PRECISIONS
 from trainables.recipes import RECIPES, TrainingConfig, get_recipe, list_recipes
+
+if TYPE_CHECKING:
+    from trainables.audio import DecodeSpec
+    from trainables.evaluate import TTA
 
 # --objective names -> the reported metric Optuna is given and its direction.
 OBJECTIVES = {"accuracy": (METRIC, MODE), "params": ("num_params", "min"), "time": ("epoch_s", "min"),
@@ -150,11 +155,30 @@ class ExperimentConfig(DatasetOptions):
         augmentation knobs the recipe sets."""
         return {**asdict(TrainingConfig()), **get_recipe(self.recipe).settings, **self.overrides}
 
-    def decode_spec(self) -> DecodeSpec:
+    @classmethod
+    def from_record(cls, config: dict) -> "ExperimentConfig":
+        """The configuration an experiment recorded in the results store (its ``config``: every
+        field, beside ``config_yaml``; :func:`soundsweep.experiment.run.recorded_config`)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in config.items() if k in known})
+
+    def flag_values(self) -> dict:
+        """Every ``soundsweep tune`` setting of this configuration by its flag's name
+        (``max_epochs`` for ``--max-epochs``), as resolved: the recipe's epochs and input policy
+        where no flag set them, and each training-recipe flag with the value the recipe and the
+        overrides give it. What ``--print-config`` prints and the experiment records: as a
+        ``--config`` file it configures the same run, even if the recipe's values change later."""
+        training = self.training_settings()
+        return {**{f.name: getattr(self, f.name) for f in flag_fields(type(self))},
+                **{f.name: training[f.name] for f in flag_fields(TrainingConfig)}}
+
+    def decode_spec(self) -> "DecodeSpec":
         """How files become segments. Full clips pad training clips at a random position seeded
         by the experiment seed (SoundFusion); windows pad the rare too-short clip at its end. With
         ``--folds`` a clip is decoded once for every role its fold takes, so every clip is padded
         at its end, as validation and test clips are."""
+        from trainables.audio import DecodeSpec
+
         full = self.segment_mode == "full"
         return DecodeSpec(self.sample_rate, self.channels, self.segment_seconds, self.overlap, full_clip=full,
                           pad_seed=self.seed if full else None, repeat_pad=self.pad == "repeat")
@@ -165,6 +189,9 @@ class ExperimentConfig(DatasetOptions):
 
     def check(self) -> None:
         """Reject impossible values before anything starts (one-line errors)."""
+        from search_spaces import get_space
+        from trainables.models import ModelConfigError, parameter_count
+
         try:
             get_recipe(self.recipe)
         except KeyError as exc:
@@ -242,6 +269,8 @@ class ExperimentConfig(DatasetOptions):
         if unknown:
             raise UsageError(f"training overrides {sorted(unknown)}: not training settings; known are "
                              f"{', '.join(f.name for f in fields(TrainingConfig))}")
+        from trainables.config import TrialConfig
+
         runtime = {"data_dir": "", "num_classes": 2, "in_channels": self.channels, "sample_rate": self.sample_rate}
         try:  # the trial settings split into their parts as every trial splits them
             trial = TrialConfig.from_dict({"runtime": runtime, **self.training_settings()})
@@ -252,6 +281,8 @@ class ExperimentConfig(DatasetOptions):
 
     def check_protocol(self) -> None:
         """Options that only a training protocol can honour (a screening space trains nothing)."""
+        from search_spaces import get_space
+
         protocol = get_space(self.space).constants.get("protocol", "train")
         if protocol == "train":
             return
@@ -265,8 +296,10 @@ class ExperimentConfig(DatasetOptions):
             if budget is not None:
                 raise UsageError(f"{flag}: the {protocol} protocol trains no model; drop {flag}")
 
-    def tta(self) -> TTA | None:
+    def tta(self) -> "TTA | None":
         """The test-time augmentation of the final evaluation (``None`` for one view)."""
+        from trainables.evaluate import TTA
+
         return TTA(views=self.tta_views, seed=self.seed) if self.tta_views > 1 else None
 
 

@@ -2,11 +2,13 @@
 the experiment's name in the results store (new, or an existing one to resume)."""
 import logging
 import os
+import tempfile
 
 import ray
 
 from soundsweep.errors import UsageError
 from soundsweep.results import ResultsStore
+from soundsweep.storage import open_fs
 
 
 def connect_ray(address: str | None) -> None:
@@ -28,15 +30,34 @@ def connect_ray(address: str | None) -> None:
 
 
 def check_writable(storage: str) -> None:
-    """Fail before any work if a local ``--storage-path`` cannot be written (creates nothing)."""
-    if "://" in storage:
+    """Fail before any work (and before Ray starts) if ``--storage-path`` cannot be used: a URI
+    whose scheme pyarrow cannot open, which Tune, Train and Ray Data would only trip over deep
+    in a run, or a local folder (a path or ``file://``) that cannot be created or written.
+
+    A local check writes for real, since permissions alone do not tell (root may "write" to
+    ``/proc``, a read-only mount says yes too): it makes a temporary folder in the path, or in
+    its nearest existing parent when the path does not exist yet, and removes it again, so
+    nothing stays behind. Remote stores are only opened here; writing to them is their first
+    checkpoint's job."""
+    try:
+        filesystem, path = open_fs(storage)
+    except (ValueError, NotImplementedError, OSError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UsageError(f"--storage-path {storage}: pyarrow cannot open it ({reason}); give a local folder or a "
+                         "URI it opens (s3://, gs://, hdfs://, file://)") from None
+    if filesystem.type_name != "local":
         return
-    existing = storage
+    existing = path
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
-    if not os.path.isdir(existing) or not os.access(existing, os.W_OK):
-        reason = "not a folder" if not os.path.isdir(existing) else "permission denied"
-        raise UsageError(f"--storage-path {storage} is not writable ({existing}: {reason}): choose a folder you can write")
+    if not os.path.isdir(existing):
+        raise UsageError(f"--storage-path {storage} is not writable ({existing} is a file, not a folder): "
+                         "choose a folder you can write")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".soundsweep-write-check-", dir=existing))
+    except OSError as exc:
+        raise UsageError(f"--storage-path {storage} is not writable (cannot create a folder in {existing}: "
+                         f"{exc.strerror}): choose a folder you can write") from None
 
 
 def claim_name(store: ResultsStore, name: str, resume: bool = False, resumable: bool = True):

@@ -1,5 +1,6 @@
-"""One experiment end to end, as a story: check, claim a name, join Ray, plan, decode once, fit the
-reference baseline, search, score the best models, record and report.
+"""One experiment end to end, as a story: check, claim a name, join Ray, plan, record where it runs
+(:mod:`soundsweep.provenance`), decode once, fit the reference baseline, search, score the best
+models, record and report.
 
 >>> from soundsweep.experiment import ExperimentConfig, run_experiment
 >>> summary = run_experiment(ExperimentConfig(space="augmentation", num_samples=4))
@@ -10,6 +11,7 @@ from dataclasses import asdict, dataclass
 from ray import tune
 
 from search_spaces import get_space
+from soundsweep import config_file, provenance
 from soundsweep.callbacks import EpochBudget
 from soundsweep.cluster import plan_on_cluster, release
 from soundsweep.configurations import configuration_table, configurations
@@ -67,7 +69,8 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
     try:
         plan = plan_search(cfg, shape, space)
         # Recorded before the long work (decoding, trials), so a run killed from here on resumes by name.
-        experiment_id = store.start_experiment(name, cfg.space, cfg.data or "synthetic", asdict(cfg), storage)
+        experiment_id = store.start_experiment(name, cfg.space, cfg.data or "synthetic", recorded_config(cfg), storage,
+                                               provenance.collect())
         prepared, folds = experiment_data(cfg, storage, manifest)
         print(prepared.describe(), flush=True)
         for failure in prepared.failures:
@@ -103,6 +106,13 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
         wall_s=wall_s, trials=trial_rows(store, name), configurations=table, report=recorded["report"],
         pareto=recorded["pareto"], reference=baseline,
     )
+
+
+def recorded_config(cfg: ExperimentConfig) -> dict:
+    """What the results store keeps of the configuration: every field (what ``--resume`` and the
+    stored-model commands read back), plus ``config_yaml``, the settings as a ``--config`` file
+    that repeats the run (:meth:`ExperimentConfig.flag_values`; the report shows it)."""
+    return {**asdict(cfg), "config_yaml": config_file.write(cfg.flag_values())}
 
 
 def plan_search(cfg: ExperimentConfig, shape: SearchShape, space) -> ResourcePlan:

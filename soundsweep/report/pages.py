@@ -8,6 +8,7 @@ same page. The page functions themselves do not know which output they feed.
 from html import escape
 from typing import Protocol
 
+from soundsweep import provenance
 from soundsweep.report.plots import Plot
 from soundsweep.report.views import METRIC, ExperimentView, TrialView, leaderboard, model_name, per_class, per_device
 from soundsweep.results.store import Model
@@ -100,8 +101,10 @@ def experiment_page(experiment: ExperimentView, links: Links, axes: tuple[str | 
         _img(links.plot(e, Plot("tradeoff")), "tradeoff", "best val clip accuracy against parameters and time per epoch"),
         *_pareto_section(summary),
         *_configurations_section(summary),
+        *_settings_section(e.row.config or {}),
         *(["<h2>Best models</h2>", _models(e)] if e.models else []),
         *_best_model_section(e, links),
+        *_provenance_section(e.row.provenance or []),
     ]
     if trial_sections:
         body += [_trial_section(e, t, links) for t in e.trials]
@@ -215,6 +218,17 @@ def _evaluation_section(model) -> list[str]:
             _table("test-sides", ["test", "majority vote", "mean probability"], tests)]
 
 
+def _settings_section(config: dict) -> list[str]:
+    """The run's settings as the ``--config`` file that repeats it (``config["config_yaml"]``,
+    recorded by ``soundsweep tune``; absent for other commands and older runs)."""
+    if not config.get("config_yaml"):
+        return []
+    return ["<h2>Settings</h2>",
+            '<p class="note">Every setting of this run, as resolved; saved as a file, <code>soundsweep tune --config '
+            "FILE</code> runs the same search again (add <code>--name</code> for a new experiment).</p>",
+            f"<details><summary>settings (YAML)</summary><pre>{escape(config['config_yaml'])}</pre></details>"]
+
+
 def _pareto_section(summary: dict) -> list[str]:
     """A multi-objective search's Pareto front (``summary["pareto"]``): each trial's objective values."""
     front = summary.get("pareto") or []
@@ -237,6 +251,22 @@ def _configurations_section(summary: dict) -> list[str]:
     return ["<h2>Configurations over folds and seeds</h2>",
             '<p class="note">Test clip accuracy of each run (fold x seed): mean, sample std and 95% interval.</p>',
             _table("configurations", ["configuration", "runs", "val", "mean", "std", "95% CI", "setting"], rows)]
+
+
+def _provenance_section(entries: list[dict]) -> list[str]:
+    """The software, code and machine of each start of the run (:mod:`soundsweep.provenance`): one
+    column for the first run, one for each ``--resume``."""
+    if not entries:
+        return ["<h2>Provenance</h2>", '<p class="note">Not recorded: the run predates provenance records.</p>']
+    head = ["", *(f"{'started' if i == 0 else 'resumed'} {_time(entry.get('collected_at'))}"
+                  for i, entry in enumerate(entries))]
+    columns = [provenance.facts(entry) for entry in entries]
+    rows = [[escape(label), *(f"<code>{escape(column[i][1])}</code>" for column in columns)]
+            for i, (label, _) in enumerate(columns[0])]
+    return ["<h2>Provenance</h2>",
+            '<p class="note">Versions, code and machine of the process that started the run (the driver); '
+            "each epoch's metrics name the node its trial ran on.</p>",
+            _table("provenance", head, rows)]
 
 
 def _per_device_section(model: Model) -> list[str]:

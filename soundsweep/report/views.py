@@ -15,7 +15,7 @@ from soundsweep.errors import UsageError
 from soundsweep.results import ResultsStore
 from soundsweep.results.store import Experiment, Model
 from trainables.models import ModelConfigError, model_info
-from trainables.objective import METRIC, rank_key
+from trainables.objective import METRIC, rank_key, representative
 
 
 class NotFound(KeyError):
@@ -41,8 +41,9 @@ class TrialView:
 
     @property
     def best(self) -> dict:
-        """Metrics of the best epoch (:func:`~trainables.objective.rank_key`; the first on ties)."""
-        return max(self.epochs, key=rank_key, default={})
+        """Metrics of the epoch that stands for the trial: the best (:func:`~trainables.objective.rank_key`;
+        the first on ties), or its last with ``select_epoch: last`` (:func:`~trainables.objective.representative`)."""
+        return max(representative(self.epochs, self.params.get("select_epoch")), key=rank_key, default={})
 
     @property
     def model_name(self) -> str:

@@ -10,6 +10,9 @@ Several processes may write one store at once (SQLite in WAL mode on one machine
 on a cluster): a transaction that loses a race to another writer (SQLite's lock, a PostgreSQL
 deadlock or serialization failure, two inserts of the same key) is retried, and the retry finds
 the other writer's row and updates it.
+
+A newer SoundSweep may add nullable columns to the tables; opening an older store adds them
+(:func:`_add_missing_columns`), so such a change keeps :data:`SCHEMA_VERSION` and the store's rows.
 """
 import json
 import os
@@ -28,24 +31,27 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     select,
     text,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from soundsweep.errors import UsageError
-from trainables.objective import rank_key
+from trainables.objective import rank_key, representative
 
 SCHEMA_VERSION = 2
 """Bumped when an existing store cannot take the change. Version 2: ``ss_models`` gained ``kind``,
-``sources``, ``metrics``, ``test_clip_acc_mean`` and ``size_kb``, and ``ss_comparisons`` was added."""
+``sources``, ``metrics``, ``test_clip_acc_mean`` and ``size_kb``, and ``ss_comparisons`` was added.
+Since then, added on opening: ``ss_experiments.provenance``."""
 SCHEMA_LOCK = 0x55_5357  # PostgreSQL advisory-lock key held while tables are created
 # Messages of the errors a concurrent writer causes and a retry resolves.
 # "already exists": two SQLite processes both saw a new file without tables; the retry sees them.
+# "duplicate column": two SQLite processes both added a missing column; the retry sees it.
 TRANSIENT = ("locked", "deadlock detected", "could not serialize", "UNIQUE constraint failed",
-             "duplicate key value", "already exists")
+             "duplicate key value", "already exists", "duplicate column")
 
 
 class Base(DeclarativeBase):
@@ -59,6 +65,10 @@ class Meta(Base):
 
 
 class Experiment(Base):
+    """An experiment: its configuration, its summary once finished, and its ``provenance``: one
+    :func:`soundsweep.provenance.collect` per start (the first run, then each ``--resume``);
+    ``None`` in rows written before SoundSweep recorded it."""
+
     __tablename__ = "ss_experiments"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(256), unique=True)
@@ -70,6 +80,7 @@ class Experiment(Base):
     storage_path: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[str] = mapped_column(String(40))
     finished_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    provenance: Mapped[list | None] = mapped_column(JSON, nullable=True)
 
 
 class Trial(Base):
@@ -184,7 +195,10 @@ class ResultsStore:
             self.engine = create_engine(url, connect_args={"timeout": 60} if parsed.get_backend_name() == "sqlite" else {})
         except OSError as exc:
             raise UsageError(f"cannot create the results store {url!r} ({exc.strerror}): check --results") from exc
-        except ImportError as exc:  # SQLAlchemy's NoSuchModuleError and missing DBAPI drivers
+        except NoSuchModuleError:  # a scheme SQLAlchemy has no dialect for
+            raise UsageError(f"--results {url}: SQLAlchemy has no database dialect or driver '{parsed.drivername}'; use e.g. "
+                             "sqlite:///results/soundsweep.db or postgresql://USER@HOST/DB") from None
+        except ImportError as exc:  # a dialect whose DBAPI driver is not installed
             raise UsageError(f"no database driver for {url!r} ({exc}): install it or use another --results") from exc
         if parsed.get_backend_name() == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -195,7 +209,7 @@ class ResultsStore:
             raise UsageError(f"cannot open results store {url!r} ({reason}): check --results") from exc
 
     def _create_schema(self, s: Session) -> None:
-        """Create missing tables and check the schema version (one transaction).
+        """Create missing tables, check the schema version and add missing columns (one transaction).
 
         On PostgreSQL an advisory lock serialises this, so that two processes opening a new
         database at once do not both create the tables; on SQLite the loser's "already exists"
@@ -212,6 +226,7 @@ class ResultsStore:
                 f"results store {self.url} has schema version {row.value}, this SoundSweep writes "
                 f"{SCHEMA_VERSION}: use a new --results database"
             )
+        _add_missing_columns(s.connection())
 
     def _write(self, fn):
         """Run ``fn(session)`` in one transaction, retrying when it lost a race to another writer."""
@@ -235,8 +250,10 @@ class ResultsStore:
         with Session(self.engine) as s:
             return list(s.scalars(select(Experiment).order_by(Experiment.created_at.desc(), Experiment.id.desc())))
 
-    def start_experiment(self, name: str, space: str, dataset: str, config: dict, storage_path: str) -> int:
-        """Create the experiment row, or return the existing one's id (a resumed run)."""
+    def start_experiment(self, name: str, space: str, dataset: str, config: dict, storage_path: str,
+                         provenance: dict | None = None) -> int:
+        """Create the experiment row, or return the existing one's id (a resumed run); a
+        ``provenance`` (:func:`soundsweep.provenance.collect`) is appended to the row's list."""
 
         def write(s):
             row = s.scalar(select(Experiment).where(Experiment.name == name))
@@ -246,6 +263,8 @@ class ResultsStore:
                 s.add(row)
                 s.flush()
             row.status = "RUNNING"
+            if provenance is not None:
+                row.provenance = [*(row.provenance or []), _jsonable(provenance)]
             return row.id
 
         return self._write(write)
@@ -323,11 +342,17 @@ class ResultsStore:
         """The best checkpointed epoch of each trial whose checkpoint passes ``usable``, for the
         ``k`` best trials (every trial when ``k`` is None), best first.
 
-        Best: :func:`~trainables.objective.rank_key`. Ray Tune keeps only
+        Best: :func:`~trainables.objective.rank_key`, among the epochs that may stand for the trial
+        (:func:`~trainables.objective.representative`: all, or its last). Ray Tune keeps only
         the best ``num_to_keep`` checkpoints of a trial and breaks ties its own way (the newer one
         wins), so the caller passes a check that the files still exist."""
-        candidates = sorted(((t, e) for t, e in self.epochs(experiment_id) if e.checkpoint_uri),
-                            key=lambda te: rank_key(te[1].metrics), reverse=True)
+        by_trial: dict[str, list[tuple[Trial, Epoch]]] = {}
+        for t, e in self.epochs(experiment_id):
+            if e.checkpoint_uri:
+                by_trial.setdefault(t.trial_id, []).append((t, e))
+        eligible = [(t, e) for pairs in by_trial.values() for t, e in pairs
+                    if e in representative([e for _, e in pairs], pairs[0][0].params.get("select_epoch"))]
+        candidates = sorted(eligible, key=lambda te: rank_key(te[1].metrics), reverse=True)
         per_trial: dict[str, tuple[Trial, Epoch]] = {}  # filled best first: a trial's first usable epoch is its best
         for t, e in candidates:
             if len(per_trial) == k:
@@ -396,6 +421,18 @@ def _transient(exc: DBAPIError) -> bool:
     """Whether ``exc`` came from a concurrent writer (see ``TRANSIENT``), so a retry can succeed."""
     message = str(exc.orig if exc.orig is not None else exc)
     return any(m in message for m in TRANSIENT)
+
+
+def _add_missing_columns(connection) -> None:
+    """Add the columns this SoundSweep defines that an older store's tables lack. Only nullable
+    columns are added this way (old rows read ``None``); any other change bumps :data:`SCHEMA_VERSION`."""
+    inspector = inspect(connection)
+    for table in Base.metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present and column.nullable:
+                kind = column.type.compile(dialect=connection.dialect)
+                connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
