@@ -28,7 +28,6 @@ import torchaudio
 from torch import nn
 from torchaudio.transforms import AmplitudeToDB, MelSpectrogram, Spectrogram
 
-
 LOGMEL_SCALES = ("standardize", "peak")
 
 
