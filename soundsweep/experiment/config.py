@@ -131,6 +131,9 @@ class ExperimentConfig(DatasetOptions):
     storage_path: str = option("results/runs", "Tune storage (checkpoints, decode cache)", group=OUTPUT)
     record_augmentation: bool = option(False, "write each training example's augmentation parameters per epoch to "
                                        "<trial folder>/augmentation/*.jsonl (replayable)", group=OUTPUT)
+    verbose: bool = option(False, "also print what Ray, Ray Data and Tune say (worker output, per-trial notices, "
+                           "Tune's banner); without it that goes to the log files in Ray's session folder "
+                           "(the 'ray: logs in' line)", group=OUTPUT)
     name: str | None = option(None, "experiment name (default: <space>-<time>)", group=OUTPUT)
     resume: bool = option(False, "continue the experiment --name after a crash or kill", group=OUTPUT)
 

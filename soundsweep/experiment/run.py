@@ -63,7 +63,7 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
     # The manifest needs no Ray: bad --data (or --hierarchy) fails here, before a cluster is joined or started.
     manifest = experiment_manifest(cfg)
 
-    connect_ray(cfg.address)
+    connect_ray(cfg.address, cfg.verbose)
     try:
         plan = plan_search(cfg, shape, space)
         # Recorded before the long work (decoding, trials), so a run killed from here on resumes by name.
@@ -77,6 +77,8 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
         print(describe_reference(baseline), flush=True)
         if cfg.init_from:
             check_init_from(cfg, folds[0], plan, storage)
+        # Tune copies each trial's event files there as it saves the experiment's state (every 2 s).
+        print(f"tensorboard: tensorboard --logdir {join_storage(storage, name)}", flush=True)
         tuner_for(cfg, name, storage, experiment_id, shape, plan, space, warm, folds).fit()
     finally:
         if cfg.wait_for_resources:

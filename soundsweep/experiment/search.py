@@ -227,6 +227,9 @@ def trial_dirname(trial) -> str:
 
 def run_config(cfg: ExperimentConfig, name: str, storage: str, experiment_id: int, shape: SearchShape,
                executor: str, budget: EpochBudget | None) -> tune.RunConfig:
+    """Tune's run configuration: the storage, SoundSweep's callbacks, the epoch budget, checkpoints
+    and retries. ``verbose=0``: the run prints its own status lines
+    (:class:`~soundsweep.callbacks.ProgressCallback`)."""
     return tune.RunConfig(
         name=name,
         storage_path=storage,
