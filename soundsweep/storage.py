@@ -7,7 +7,9 @@ the reference baseline) go through the same layer here, so ``s3://``, ``gs://`` 
 """
 import json
 import os
+import tempfile
 import uuid
+from contextlib import contextmanager
 
 import pyarrow.fs
 
@@ -57,3 +59,16 @@ def write_json(location: str, content: dict) -> None:
     with fs.open_output_stream(staged) as f:
         f.write(json.dumps(content).encode())
     fs.move(staged, path)
+
+
+@contextmanager
+def local_folder(location: str):
+    """A local folder holding the files at ``location`` (a path or URI): the folder itself when it
+    is local, else a temporary copy, removed on exit (for tools that read local files only)."""
+    fs, path = open_fs(location)
+    if isinstance(fs, pyarrow.fs.LocalFileSystem):
+        yield path
+        return
+    with tempfile.TemporaryDirectory() as copy:
+        pyarrow.fs.copy_files(path, copy, source_filesystem=fs)
+        yield copy
