@@ -104,12 +104,14 @@ def ray_init_options() -> dict:
     return {"log_to_driver": _MUTED.verbose, "logging_level": "INFO"}
 
 
-def open_log() -> str:
-    """Start writing :data:`LOG_FILE` into the logs folder of Ray's session (connected); return
-    that folder, which also holds the workers' output and Ray Data's log."""
-    # The one place Ray names its session folder to a driver (Ray Data's log file uses it too).
-    node = ray._private.worker._global_node
-    folder = node.get_logs_dir_path() if node is not None else tempfile.gettempdir()
+def open_log(folder: str | None = None) -> str:
+    """Start writing :data:`LOG_FILE` into ``folder``, by default the logs folder of the Ray session
+    this process is connected to, which also holds the workers' output and Ray Data's log; return
+    the folder."""
+    if folder is None:
+        # The one place Ray names its session folder to a driver (Ray Data's log file uses it too).
+        node = ray._private.worker._global_node
+        folder = node.get_logs_dir_path() if node is not None else tempfile.gettempdir()
     _DRIVER_LOG.open(os.path.join(folder, LOG_FILE))
     return folder
 

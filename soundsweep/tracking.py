@@ -14,6 +14,7 @@ file store unless ``MLFLOW_ALLOW_FILE_STORE`` is set; a ``file:`` URI or a path 
 ``--mlflow`` asks for that store, so it is allowed for this process.
 """
 import os
+import re
 from contextlib import contextmanager
 
 from soundsweep import console, storage
@@ -55,7 +56,7 @@ def check_store(uri: str, experiment: str) -> str:
     """Reach the tracking store at ``uri`` and find or create the MLflow experiment
     ``experiment`` in it (what the callback does first); return its id. Called before Ray starts,
     so a store that cannot be used costs seconds, not a decode."""
-    mlflow = _mlflow()
+    _mlflow()  # imported, its loggers routed
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
@@ -67,9 +68,17 @@ def check_store(uri: str, experiment: str) -> str:
             found = client.get_experiment_by_name(experiment)
             return found.experiment_id if found else client.create_experiment(experiment)
     except (MlflowException, OSError, ValueError) as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        reason = _reason(exc)
         raise UsageError(f"--mlflow {uri}: cannot use this tracking store ({reason}); start the server, or give a "
-                         f"store you can write (sqlite:///mlflow.db, file:///folder); MLflow {mlflow.__version__}") from None
+                         "store you can write (sqlite:///mlflow.db, file:///folder)") from None
+
+
+def _reason(exc: Exception) -> str:
+    """A short reason for ``exc``: its first line, cut at 200 characters, or for MLflow's failed
+    HTTP request the OS error at its root (``[Errno 111] Connection refused``)."""
+    text = str(exc).strip()
+    errors = re.findall(r"\[Errno -?\d+\] [^'\")\]]+", text) if not isinstance(exc, OSError) else []
+    return errors[-1].strip() if errors else (text.splitlines() or [type(exc).__name__])[0][:200]
 
 
 def logger_callback(uri: str, experiment: str):
