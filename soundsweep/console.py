@@ -114,8 +114,3 @@ def open_log(folder: str | None = None) -> str:
         folder = node.get_logs_dir_path() if node is not None else tempfile.gettempdir()
     _DRIVER_LOG.open(os.path.join(folder, LOG_FILE))
     return folder
-
-
-def verbose() -> bool:
-    """Whether Ray's lines reach the console (``--verbose``)."""
-    return _MUTED.verbose
