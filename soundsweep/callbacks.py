@@ -90,20 +90,26 @@ class StoreCallback(OpensStore, Callback):
         self.store.record_trial(self.experiment_id, trial.trial_id, status=status, retries=trial.num_failures)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        message = "unknown error"
-        if trial.error_file:
-            try:
-                with open(trial.error_file) as f:
-                    lines = [line.strip() for line in f if line.strip()]
-                message = lines[-1] if lines else message
-            except OSError:
-                pass
-        self.store.record_trial(self.experiment_id, trial.trial_id, status="ERROR", error=message,
+        self.store.record_trial(self.experiment_id, trial.trial_id, status="ERROR", error=error_line(trial),
                                 retries=trial.num_failures)
 
 
+def error_line(trial) -> str:
+    """The last line of a failed trial's error file (the exception under Tune's traceback)."""
+    if trial.error_file:
+        try:
+            with open(trial.error_file) as f:
+                lines = [line.strip() for line in f if line.strip()]
+            if lines:
+                return lines[-1]
+        except OSError:
+            pass
+    return "unknown error"
+
+
 class ProgressCallback(Callback):
-    """One status line at most every ``every_s`` seconds: counts, best so far, elapsed, left."""
+    """One status line at most every ``every_s`` seconds (counts, best so far, elapsed, left) and one
+    line per trial that fails."""
 
     def __init__(self, num_samples: int, metric: str = "val_clip_acc", every_s: float = 10.0):
         self.num_samples, self.metric, self.every_s = num_samples, metric, every_s
@@ -122,6 +128,13 @@ class ProgressCallback(Callback):
 
     def on_experiment_end(self, trials, **info):
         self.print_status(trials)
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        print(f"trial {trial.trial_id} failed, retrying from its last checkpoint: {error_line(trial)}", flush=True)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        # With Ray's lines off the console (soundsweep.console) this is where a failure shows.
+        print(f"trial {trial.trial_id} failed: {error_line(trial)} (traceback: {trial.error_file})", flush=True)
 
     def print_status(self, trials) -> None:
         self.last = time.monotonic()

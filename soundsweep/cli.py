@@ -333,6 +333,8 @@ def print_leaderboard(summary, top: int = 5) -> None:
     print(f"skipped files: {len(skipped)}" + "".join(f"\n  {f['path']}: {f['error']}" for f in skipped))
     print(f"results store: {summary.results_url}")
     print(f"report: {summary.report[0]} ({len(summary.report) - 1} figures beside it)")
+    if summary.mlflow_run:
+        print(f"mlflow: best model's checkpoint and report in run {summary.mlflow_run} of {summary.mlflow}")
     print(f"dashboard: {DEFAULT_DASHBOARD_HINT.format(url=summary.results_url)}")
 
 

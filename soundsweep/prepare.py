@@ -40,6 +40,7 @@ import pyarrow.fs
 import ray
 
 from soundsweep import storage
+from soundsweep.progress import Progress
 from trainables.audio import DecodeSpec
 from trainables.segments import SPLITS, VIEW_FILE, decode_part, segment_files
 
@@ -129,13 +130,16 @@ def prepare(manifest: pd.DataFrame, spec: DecodeSpec, cache_dir: str) -> Prepare
     segments, clips, failures = dict.fromkeys(names, 0), dict.fromkeys(names, 0), []
     paths = dict(zip(manifest["clip_id"].astype(str), manifest["path"].astype(str)))
     try:
-        for batch in summary.iter_batches(batch_size=1024):  # streamed: one small row per clip
-            for clip_id, split, error, count in zip(batch["clip_id"], batch["split"], batch["error"], batch["segments"]):
-                if error:
-                    failures.append({"clip_id": str(clip_id), "path": paths.get(str(clip_id), ""), "error": str(error)})
-                else:
-                    segments[split] += int(count)
-                    clips[split] += 1
+        with Progress(len(manifest), "decoding", "clips") as bar:
+            for batch in summary.iter_batches(batch_size=None):  # streamed: one small row per clip, a part at a time
+                bar.update(len(batch["clip_id"]))
+                for clip_id, split, error, count in zip(batch["clip_id"], batch["split"], batch["error"], batch["segments"]):
+                    if error:
+                        failures.append({"clip_id": str(clip_id), "path": paths.get(str(clip_id), ""),
+                                         "error": str(error)})
+                    else:
+                        segments[split] += int(count)
+                        clips[split] += 1
     except BaseException:
         partial = storage.join(root_path, attempt)  # nothing points at it yet
         if fs.get_file_info(partial).type != pyarrow.fs.FileType.NotFound:

@@ -12,7 +12,9 @@ import io
 import json
 import os
 import posixpath
+import tempfile
 import uuid
+from contextlib import contextmanager
 
 import pyarrow.fs
 import torch
@@ -90,3 +92,16 @@ def load_torch(location: str):
     """What :func:`save_torch` wrote at ``location``: tensors and plain containers only
     (``weights_only=True``), on the CPU."""
     return torch.load(io.BytesIO(read_bytes(location)), map_location="cpu", weights_only=True)
+
+
+@contextmanager
+def local_folder(location: str):
+    """A local folder holding the files at ``location`` (a path or URI): the folder itself when it
+    is local, else a temporary copy, removed on exit (for tools that read local files only)."""
+    fs, path = open_fs(location)
+    if isinstance(fs, pyarrow.fs.LocalFileSystem):
+        yield path
+        return
+    with tempfile.TemporaryDirectory() as copy:
+        pyarrow.fs.copy_files(path, copy, source_filesystem=fs)
+        yield copy

@@ -104,7 +104,7 @@ def test_sigkilled_driver_resumes_without_losing_or_repeating_work(ray_session, 
     assert snapshot(url, "killed") == reference and state(url, "killed")[2] == 1
 
 
-def test_killed_trials_retry_from_checkpoint_and_persistent_failures_are_stored(ray_session, tmp_path):
+def test_killed_trials_retry_from_checkpoint_and_persistent_failures_are_stored(ray_session, tmp_path, capsys):
     url = f"sqlite:///{tmp_path}/r.db"
     killed: dict[str, list[int]] = {}
     plan = {0: 2, 1: 1}  # trial index -> how many of its processes to kill (max-failures is 1)
@@ -143,6 +143,11 @@ def test_killed_trials_retry_from_checkpoint_and_persistent_failures_are_stored(
     assert second.status == "COMPLETED" and second.retries == 1 and second.epochs == 3
     epochs = sorted(e.epoch for t, e in store.epochs(store.experiment("faults").id) if t.trial_id == second.trial_id)
     assert epochs == [0, 1, 2]  # the retry continued from its checkpoint, no epoch recorded twice
+    # With Ray's lines off the console, each failure is one line of the run's own (soundsweep.console)
+    out = capsys.readouterr().out
+    assert out.count(f"trial {first.trial_id} failed, retrying from its last checkpoint: ") == 1
+    assert out.count(f"trial {second.trial_id} failed, retrying from its last checkpoint: ") == 1
+    assert f"trial {first.trial_id} failed: {first.error} (traceback: " in out
 
 
 def _write(path, x, rate, subtype="PCM_16", fmt=None):

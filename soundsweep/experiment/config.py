@@ -136,6 +136,13 @@ class ExperimentConfig(DatasetOptions):
     storage_path: str = option("results/runs", "Tune storage (checkpoints, decode cache)", group=OUTPUT)
     record_augmentation: bool = option(False, "write each training example's augmentation parameters per epoch to "
                                        "<trial folder>/augmentation/*.jsonl (replayable)", group=OUTPUT)
+    mlflow: str | None = option(None, "MLflow tracking URI (http://host:5000, sqlite:///mlflow.db, file:///folder): "
+                                "every trial becomes an MLflow run (parameters, per-epoch metrics) through Ray Tune's "
+                                "MLflowLoggerCallback, and the best model's checkpoint and the report are logged to "
+                                "its trial's run; needs pip install 'soundsweep[mlflow]'", group=OUTPUT, metavar="URI")
+    verbose: bool = option(False, "also print what Ray, Ray Data and Tune say (worker output, per-trial notices, "
+                           "Tune's banner); without it that goes to the log files in Ray's session folder "
+                           "(the 'ray: logs in' line)", group=OUTPUT)
     name: str | None = option(None, "experiment name (default: <space>-<time>)", group=OUTPUT)
     resume: bool = option(False, "continue the experiment --name after a crash or kill", group=OUTPUT)
 

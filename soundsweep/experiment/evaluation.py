@@ -3,6 +3,7 @@ trial's test metrics, per-device accuracy and the Pareto front of a multi-object
 from soundsweep.experiment.config import OBJECTIVES, ExperimentConfig
 from soundsweep.experiment.data import fold_data, trial_config
 from soundsweep.prepare import PreparedData
+from soundsweep.progress import Progress
 from soundsweep.report.views import load_experiment
 from soundsweep.results import ResultsStore
 from soundsweep.storage import exists
@@ -35,14 +36,32 @@ def view_choices(max_views: int) -> list[int]:
     return sorted({1, max_views, *(v for v in (2, 4, 8, 16) if v < max_views)})
 
 
-def choose_evaluation(model, frontend, data_dir: str, cfg: ExperimentConfig) -> dict:
+def predict_views(model, frontend, data: PreparedData, split: str, views: int, seed: int,
+                  bar: Progress | None = None) -> Predictions:
+    """``split``'s predictions with ``views`` test-time augmentation views (1: none); ``bar``
+    counts each segment once per view (a pass's cost)."""
+    predictions = predict_split(model, frontend, data.path, split, TTA(views, seed=seed) if views > 1 else None)
+    if bar is not None:
+        bar.update(data.segments[split] * views)
+    return predictions
+
+
+def evaluation_cost(data: PreparedData, cfg: ExperimentConfig) -> int:
+    """Segment views :func:`register_top` predicts for one model of ``data``, before its choice
+    of views is known: every validation candidate, and the test split plain and with
+    ``--tta-views`` (a chosen count between them adds its own pass)."""
+    return (data.segments["val"] * sum(view_choices(cfg.tta_views))
+            + data.segments["test"] * sum({1, cfg.tta_views}))
+
+
+def choose_evaluation(model, frontend, data: PreparedData, cfg: ExperimentConfig, bar: Progress | None = None) -> dict:
     """How the final test evaluates a model, chosen on the validation split, never assumed: TTA
     on or off and its number of views (:func:`view_choices`), and the clip aggregation. The
     choice with the best validation clip accuracy wins; ties go to fewer views, then the majority
     vote. Returns ``views``, ``aggregation`` and ``val``, every candidate's validation figure."""
     scores = {}
     for views in view_choices(cfg.tta_views):
-        val = predict_split(model, frontend, data_dir, "val", TTA(views, seed=cfg.seed) if views > 1 else None)
+        val = predict_views(model, frontend, data, "val", views, cfg.seed, bar)
         for aggregation in AGGREGATIONS:
             scores[(views, aggregation)] = val.clip_accuracy(aggregation)
     views, aggregation = max(scores, key=lambda k: (scores[k], -k[0], k[1] == "majority_vote"))
@@ -72,29 +91,39 @@ def register_top(store: ResultsStore, experiment_id: int, folds: list[PreparedDa
     ``folds`` are :func:`experiment_data`'s datasets: a trial of a cross-validation is tested on
     its own fold's test split, and the model keeps that ``fold`` in its metrics. Only epochs whose
     checkpoint still exists count (Tune deletes those beyond ``num_to_keep``)."""
-    registered = []
-    for trial, epoch in store.best_epochs(experiment_id, k, usable=exists):
-        data = fold_data(epoch.metrics, folds)
-        model, frontend = load_trained(epoch.checkpoint_uri, trial_config(trial.params, data, cfg, None, storage))
-        choice = choose_evaluation(model, frontend, data.path, cfg)
-        by_views = {views: predict_split(model, frontend, data.path, "test",
-                                         TTA(views, seed=cfg.seed) if views > 1 else None)
-                    for views in sorted({1, choice["views"], cfg.tta_views})}
-        test = by_views[choice["views"]]
-        tta = cfg.tta()
-        val = {name: value for name, value in epoch.metrics.items() if name.startswith("val_")}
-        row = {
-            "trial_id": trial.trial_id, "epoch": epoch.epoch, "checkpoint_uri": epoch.checkpoint_uri,
-            "params": trial.params, "num_params": int(epoch.metrics.get("num_params", 0)),
-            "val_clip_acc": epoch.metrics["val_clip_acc"], "kind": "single", "sources": [],
-            **evaluation_fields(test, data.classes, tta, by_views[tta.views] if tta else None, choice["aggregation"],
-                                fold=epoch.metrics.get("fold"), **val, evaluation=choice,
-                                plain=by_views[1].metrics("test"),
-                                per_device=accuracy_by_device(test, data.devices, choice["aggregation"])),
-        }
-        row["model_id"] = store.add_model(experiment_id, **row)
-        registered.append(row)
-    return registered
+    best = store.best_epochs(experiment_id, k, usable=exists)
+    if not best:
+        return []
+    cost = sum(evaluation_cost(fold_data(epoch.metrics, folds), cfg) for _, epoch in best)
+    what = "evaluating the best model" if len(best) == 1 else f"evaluating the {len(best)} best models"
+    with Progress(cost, what, "segments") as bar:
+        return [register(store, experiment_id, trial, epoch, folds, cfg, storage, bar) for trial, epoch in best]
+
+
+def register(store: ResultsStore, experiment_id: int, trial, epoch, folds: list[PreparedData], cfg: ExperimentConfig,
+             storage: str, bar: Progress) -> dict:
+    """:func:`register_top`'s work for one trial's best ``epoch``: the stored model's row."""
+    data = fold_data(epoch.metrics, folds)
+    model, frontend = load_trained(epoch.checkpoint_uri, trial_config(trial.params, data, cfg, None, storage))
+    choice = choose_evaluation(model, frontend, data, cfg, bar)
+    if choice["views"] not in {1, cfg.tta_views}:
+        bar.add_total(data.segments["test"] * choice["views"])
+    by_views = {views: predict_views(model, frontend, data, "test", views, cfg.seed, bar)
+                for views in sorted({1, choice["views"], cfg.tta_views})}
+    test = by_views[choice["views"]]
+    tta = cfg.tta()
+    val = {name: value for name, value in epoch.metrics.items() if name.startswith("val_")}
+    row = {
+        "trial_id": trial.trial_id, "epoch": epoch.epoch, "checkpoint_uri": epoch.checkpoint_uri,
+        "params": trial.params, "num_params": int(epoch.metrics.get("num_params", 0)),
+        "val_clip_acc": epoch.metrics["val_clip_acc"], "kind": "single", "sources": [],
+        **evaluation_fields(test, data.classes, tta, by_views[tta.views] if tta else None, choice["aggregation"],
+                            fold=epoch.metrics.get("fold"), **val, evaluation=choice,
+                            plain=by_views[1].metrics("test"),
+                            per_device=accuracy_by_device(test, data.devices, choice["aggregation"])),
+    }
+    row["model_id"] = store.add_model(experiment_id, **row)
+    return row
 
 
 def score_trials(store: ResultsStore, experiment_id: int, folds: list[PreparedData], cfg: ExperimentConfig,
@@ -102,11 +131,14 @@ def score_trials(store: ResultsStore, experiment_id: int, folds: list[PreparedDa
     """Record each training trial's test metrics (its best checkpointed epoch on its own fold's
     test split, :meth:`~trainables.evaluate.Predictions.metrics`): the per-fold, per-seed scores
     of repeated configurations."""
-    for trial, epoch in store.best_epochs(experiment_id, usable=exists):
-        data = fold_data(epoch.metrics, folds)
-        model, frontend = load_trained(epoch.checkpoint_uri, trial_config(trial.params, data, cfg, None, storage))
-        test = predict_split(model, frontend, data.path, "test")
-        store.record_trial(experiment_id, trial.trial_id, metrics={**trial.metrics, **test.metrics("test")})
+    best = store.best_epochs(experiment_id, usable=exists)
+    with Progress(len(best), "scoring every trial on its test split", "trials") as bar:
+        for trial, epoch in best:
+            data = fold_data(epoch.metrics, folds)
+            model, frontend = load_trained(epoch.checkpoint_uri, trial_config(trial.params, data, cfg, None, storage))
+            test = predict_split(model, frontend, data.path, "test")
+            store.record_trial(experiment_id, trial.trial_id, metrics={**trial.metrics, **test.metrics("test")})
+            bar.update()
 
 
 def pareto_front(store: ResultsStore, experiment_id: int, objectives: list[str]) -> list[dict]:

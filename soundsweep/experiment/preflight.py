@@ -5,28 +5,34 @@ import os
 import tempfile
 
 import ray
+import ray.data  # before console.calm: importing Ray Data replaces its logger's handlers
 
+from soundsweep import console
 from soundsweep.errors import UsageError
 from soundsweep.results import ResultsStore
 from soundsweep.storage import open_fs
 
 
-def connect_ray(address: str | None) -> None:
-    """Join ``address`` (or ``$RAY_ADDRESS``), else start a local Ray unless one is running."""
+def connect_ray(address: str | None, verbose: bool = False) -> None:
+    """Join ``address`` (or ``$RAY_ADDRESS``), else start a local Ray unless one is running; keep
+    Ray's lines off the console unless ``verbose`` (:mod:`soundsweep.console`) and say where they are."""
     # Save experiment state every 2 s (Ray's default waits 10 s or more), so a killed driver
     # loses at most that much bookkeeping; trials keep their own per-epoch checkpoints.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
     # Frequent snapshots are wanted here, so Tune's warning that they are frequent is noise.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    console.calm(verbose)
     if not ray.is_initialized():
         # Ray Data logs every dataset execution at INFO; trials re-read data each epoch.
         quiet = {"RAY_DATA_LOG_LEVEL": os.environ.get("RAY_DATA_LOG_LEVEL", "WARNING")}
         os.environ.update(quiet)
         # The variable reaches the workers; this process read it when it first imported Ray Data.
         logging.getLogger("ray.data").setLevel(quiet["RAY_DATA_LOG_LEVEL"])
-        ray.init(address=address, logging_level="WARNING", runtime_env={"env_vars": quiet})
+        ray.init(address=address, runtime_env={"env_vars": quiet}, **console.ray_init_options())
+    # The driver's own bars (soundsweep.progress) show the decode; Ray Data's would print under them.
     ray.data.DataContext.get_current().enable_progress_bars = False
-
+    folder = console.open_log()
+    print(f"ray: logs in {folder}" + ("" if verbose else " (--verbose prints them here)"), flush=True)
 
 
 def check_writable(storage: str) -> None:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from ray import tune
 
 from search_spaces import get_space
-from soundsweep import config_file, provenance
+from soundsweep import config_file, provenance, tracking
 from soundsweep.callbacks import EpochBudget
 from soundsweep.cluster import plan_on_cluster, release
 from soundsweep.configurations import configuration_table, configurations
@@ -47,6 +47,8 @@ class ExperimentSummary:
     report: list[str]  # index.html, then the PNG figures, beside the checkpoints
     pareto: list[dict]  # a multi-objective search's Pareto front (pareto_front)
     reference: dict  # the MFCC+SVM reference on the same split (soundsweep.experiment.reference)
+    mlflow: str | None = None  # --mlflow
+    mlflow_run: str | None = None  # the MLflow run the best model was logged to (soundsweep.tracking)
 
 
 def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
@@ -61,11 +63,14 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
     existing = claim_name(store, name, cfg.resume)
     if existing is not None:
         check_same_spec(name, existing.config, cfg)
+    if cfg.mlflow:  # before Ray starts: a store that cannot be used costs seconds
+        tracking.check_store(cfg.mlflow, name)
+        print(f"mlflow: every trial is a run of the MLflow experiment {name} in {cfg.mlflow}", flush=True)
     warm = warm_start_points(cfg) if cfg.warm_start and not existing else []
     # The manifest needs no Ray: bad --data (or --hierarchy) fails here, before a cluster is joined or started.
     manifest = experiment_manifest(cfg)
 
-    connect_ray(cfg.address)
+    connect_ray(cfg.address, cfg.verbose)
     try:
         plan = plan_search(cfg, shape, space)
         # Recorded before the long work (decoding, trials), so a run killed from here on resumes by name.
@@ -80,6 +85,8 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
         print(describe_reference(baseline), flush=True)
         if cfg.init_from:
             check_init_from(cfg, folds[0], plan, storage)
+        # Tune copies each trial's event files there as it saves the experiment's state (every 2 s).
+        print(f"tensorboard: tensorboard --logdir {join_storage(storage, name)}", flush=True)
         tuner_for(cfg, name, storage, experiment_id, shape, plan, space, warm, folds).fit()
     finally:
         if cfg.wait_for_resources:
@@ -101,10 +108,12 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
     # The pages show the finished experiment, so they are drawn after it is recorded, then listed in it.
     recorded["report"] = write_report(cfg.results, name, join_storage(storage, name, "report"))
     store.finish_experiment(experiment_id, "FINISHED", recorded)
+    mlflow_run = tracking.log_best_model(cfg.mlflow, name, best, join_storage(storage, name, "report")) \
+        if cfg.mlflow and best else None
     return ExperimentSummary(
         name=name, experiment_id=experiment_id, results_url=cfg.results, plan=plan, data=prepared, best=best,
         wall_s=wall_s, trials=trial_rows(store, name), configurations=table, report=recorded["report"],
-        pareto=recorded["pareto"], reference=baseline,
+        pareto=recorded["pareto"], reference=baseline, mlflow=cfg.mlflow, mlflow_run=mlflow_run,
     )
 
 

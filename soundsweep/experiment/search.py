@@ -10,6 +10,7 @@ from ray.tune.search import Repeater, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces import DefineByName, SearchSpace
+from soundsweep import tracking
 from soundsweep.callbacks import EpochBudget, ProgressCallback, ReleaseTrainPlacementGroups, StoreCallback
 from soundsweep.errors import UsageError
 from soundsweep.experiment.config import OBJECTIVES, ExperimentConfig
@@ -230,11 +231,15 @@ def trial_dirname(trial) -> str:
 
 def run_config(cfg: ExperimentConfig, name: str, storage: str, experiment_id: int, shape: SearchShape,
                executor: str, budget: EpochBudget | None) -> tune.RunConfig:
+    """Tune's run configuration: the storage, SoundSweep's callbacks (plus Ray's MLflow callback
+    with ``--mlflow``), the epoch budget, checkpoints and retries. ``verbose=0``: the run prints
+    its own status lines (:class:`~soundsweep.callbacks.ProgressCallback`)."""
     return tune.RunConfig(
         name=name,
         storage_path=storage,
         callbacks=[StoreCallback(cfg.results, experiment_id, shape.max_epochs), ProgressCallback(shape.trials),
-                   *([ReleaseTrainPlacementGroups()] if executor == "train" else [])],
+                   *([ReleaseTrainPlacementGroups()] if executor == "train" else []),
+                   *([tracking.logger_callback(cfg.mlflow, name)] if cfg.mlflow else [])],
         stop=budget,
         checkpoint_config=checkpoint_config(tune.CheckpointConfig),
         failure_config=tune.FailureConfig(max_failures=cfg.max_failures),

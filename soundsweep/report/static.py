@@ -6,6 +6,7 @@ The folder may be a local path or a URI (:mod:`soundsweep.storage`): every finis
 writes its report beside its checkpoints.
 """
 from soundsweep import storage
+from soundsweep.progress import Progress
 from soundsweep.report.pages import experiment_page
 from soundsweep.report.plots import Plot, render
 from soundsweep.report.views import ExperimentView, load_experiment
@@ -13,8 +14,9 @@ from soundsweep.results import ResultsStore
 
 
 class FileLinks:
-    """Links of a self-contained folder: figures are written into ``out`` as they are linked,
-    trials are sections of the one page."""
+    """Links of a self-contained folder: trials are sections of the one page, and each figure
+    linked is listed in :attr:`figures`, drawn into ``out`` by :func:`write_report` once the page
+    knows them all (so its progress has a total)."""
 
     live = False
 
@@ -22,6 +24,7 @@ class FileLinks:
         self.out = out
         self.fs, self.folder = storage.open_fs(out)
         self.written: list[str] = []
+        self.figures: list[tuple[ExperimentView, Plot]] = []
 
     def nav(self) -> list[tuple[str, str]]:
         return []
@@ -39,7 +42,7 @@ class FileLinks:
         return self.written[-1]
 
     def plot(self, experiment: ExperimentView, plot: Plot) -> str:
-        self.write(plot.filename(), render(experiment, plot))
+        self.figures.append((experiment, plot))
         return plot.filename()
 
 
@@ -51,5 +54,11 @@ def write_report(results_url: str, experiment: str, out: str) -> list[str]:
     links = FileLinks(storage.resolve(out))
     links.fs.create_dir(links.folder, recursive=True)
     page = experiment_page(view, links, trial_sections=True)
-    figures = list(links.written)
-    return [links.write("index.html", page.encode("utf-8")), *figures]
+    with Progress(len(links.figures) + 1, "writing the report", "files") as bar:
+        for experiment_view, plot in links.figures:
+            links.write(plot.filename(), render(experiment_view, plot))
+            bar.update()
+        figures = list(links.written)
+        index = links.write("index.html", page.encode("utf-8"))
+        bar.update()
+    return [index, *figures]
