@@ -20,6 +20,7 @@ cluster. Rows stream out as clips finish (CSV or JSON lines); a file that cannot
 listed and skipped. Progress, notes, throughput and, for labelled input, accuracy and the
 confusion matrix go to stderr.
 """
+import contextlib
 import csv
 import json
 import math
@@ -38,6 +39,7 @@ from soundsweep.derived.ensemble import Stacker, average
 from soundsweep.derived.stored import StoredExperiment, StoredModel, best_model, find_experiment, find_model
 from soundsweep.derived.two_stage import fused_probabilities, parent_index
 from soundsweep.errors import UsageError
+from soundsweep.progress import Progress
 from soundsweep.results import ResultsStore
 from soundsweep.results.store import Model
 from trainables.audio import DecodeSpec
@@ -46,8 +48,6 @@ from trainables.inference import Network
 
 CLIPS_PER_BLOCK = 32
 """Clips one decode task takes at a time: enough work per task, small blocks, steady progress."""
-PROGRESS_S = 5.0
-"""Seconds between progress lines."""
 MAX_NOTES = 20
 """Padding notes printed one by one; further ones are counted."""
 
@@ -360,14 +360,14 @@ class ClipCollector:
 
 
 def label_clips(predictor: Predictor, clips: pd.DataFrame, collector: ClipCollector, workers: int = 1,
-                gpus_per_worker: float = 0.0, progress: Callable[[int, int, float], None] | None = None) -> Iterator[dict]:
+                gpus_per_worker: float = 0.0, progress: Progress | None = None) -> Iterator[dict]:
     """Label ``clips`` (:func:`read_inputs`) through Ray Data; yield output rows as clips finish.
 
     Decode tasks (:func:`~trainables.inference.decode_clips`) feed a pool of ``workers``
     :class:`~trainables.inference.SegmentScorer` actors, each with ``gpus_per_worker`` GPUs; the
     driver combines networks and aggregates clips (``collector``). Local files are decoded on this
-    node, files at a URI anywhere. ``progress(done, total, seconds)`` is called every
-    :data:`PROGRESS_S` seconds. The Ray connection must be open.
+    node, files at a URI anywhere. ``progress`` counts the clips finished (labelled or skipped).
+    The Ray connection must be open.
     """
     import ray
 
@@ -388,15 +388,13 @@ def label_clips(predictor: Predictor, clips: pd.DataFrame, collector: ClipCollec
     dataset = dataset.map_batches(SegmentScorer, fn_constructor_kwargs={"networks": predictor.networks},
                                   batch_size=None, compute=ray.data.ActorPoolStrategy(size=workers),
                                   num_cpus=1, num_gpus=gpus_per_worker or None, label_selector={})
-    started = last = time.perf_counter()
+    started, done, o = time.perf_counter(), 0, collector.outcome
     for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
         yield from collector.add(batch)
-        now = time.perf_counter()
-        if progress is not None and now - last >= PROGRESS_S:
-            o = collector.outcome
-            progress(o.labelled + len(o.skipped), len(items), now - started)
-            last = now
-    collector.outcome.seconds = time.perf_counter() - started
+        if progress is not None:
+            progress.update(o.labelled + len(o.skipped) - done)
+        done = o.labelled + len(o.skipped)
+    o.seconds = time.perf_counter() - started
 
 
 # Output ---------------------------------------------------------------------------------------------
@@ -464,25 +462,23 @@ def run(args) -> Outcome:
     fmt = args.format or ("jsonl" if args.out and args.out.lower().endswith((".jsonl", ".json")) else "csv")
     clips = read_inputs(args.inputs, args.split)
     predictor = resolve(ResultsStore(args.results, must_exist=True), args.model, args.experiment, args.tta)
-    connect_ray(args.address)
+    with contextlib.redirect_stdout(sys.stderr):  # stdout may carry the rows: Ray's notes go to stderr
+        connect_ray(args.address)
     import ray
 
     workers = args.workers or max(1, int(ray.cluster_resources().get("CPU", 2)) // 2)
     err = sys.stderr
     print(f"predict: {predictor.description}; {len(clips)} clip(s); {predictor.views} TTA view(s), "
           f"{predictor.aggregation.replace('_', ' ')}", file=err, flush=True)
-
-    def progress(done: int, total: int, seconds: float) -> None:
-        print(f"predict: {done}/{total} clips, {done / seconds:.1f} clips/s", file=err, flush=True)
-
     collector = ClipCollector(predictor, clips, args.top_k, args.segments,
                               lambda kind, text: print(text, file=err, flush=True))
     labelled = clips["label"].notna().any()
     stream = open(args.out, "w", newline="") if args.out else sys.stdout
     try:
         writer = RowWriter(stream, fmt, collector.top_k, args.segments, labelled)
-        for row in label_clips(predictor, clips, collector, workers, args.gpus_per_worker, progress):
-            writer.write(row)
+        with Progress(len(clips), "predict", "clips", err) as progress:
+            for row in label_clips(predictor, clips, collector, workers, args.gpus_per_worker, progress):
+                writer.write(row)
     finally:
         if args.out:
             stream.close()
