@@ -290,6 +290,7 @@ def predict_options(predict: argparse.ArgumentParser) -> None:
     predict.add_argument("--workers", type=int, default=None,
                          help="model actors, each loading the model once (default: half the cluster's CPUs)")
     predict.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per model actor (default none)")
+    predict.add_argument("--verbose", action="store_true", help="print Ray's own log lines here too")
     stored_model_options(predict)
 
 

@@ -463,7 +463,7 @@ def run(args) -> Outcome:
     clips = read_inputs(args.inputs, args.split)
     predictor = resolve(ResultsStore(args.results, must_exist=True), args.model, args.experiment, args.tta)
     with contextlib.redirect_stdout(sys.stderr):  # stdout may carry the rows: Ray's notes go to stderr
-        connect_ray(args.address)
+        connect_ray(args.address, args.verbose)
     import ray
 
     workers = args.workers or max(1, int(ray.cluster_resources().get("CPU", 2)) // 2)
