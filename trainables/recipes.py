@@ -100,14 +100,10 @@ class TrainingConfig:
     def check(self, max_epochs: int) -> None:
         """Raise ``ValueError`` naming the flag and the fix for a value that cannot train."""
         flag = {f.name: "--" + f.name.replace("_", "-") for f in fields(self)}
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"{flag['optimizer']} {self.optimizer}: choose one of {', '.join(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"{flag['schedule']} {self.schedule}: choose one of {', '.join(SCHEDULES)}")
-        if self.select_epoch not in SELECTIONS:
-            raise ValueError(f"{flag['select_epoch']} {self.select_epoch}: choose one of {', '.join(SELECTIONS)}")
-        if self.logmel_scale not in LOGMEL_SCALES:
-            raise ValueError(f"{flag['logmel_scale']} {self.logmel_scale}: choose one of {', '.join(LOGMEL_SCALES)}")
+        for f in fields(self):  # every knob with choices, from the metadata its flag is built from
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise ValueError(f"{flag[f.name]} {getattr(self, f.name)}: choose one of {', '.join(choices)}")
         if not self.lr > 0:
             raise ValueError(f"{flag['lr']} {self.lr}: must be > 0")
         for name in ("weight_decay", "min_lr", "label_smoothing", "grad_clip", "mixup_alpha", "warmup_epochs",
