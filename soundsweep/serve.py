@@ -125,7 +125,7 @@ class Labeller:
                 notes.append(text.removeprefix("note: "))
 
         clip = pd.DataFrame({"path": [name], "clip_id": [clip_id], "label": [None]})
-        collector = ClipCollector(self.predictor, clip, self.top_k, report)
+        collector = ClipCollector(self.predictor, clip, self.top_k, report=report)
         with self.lock:
             scored = self.scorer(audio, clip_id)
         rows = collector.add(scored)
