@@ -24,6 +24,7 @@ audio too short to use 422.
 import asyncio
 import io
 import os
+import signal
 import socket
 import threading
 import time
@@ -182,7 +183,8 @@ def start(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000, repli
 
 
 def run(args) -> None:
-    """``soundsweep serve``: resolve the model, start Serve, print the URL, serve until Ctrl-C."""
+    """``soundsweep serve``: resolve the model, start Serve, print the URL, serve until Ctrl-C (or
+    SIGTERM), then shut Serve down."""
     from soundsweep import console
     from soundsweep.experiment.preflight import connect_ray
     from soundsweep.predict import resolve
@@ -200,6 +202,7 @@ def run(args) -> None:
           f"{predictor.views} TTA view(s), {predictor.aggregation.replace('_', ' ')}", flush=True)
     url = start(predictor, args.host, args.port, args.replicas, args.gpus_per_replica, args.max_mb,
                 args.max_seconds, args.top_k, local)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops it as Ctrl-C does
     try:
         print(f"serving at {url} (POST an audio file: curl --data-binary @clip.wav {url}); Ctrl-C stops it", flush=True)
         while True:

@@ -124,7 +124,7 @@ def test_bad_requests_get_a_json_error_and_the_server_serves_on(server, files):
     host, port = url.removeprefix("http://").rstrip("/").split(":")
     long = tone(files["folder"] / "long.wav", 660.0, rate=1000)  # 11 minutes, small: over --max-seconds 610
     cases = [
-        (post(url, b"these are text bytes, not audio"), 415, "cannot decode"),
+        (post(url, b"these are text bytes, not audio"), 415, "upload: cannot decode: Error opening the bytes"),
         (post(url, b""), 400, "empty body"),
         (requests.get(url, timeout=60), 405, "POST an audio file"),
         (post(url, read(tone(files["folder"] / "blip.wav", 0.1))), 422, "too short"),
