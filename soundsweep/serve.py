@@ -77,10 +77,10 @@ class Labeller:
 
     async def upload(self, request: Request) -> tuple[str, bytes]:
         """``(file name, encoded audio)`` of a raw body or a multipart upload; over the size limit: 413."""
-        limit = f"over the {self.max_bytes / 2**20:g} MB limit (--max-mb)"
+        limit = f"over the {self.max_bytes / 2**20:g} MiB limit (--max-mb)"
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            raise Rejected(413, f"the body is {int(declared) / 2**20:.1f} MB, {limit}")
+            raise Rejected(413, f"the body is {int(declared) / 2**20:.1f} MiB, {limit}")
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
