@@ -5,9 +5,10 @@
 
 Both sides do the same work for every clip, with the same functions: decode, mix and resample
 it and cut its segments (:func:`trainables.inference.decode_clips`), score the segments with the
-model (:class:`trainables.inference.SegmentScorer`, which loads the model), aggregate the clip
-and write its row (:class:`soundsweep.predict.ClipCollector`, :class:`soundsweep.predict.RowWriter`,
-to /dev/null). The bare loop does it clip after clip in this process; the pipeline is
+model (:class:`trainables.inference.SegmentScorer`, which loads the model; the bare loop calls
+both through :class:`trainables.inference.ClipScorer`), aggregate the clip and write its row
+(:class:`soundsweep.predict.ClipCollector`, :class:`soundsweep.predict.RowWriter`, to /dev/null).
+The bare loop does it clip after clip in this process; the pipeline is
 :func:`soundsweep.predict.label_clips` (decode tasks, then ``--workers`` model actors, default
 ``--cpus // 2``) in a local Ray of ``--cpus`` CPUs started beforehand. Both spans start before
 the model is loaded and end when the last row is written; the labels of the two runs are compared.
@@ -48,7 +49,7 @@ from soundsweep.catalog import cache_root  # noqa: E402
 from soundsweep.cli import main as soundsweep  # noqa: E402
 from soundsweep.predict import ClipCollector, RowWriter, label_clips, read_inputs, resolve  # noqa: E402
 from soundsweep.results import ResultsStore  # noqa: E402
-from trainables.inference import SegmentScorer, decode_clips  # noqa: E402
+from trainables.inference import ClipScorer  # noqa: E402
 
 
 def corpus(clips: int, seconds: float) -> str:
@@ -99,12 +100,10 @@ def bare(predictor, clips: pd.DataFrame) -> tuple[Measure, Timed, ClipCollector]
     """The single-process loop: load the model, then decode, score, aggregate and write clip by clip."""
     timed = Timed(predictor)
     with Measure() as measured:
-        scorer = SegmentScorer(predictor.networks)
+        scorer = ClipScorer(predictor.networks, predictor.spec)
         collector = ClipCollector(predictor, clips)
         for path, clip_id in zip(clips["path"], clips["clip_id"]):
-            batch = decode_clips({"path": [path], "clip_id": [clip_id], "label_index": [-1], "split": ["predict"]},
-                                 predictor.spec)
-            for row in collector.add(scorer(batch)):
+            for row in collector.add(scorer(path, clip_id)):
                 timed.write(row)
     return measured, timed, collector
 

@@ -22,6 +22,11 @@ from trainables.recipes import RECIPES, TrainingConfig, list_recipes
 
 DEFAULT_DASHBOARD_HINT = "soundsweep dashboard --results {url}"
 DEFAULTS = {"results": RESULTS_URL, "seed": 0}
+SERVE_MAX_MB = 64.0
+"""``soundsweep serve --max-mb``: a 10-minute 16 kHz file fits as 16-bit WAV (19 MB) or float WAV (38 MB)."""
+SERVE_MAX_SECONDS = 900.0
+"""``soundsweep serve --max-seconds``: compressed audio can be small and long; this bounds what one
+request decodes (15 minutes of 44.1 kHz stereo are 320 MB of float samples)."""
 
 
 def _registry_epilog() -> str:
@@ -171,6 +176,15 @@ def build_parser() -> OneLineParser:
                     "settings, TTA views and clip aggregation as registered) and write one row per clip: path, "
                     "label, probability and the top classes. Progress, throughput and, for a labelled manifest, "
                     "accuracy and the confusion matrix go to stderr; a file that cannot be used is listed and skipped.")
+    commands.add_command(
+        "serve", serve_options,
+        help="serve a stored model over HTTP (Ray Serve): POST an audio file, get its label as JSON",
+        description="Start Ray Serve with --replicas replicas of the model (each loads it once) behind an HTTP "
+                    "endpoint; each request's audio file (the body, or a multipart upload in the field 'file') is "
+                    "decoded, segmented and scored exactly as 'soundsweep predict' does it, and answered with "
+                    "predict's JSON row plus segments, seconds and notes. A request that cannot be labelled gets a "
+                    "4xx answer {\"error\": ...} (405 not POST, 400 empty, 413 too large, 415 not audio, 422 too "
+                    "short). Prints the URL; Ctrl-C shuts Serve down.")
     return parser
 
 
@@ -292,6 +306,31 @@ def predict_options(predict: argparse.ArgumentParser) -> None:
     predict.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per model actor (default none)")
     predict.add_argument("--verbose", action="store_true", help="print Ray's own log lines here too")
     stored_model_options(predict)
+
+
+def serve_options(serving: argparse.ArgumentParser) -> None:
+    """``soundsweep serve`` (:mod:`soundsweep.serve`)."""
+    serving.add_argument("--model", required=True, metavar="REF",
+                         help="model id, experiment name (its registered best model) or checkpoint folder/URI")
+    serving.add_argument("--experiment", default=None, metavar="NAME",
+                         help="for a checkpoint the results store does not list: the experiment whose data settings "
+                              "and classes it was trained with")
+    serving.add_argument("--host", default="127.0.0.1",
+                         help="address the HTTP proxy listens on (default %(default)s: this machine only)")
+    serving.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
+    serving.add_argument("--replicas", type=int, default=1,
+                         help="model replicas, each loading the model once and taking 1 CPU (default %(default)s)")
+    serving.add_argument("--gpus-per-replica", type=float, default=0.0, help="GPUs per replica (default none)")
+    serving.add_argument("--max-mb", type=float, default=SERVE_MAX_MB,
+                         help="largest request body in MiB, else 413 (default %(default)g: a 10-minute 16 kHz WAV fits)")
+    serving.add_argument("--max-seconds", type=float, default=SERVE_MAX_SECONDS,
+                         help="longest audio in seconds, read from the file's header before decoding, else 413 "
+                              "(default %(default)g)")
+    serving.add_argument("--top-k", type=int, default=3, help="classes listed per answer (default %(default)s)")
+    serving.add_argument("--tta", type=int, default=None, metavar="N",
+                         help="test-time augmentation views (default: as the model was evaluated; 1 = none)")
+    serving.add_argument("--verbose", action="store_true", help="print Ray's own log lines here too")
+    stored_model_options(serving)
 
 
 def print_leaderboard(summary, top: int = 5) -> None:
@@ -480,6 +519,10 @@ def main(argv: list[str] | None = None) -> int:
             print_probe(run_probe(from_args(ProbeConfig, args)))
         elif args.command == "predict":
             from soundsweep.predict import run
+
+            run(args)
+        elif args.command == "serve":
+            from soundsweep.serve import run
 
             run(args)
         else:

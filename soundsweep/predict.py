@@ -414,14 +414,18 @@ class RowWriter:
 
     def write(self, row: dict) -> None:
         if self.fmt == "jsonl":
-            out = {**row, "probability": round(row["probability"], 6),
-                   "top": [[name, round(p, 6)] for name, p in row["top"]]}
-            self.stream.write(json.dumps(out) + "\n")
+            self.stream.write(json.dumps(json_row(row)) + "\n")
             return
         flat = {**row, "probability": f"{row['probability']:.6f}"}
         for i, (name, p) in enumerate(row["top"], 1):
             flat[f"top{i}"], flat[f"p{i}"] = name, f"{p:.6f}"
         self.csv.writerow(flat)
+
+
+def json_row(row: dict) -> dict:
+    """A row as a JSON line (and ``soundsweep serve``'s answer) holds it: probabilities to 6 decimals,
+    ``top`` a list of ``[class, probability]``."""
+    return {**row, "probability": round(row["probability"], 6), "top": [[name, round(p, 6)] for name, p in row["top"]]}
 
 
 def print_summary(predictor: Predictor, outcome: Outcome, workers: int, err=sys.stderr) -> None:

@@ -54,7 +54,7 @@ def test_setup_installs_the_pinned_versions(cluster, pyproject_pins):
 @pytest.mark.parametrize("old, new", [
     ("torch==2.11.0", "torch==2.10.0"),
     ("torchaudio==2.11.0 ", ""),
-    ("ray[tune,train,data,default]==2.60.0", "ray[default]==2.60.0"),
+    ("ray[tune,train,data,default,serve]==2.60.0", "ray[default]==2.60.0"),
 ])
 def test_a_drifted_pin_is_caught(cluster, pyproject_pins, old, new):
     drifted = copy.deepcopy(cluster)

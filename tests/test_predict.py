@@ -1,6 +1,6 @@
 """``soundsweep predict``: stored models label real audio through Ray Data exactly as they were tested.
 
-The end-to-end tests reuse the session's tiny tune run (``tiny_run``): its registered model, fed
+The end-to-end tests reuse the session's tiny tune run (``tiny``, over ``tiny_run``): its registered model, fed
 its own test clips from a manifest, must reproduce the test clip accuracy the store recorded,
 to the last digit. Derived models (stacked and mean ensembles, int8, two-stage) are built in a
 copy of that store, so the shared one is left as other tests expect it.
@@ -17,10 +17,9 @@ import soundfile
 from soundsweep.cli import main
 from soundsweep.derived.stored import find_model
 from soundsweep.experiment.config import ExperimentConfig
-from soundsweep.experiment.data import experiment_manifest
 from soundsweep.predict import ClipCollector, Predictor, read_inputs, resolve
 from soundsweep.results import ResultsStore
-from tests.test_cli import HEAVY, python
+from tests.test_cli import command_help
 from trainables.audio import DecodeSpec
 from trainables.evaluate import TTA
 from trainables.model_io import save_checkpoint
@@ -111,20 +110,6 @@ def test_collector_waits_for_whole_clips_and_counts_what_it_skips():
 
 
 # End to end on the tiny run's model -----------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def tiny(tiny_run, tmp_path_factory):
-    """The tiny run's store, best model and a manifest CSV of its experiment's clips (with splits)."""
-    code, url, _ = tiny_run
-    assert code == 0
-    store = ResultsStore(url)
-    exp = store.experiment("tiny")
-    known = {f.name for f in fields(ExperimentConfig)}
-    cfg = ExperimentConfig(**{k: v for k, v in exp.config.items() if k in known})
-    manifest = tmp_path_factory.mktemp("predict") / "manifest.csv"
-    experiment_manifest(cfg)[["path", "label", "split", "clip_id"]].to_csv(manifest, index=False)
-    return store, url, store.model(exp.summary["best_model"]["model_id"]), str(manifest)
-
 
 def test_a_model_reproduces_its_recorded_test_accuracy_exactly(tiny, tmp_path, capsys):
     store, url, model, manifest = tiny
@@ -276,11 +261,5 @@ def test_unknown_references_and_foreign_checkpoints_exit_2_naming_the_argument(t
 
 
 def test_predict_help_imports_no_heavy_library():
-    script = ("import json, sys\n"
-              "from soundsweep.cli import main\n"
-              "code = main(['predict', '--help'])\n"
-              f"loaded = sorted(m for m in {HEAVY!r} if m in sys.modules)\n"
-              "print(json.dumps({'code': code, 'loaded': loaded}), file=sys.stderr)\n")
-    out = python("-c", script)
-    assert json.loads(out.stderr.strip().splitlines()[-1]) == {"code": 0, "loaded": []}
-    assert "--gpus-per-worker" in out.stdout and "INPUT" in out.stdout
+    text = command_help("predict")
+    assert "--gpus-per-worker" in text and "INPUT" in text

@@ -78,11 +78,15 @@ class DecodeSpec:
 def decode(source: str | bytes) -> tuple[np.ndarray, int]:
     """Read a file path or encoded bytes with soundfile; return float32 ``(channels, samples)``
     and its rate. Bytes decode exactly as the file they came from."""
+    stream = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
-        data, rate = soundfile.read(io.BytesIO(source) if isinstance(source, bytes) else source,
-                                    dtype="float32", always_2d=True)
+        data, rate = soundfile.read(stream, dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile raises several types for unreadable input
-        raise AudioError(f"cannot decode: {exc}".splitlines()[0]) from exc
+        # soundfile names a file object by its repr ("<_io.BytesIO object at 0x...>"): say "the bytes".
+        reason = f"cannot decode: {exc}"
+        if isinstance(source, bytes):
+            reason = reason.replace(repr(stream), "the bytes")
+        raise AudioError(reason.splitlines()[0]) from exc
     if data.size == 0:
         raise AudioError("no samples")
     if not np.isfinite(data).all():

@@ -10,7 +10,8 @@
   model applies it (:func:`~trainables.evaluate.predict`, the same function).
 
 The driver then combines the networks (an ensemble, a two-stage model) and aggregates segments
-into clips. The same two functions also run in one process (the benchmark's bare loop).
+into clips. :class:`ClipScorer` runs the same two stages in one process, one clip at a time (the
+replicas of ``soundsweep serve``, the benchmark's bare loop).
 """
 from collections import Counter
 from dataclasses import dataclass
@@ -81,3 +82,17 @@ class SegmentScorer:
                 probs[rows] = predict(model, frontend, chunks, self.device, network.tta).probs
             out[f"probs{i}"] = probs
         return out
+
+
+class ClipScorer:
+    """:func:`decode_clips` then :class:`SegmentScorer`, in this process, for one clip at a time:
+    the networks load once, and a clip (a file path or its encoded bytes) comes out as the same
+    scored segment rows the Ray Data pipeline gives (one ``failed`` row when it cannot be used)."""
+
+    def __init__(self, networks: list[Network], spec: DecodeSpec):
+        self.scorer, self.spec = SegmentScorer(networks), spec
+
+    def __call__(self, source: str | bytes, clip_id: str) -> dict:
+        column = "audio" if isinstance(source, bytes) else "path"
+        batch = {column: [source], "clip_id": [clip_id], "label_index": [-1], "split": ["predict"]}
+        return self.scorer(decode_clips(batch, self.spec))
