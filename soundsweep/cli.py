@@ -341,7 +341,7 @@ def print_leaderboard(summary, top: int = 5) -> None:
     ranked = sorted(summary.trials, key=lambda t: -t["best"].get("val_clip_acc", 0.0))[:top]
     print(f"\nleaderboard ({summary.name}, {len(summary.trials)} trials, {summary.wall_s:.0f} s; "
           "validation accuracy at the epoch each trial keeps, its best or last: --select-epoch):")
-    print(f"  {'trial':<10} {'status':<10} {'epochs':>6} {'best':>5} {'val seg':>8} {'val clip':>9}  config")
+    print(f"  {'trial':<10} {'status':<10} {'epochs':>6} {'kept':>5} {'val seg':>8} {'val clip':>9}  config")
     ref = summary.reference
     print(f"  {'reference':<10} {'':<10} {'':>6} {'':>5} {ref['val_segment_acc']:>8.3f} {ref['val_clip_acc']:>9.3f}  "
           f"{ref['method']}, C={ref['C']:g}")
