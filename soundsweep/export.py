@@ -165,10 +165,11 @@ def model_card(predictor: Predictor, fmt: str, path: str, difference: float) -> 
         },
         "classes": predictor.classes,
         "audio": {"sample_rate": spec.sample_rate, "channels": spec.channels, "segment_s": spec.segment_s,
-                  "hop_s": spec.hop_samples / spec.sample_rate, "overlap": spec.overlap, "full_clip": spec.full_clip,
+                  "segment_samples": spec.segment_samples, "hop_samples": spec.hop_samples,
+                  "overlap": spec.overlap, "full_clip": spec.full_clip,
                   "min_fill": spec.min_fill, "pad": "repeat" if spec.repeat_pad else "zero",
-                  "how": "decode, mix to the channel count, resample to sample_rate; cut windows of segment_s every "
-                         "hop_s (a full-clip model: one segment, the clip's start); a clip shorter than one segment "
+                  "how": "decode, mix to the channel count, resample to sample_rate; cut windows of segment_samples "
+                         "every hop_samples (a full-clip model: one segment, the clip's start); a clip shorter than one segment "
                          "is padded at its end, a shorter tail is dropped (a clip under min_fill segments is not used)"},
         "clip_aggregation": {
             "aggregation": predictor.aggregation,
@@ -226,8 +227,8 @@ def card_markdown(card: dict) -> str:
         f"`[{shape}]` ({a['input']['meaning']}) to softmax probabilities `[batch, {len(card['classes'])}]` over "
         f"the classes below; the front-end is {a['front_end']}.", "",
         "```python", call, "```", "",
-        f"Cut a clip as training did: {audio['segment_s']:g} s segments every {audio['hop_s']:g} s at "
-        f"{audio['sample_rate']} Hz, {audio['channels']} channel(s), {audio['pad']}-padded "
+        f"Cut a clip as training did: {audio['segment_samples']}-sample ({audio['segment_s']:g} s) segments every "
+        f"{audio['hop_samples']} samples at {audio['sample_rate']} Hz, {audio['channels']} channel(s), {audio['pad']}-padded "
         f"({'one segment per clip' if audio['full_clip'] else 'windows'}). Clip label: "
         f"**{clip['aggregation'].replace('_', ' ')}** ({clip['how']}); clip probabilities: "
         f"{clip['clip_probabilities']}. Test-time augmentation ({clip['registered_tta_views']} view(s) registered) "

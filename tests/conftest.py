@@ -106,3 +106,23 @@ def tiny_run(ray_session, tmp_path_factory):
     code = main(["tune", "--space", "augmentation", *TINY, "--results", url,
                  "--storage-path", (root / "runs").as_uri(), "--name", "tiny"])
     return code, url, root
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_run, tmp_path_factory):
+    """The tiny run's store, URL, best model and a manifest CSV of its experiment's clips (with splits)."""
+    from dataclasses import fields
+
+    from soundsweep.experiment.config import ExperimentConfig
+    from soundsweep.experiment.data import experiment_manifest
+    from soundsweep.results import ResultsStore
+
+    code, url, _ = tiny_run
+    assert code == 0
+    store = ResultsStore(url)
+    exp = store.experiment("tiny")
+    known = {f.name for f in fields(ExperimentConfig)}
+    cfg = ExperimentConfig(**{k: v for k, v in exp.config.items() if k in known})
+    manifest = tmp_path_factory.mktemp("predict") / "manifest.csv"
+    experiment_manifest(cfg)[["path", "label", "split", "clip_id"]].to_csv(manifest, index=False)
+    return store, url, store.model(exp.summary["best_model"]["model_id"]), str(manifest)

@@ -17,7 +17,6 @@ import soundfile
 from soundsweep.cli import main
 from soundsweep.derived.stored import find_model
 from soundsweep.experiment.config import ExperimentConfig
-from soundsweep.experiment.data import experiment_manifest
 from soundsweep.predict import ClipCollector, Predictor, read_inputs, resolve
 from soundsweep.results import ResultsStore
 from tests.test_cli import HEAVY, python
@@ -111,20 +110,6 @@ def test_collector_waits_for_whole_clips_and_counts_what_it_skips():
 
 
 # End to end on the tiny run's model -----------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def tiny(tiny_run, tmp_path_factory):
-    """The tiny run's store, best model and a manifest CSV of its experiment's clips (with splits)."""
-    code, url, _ = tiny_run
-    assert code == 0
-    store = ResultsStore(url)
-    exp = store.experiment("tiny")
-    known = {f.name for f in fields(ExperimentConfig)}
-    cfg = ExperimentConfig(**{k: v for k, v in exp.config.items() if k in known})
-    manifest = tmp_path_factory.mktemp("predict") / "manifest.csv"
-    experiment_manifest(cfg)[["path", "label", "split", "clip_id"]].to_csv(manifest, index=False)
-    return store, url, store.model(exp.summary["best_model"]["model_id"]), str(manifest)
-
 
 def test_a_model_reproduces_its_recorded_test_accuracy_exactly(tiny, tmp_path, capsys):
     store, url, model, manifest = tiny
