@@ -21,6 +21,7 @@ records the largest difference. Trained and int8-quantized models export; an ens
 two-stage model (several networks) and a model whose graph cannot be traced or differs from the
 eager model are refused in one line (exit 2).
 """
+import importlib.util
 import json
 import os
 import re
@@ -63,10 +64,11 @@ def write_torchscript(classifier: Classifier, example: torch.Tensor, path: str):
 def write_onnx(classifier: Classifier, example: torch.Tensor, path: str):
     """Export ``classifier`` (its complex STFT and adaptive pools replaced) to ``path`` with a
     variable batch size; return a function running the saved file in onnxruntime."""
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        raise UsageError("--format onnx needs onnxruntime: pip install 'soundsweep[export]'") from exc
+    missing = [name for name in ("onnx", "onnxruntime") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UsageError(f"--format onnx needs {' and '.join(missing)}: pip install 'soundsweep[export]'")
+    import onnxruntime
+
     torch.onnx.export(onnx_ready(classifier), (example,), path, dynamo=False, opset_version=OPSET,
                       input_names=["waveform"], output_names=["probabilities"],
                       dynamic_axes={"waveform": {0: "batch"}, "probabilities": {0: "batch"}})
