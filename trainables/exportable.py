@@ -22,11 +22,13 @@ from torchaudio.transforms import Spectrogram
 
 class Classifier(nn.Module):
     """``(batch, channels, samples)`` waveforms at the model's sample rate -> ``(batch, classes)``
-    softmax probabilities: front-end, network, softmax, in eval mode."""
+    softmax probabilities: front-end, network, softmax, in eval mode. Its weights need no
+    gradients, so an exported graph's output is a plain tensor wherever it is called."""
 
     def __init__(self, frontend: nn.Module, model: nn.Module):
         super().__init__()
         self.frontend, self.model = frontend.eval(), model.eval()
+        self.requires_grad_(False)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.model(self.frontend(waveform)).float(), dim=1)
