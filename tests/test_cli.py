@@ -25,6 +25,19 @@ def python(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
+def light_help(command: str) -> str:
+    """``soundsweep COMMAND --help`` in a fresh process: asserts it exits 0 having imported none of
+    :data:`HEAVY`, and returns the help text."""
+    script = ("import json, sys\n"
+              "from soundsweep.cli import main\n"
+              f"code = main([{command!r}, '--help'])\n"
+              f"loaded = sorted(m for m in {HEAVY!r} if m in sys.modules)\n"
+              "print(json.dumps({'code': code, 'loaded': loaded}), file=sys.stderr)\n")
+    out = python("-c", script)
+    assert json.loads(out.stderr.strip().splitlines()[-1]) == {"code": 0, "loaded": []}
+    return out.stdout
+
+
 def test_building_the_parser_and_help_import_no_heavy_library():
     # A fresh process: this one has Ray loaded by conftest.
     script = ("import json, sys\n"
