@@ -131,11 +131,10 @@ def per_class(classes: list[str], confusion: list[list[int]]) -> dict:
         return {}
     out = {}
     for i, name in enumerate(classes):
-        clips, predicted = int(matrix[i].sum()), int(matrix[:, i].sum())
-        out[name] = {"clips": clips, "recall": matrix[i, i] / clips if clips else None,
-                     "precision": matrix[i, i] / predicted if predicted else None}
-    return {name: {k: float(v) if isinstance(v, np.floating) else v for k, v in figures.items()}
-            for name, figures in out.items()}
+        clips, predicted, correct = int(matrix[i].sum()), int(matrix[:, i].sum()), int(matrix[i, i])
+        out[name] = {"clips": clips, "recall": correct / clips if clips else None,
+                     "precision": correct / predicted if predicted else None}
+    return out
 
 
 def model_card(predictor: Predictor, fmt: str, path: str, difference: float) -> dict:
@@ -221,8 +220,9 @@ def card_markdown(card: dict) -> str:
                 f"session = onnxruntime.InferenceSession(\"{a['file']}\")\n"
                 f"(probabilities,) = session.run(None, {{\"waveform\": waveform}})  # numpy float32 [{shape}]")
     test = metrics["test"]
+    which = f"model {m['id']}" if m["id"] is not None else "a checkpoint the store does not register"
     lines = [
-        f"# Model card: {m['arch']} (model {m['id']}, experiment {m['experiment']})", "",
+        f"# Model card: {m['arch']} ({which}, experiment {m['experiment']})", "",
         f"{m['description']}.", "",
         "## Use", "",
         f"`{a['file']}` ({a['format']}, {a['bytes'] / 1024:.0f} KB) maps a float32 waveform batch "
