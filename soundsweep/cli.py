@@ -185,6 +185,16 @@ def build_parser() -> OneLineParser:
                     "predict's JSON row plus segments, seconds and notes. A request that cannot be labelled gets a "
                     "4xx answer {\"error\": ...} (405 not POST, 400 empty, 413 too large, 415 not audio, 422 too "
                     "short). Prints the URL; Ctrl-C shuts Serve down.")
+    commands.add_command(
+        "export", export_options,
+        help="write a stored model as one TorchScript or ONNX file (front-end included) with its model card",
+        description="Write the model as one graph from a (batch, channels, samples) float32 waveform batch, one "
+                    "segment at the model's sample rate, to (batch, classes) softmax probabilities, front-end "
+                    "included: model.pt (TorchScript: torch.jit.load) or model.onnx (ONNX opset 17: onnxruntime), "
+                    "checked against the PyTorch model before it is kept, plus model_card.json and model_card.md "
+                    "(classes, how to cut clips into segments and aggregate them as the model was evaluated, data, "
+                    "metrics, size, search, versions). Test-time augmentation is not in the graph. Trained and "
+                    "int8 models export; ensembles and two-stage models are refused: export their members.")
     return parser
 
 
@@ -284,15 +294,20 @@ def quantize_options(quant: argparse.ArgumentParser) -> None:
     stored_model_options(quant)
 
 
-def predict_options(predict: argparse.ArgumentParser) -> None:
-    """``soundsweep predict`` (:mod:`soundsweep.predict`)."""
-    predict.add_argument("--model", required=True, metavar="REF",
+def model_reference_options(command: argparse.ArgumentParser) -> None:
+    """``--model REF`` and ``--experiment NAME``, as :func:`soundsweep.predict.resolve` takes them."""
+    command.add_argument("--model", required=True, metavar="REF",
                          help="model id, experiment name (its registered best model) or checkpoint folder/URI")
-    predict.add_argument("inputs", nargs="+", metavar="INPUT",
-                         help="audio files, folders (searched recursively) or manifest CSVs (path[,label][,split])")
-    predict.add_argument("--experiment", default=None, metavar="NAME",
+    command.add_argument("--experiment", default=None, metavar="NAME",
                          help="for a checkpoint the results store does not list: the experiment whose data settings "
                               "and classes it was trained with")
+
+
+def predict_options(predict: argparse.ArgumentParser) -> None:
+    """``soundsweep predict`` (:mod:`soundsweep.predict`)."""
+    model_reference_options(predict)
+    predict.add_argument("inputs", nargs="+", metavar="INPUT",
+                         help="audio files, folders (searched recursively) or manifest CSVs (path[,label][,split])")
     predict.add_argument("--out", default=None, metavar="FILE", help="write rows here (default: stdout)")
     predict.add_argument("--format", default=None, choices=["csv", "jsonl"],
                          help="default: jsonl for a .jsonl --out, else csv")
@@ -310,11 +325,7 @@ def predict_options(predict: argparse.ArgumentParser) -> None:
 
 def serve_options(serving: argparse.ArgumentParser) -> None:
     """``soundsweep serve`` (:mod:`soundsweep.serve`)."""
-    serving.add_argument("--model", required=True, metavar="REF",
-                         help="model id, experiment name (its registered best model) or checkpoint folder/URI")
-    serving.add_argument("--experiment", default=None, metavar="NAME",
-                         help="for a checkpoint the results store does not list: the experiment whose data settings "
-                              "and classes it was trained with")
+    model_reference_options(serving)
     serving.add_argument("--host", default="127.0.0.1",
                          help="address the HTTP proxy listens on (default %(default)s: this machine only)")
     serving.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
@@ -331,6 +342,15 @@ def serve_options(serving: argparse.ArgumentParser) -> None:
                          help="test-time augmentation views (default: as the model was evaluated; 1 = none)")
     serving.add_argument("--verbose", action="store_true", help="print Ray's own log lines here too")
     stored_model_options(serving)
+
+
+def export_options(export: argparse.ArgumentParser) -> None:
+    """``soundsweep export`` (:mod:`soundsweep.export`)."""
+    model_reference_options(export)
+    export.add_argument("--format", required=True, choices=["torchscript", "onnx"],
+                        help="torchscript: model.pt; onnx: model.onnx (needs pip install 'soundsweep[export]')")
+    export.add_argument("--out", required=True, metavar="DIR", help="folder to write the artifact and card to")
+    add_results_argument(export)
 
 
 def print_leaderboard(summary, top: int = 5) -> None:
@@ -523,6 +543,10 @@ def main(argv: list[str] | None = None) -> int:
             run(args)
         elif args.command == "serve":
             from soundsweep.serve import run
+
+            run(args)
+        elif args.command == "export":
+            from soundsweep.export import run
 
             run(args)
         else:

@@ -56,7 +56,9 @@ MAX_NOTES = 20
 class Predictor:
     """A stored model ready to label audio: how clips are decoded (``spec``), the networks a
     worker loads, how their per-segment outputs become the model's (``combine``: identity, mean,
-    stacking or two-stage fusion) and how segments become a clip (``aggregation``)."""
+    stacking or two-stage fusion) and how segments become a clip (``aggregation``); ``row`` is
+    the model's row of the store (``id`` None for an unregistered checkpoint) and ``members``
+    the stored models whose networks it loads (``soundsweep export`` describes them)."""
 
     description: str
     spec: DecodeSpec
@@ -65,6 +67,8 @@ class Predictor:
     combine: Callable[[list[Predictions]], Predictions]
     aggregation: str
     views: int
+    row: Model | None = None
+    members: list[StoredModel] = field(default_factory=list)
 
 
 def _single(members: list[Predictions]) -> Predictions:
@@ -146,7 +150,7 @@ def _predictor(description: str, members: list[StoredModel], combine, row: Model
                          "predict with one member at a time")
     networks = [m.network(TTA(views, seed=m.experiment.cfg.seed) if views > 1 else None) for m in members]
     return Predictor(description, specs.pop(), list(row.classes or members[0].classes), networks, combine,
-                     row.aggregation or "majority_vote", views)
+                     row.aggregation or "majority_vote", views, row, members)
 
 
 def _spellings(ref: str) -> list[str]:

@@ -111,7 +111,7 @@ def tiny_run(ray_session, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny(tiny_run, tmp_path_factory):
     """``(store, URL, best model row, manifest CSV)`` of the tiny run: its registered best model and
-    its experiment's clips with their splits (the tests of ``predict`` and ``serve`` label them)."""
+    its experiment's clips with their splits (the tests of ``predict``, ``serve`` and ``export`` use them)."""
     from dataclasses import fields
 
     from soundsweep.experiment.config import ExperimentConfig
