@@ -1,7 +1,7 @@
 """Exported models against the eager PyTorch model: file size, parity, test accuracy, throughput.
 
     python -m benchmarks.export_parity                       # the tests' tiny run first: a few minutes here
-    python -m benchmarks.export_parity --results URL --model REF [--out FILE] [--repeats 5]
+    python -m benchmarks.export_parity --results URL --model REF [--out FILE] [--repeats 30]
 
 Model: ``--model REF`` of ``--results URL`` (what ``soundsweep export --model`` takes), else the
 registered best model of the tests' tiny run (``tests/conftest.py``: ``soundsweep tune --space
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", default=None, help="folder for the tiny run (default: a new temporary folder)")
     parser.add_argument("--batch", type=int, default=EVAL_BATCH, help="segments per batch (default %(default)s, "
                                                                       "evaluation's)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed passes per side (default %(default)s)")
+    parser.add_argument("--repeats", type=int, default=30, help="timed passes per side (default %(default)s)")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads of torch and onnxruntime "
                                                                "(default %(default)s)")
     args = parser.parse_args(argv)
