@@ -383,6 +383,11 @@ def print_leaderboard(summary, top: int = 5) -> None:
         print(f"  vs reference ({ref['method']}): test clip acc {best['test_clip_acc']:.3f} vs "
               f"{ref['test_clip_acc']:.3f}, {abs(margin) * 100:.1f} points {'above' if margin >= 0 else 'below'}")
         print(f"checkpoint: {best['checkpoint_uri']}")
+    if summary.ensemble:
+        ens, margin = summary.ensemble, summary.ensemble["test_clip_acc"] - ref["test_clip_acc"]
+        print(f"ensemble model {ens['model_id']}: mean probability of models {', '.join(map(str, ens['sources']))}; "
+              f"val clip acc {ens['val_clip_acc']:.3f}, test clip acc {ens['test_clip_acc']:.3f}, "
+              f"{abs(margin) * 100:.1f} points {'above' if margin >= 0 else 'below'} the reference")
     if summary.pareto:
         print("\nPareto front: " + ", ".join(
             f"{row['trial_id']} ({', '.join(f'{k}={v:.4g}' for k, v in row.items() if k != 'trial_id')})"

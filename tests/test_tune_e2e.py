@@ -19,6 +19,8 @@ from sqlalchemy import inspect
 from search_spaces import get_space
 from soundsweep.catalog import load_manifest
 from soundsweep.cli import main
+from soundsweep.derived.ensemble import average
+from soundsweep.derived.stored import find_model
 from soundsweep.experiment import ExperimentConfig
 from soundsweep.experiment.data import param_space, trial_config
 from soundsweep.experiment.search import search_shape
@@ -363,3 +365,23 @@ def test_epoch_budget_ends_the_search_when_its_trials_have_trained_that_many_epo
     study = optuna.load_study(study_name="budget", storage=url)
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]  # the 4 other samples never ran
     assert len(store.models(experiment.id)) == 1
+
+
+def test_ensemble_top_stores_the_mean_of_the_best_trials_beside_the_best_model(ray_session, tmp_path, capsys):
+    url = tiny_tune(tmp_path, "ens", "--num-samples", "3", "--max-epochs", "1", "--scheduler", "fifo",
+                    "--tta-views", "1", "--ensemble-top", "3")
+    out = capsys.readouterr().out
+    store = ResultsStore(url)
+    summary = store.experiment("ens").summary
+    ens = store.model(summary["ensemble"]["model_id"])
+    assert ens.kind == "ensemble" and len(ens.sources) == 3
+    assert f"ensemble model {ens.id}: mean probability of models" in out
+    # Its test figure is the clip accuracy of the members' averaged test probabilities.
+    members = [find_model(store, i) for i in ens.sources]
+    averaged = average([m.predict("test") for m in members])
+    assert ens.test_clip_acc == pytest.approx(averaged.clip_accuracy())
+    assert summary["best_model"]["model_id"] in ens.sources  # the best single model stays registered beside it
+    capsys.readouterr()
+    assert main(["tune", "--ensemble-top", "1", "--results", url, "--name", "one"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("soundsweep: error: --ensemble-top 1:")

@@ -117,6 +117,11 @@ class ExperimentConfig(DatasetOptions):
     # evaluation
     tta_views: int = option(4, "test-time augmentation views per segment in the final test (1 = off; default "
                             "%(default)s)", group=EVALUATION)
+    ensemble_top: int = option(0, "after the search, also average the probabilities of the K best trials (ranked on "
+                               "validation) into an ensemble, test it and store it as a model beside the best single "
+                               "one (0 = off). The DCASE2020 systems were ensembles; on a small validation split the "
+                               "best single trial is partly luck, and an average of several is not", group=EVALUATION,
+                               metavar="K")
     # resources
     executor: str = option("auto", "train = a TorchTrainer per trial; local = the loop inside the trial (auto: train "
                            "for several workers or GPUs)", group=RESOURCES, choices=EXECUTORS)
@@ -262,6 +267,8 @@ class ExperimentConfig(DatasetOptions):
             raise UsageError("--epoch-budget with --folds/--repeats needs --fidelity runs (one trial per configuration)")
         if self.warm_start_top < 1:
             raise UsageError(f"--warm-start-top {self.warm_start_top}: must be at least 1")
+        if self.ensemble_top == 1 or self.ensemble_top < 0:
+            raise UsageError(f"--ensemble-top {self.ensemble_top}: give 0 (off) or at least 2 trials to average")
         if self.tta_views < 1:
             raise UsageError(f"--tta-views {self.tta_views}: must be at least 1 (1 = no test-time augmentation)")
         if self.hierarchy and not self.coarse:

@@ -49,6 +49,7 @@ class ExperimentSummary:
     reference: dict  # the MFCC+SVM reference on the same split (soundsweep.experiment.reference)
     mlflow: str | None = None  # --mlflow
     mlflow_run: str | None = None  # the MLflow run the best model was logged to (soundsweep.tracking)
+    ensemble: dict | None = None  # --ensemble-top: the stored ensemble of the K best trials (derived.ensemble)
 
 
 def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
@@ -104,6 +105,8 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
         "objectives": cfg.objectives(), "pareto": pareto_front(store, experiment_id, cfg.objectives()),
         "reference": baseline,
     }
+    if cfg.ensemble_top and best and shape.protocol == "train":
+        recorded["ensemble"] = top_ensemble(store, name, cfg.ensemble_top)
     store.finish_experiment(experiment_id, "FINISHED", recorded)
     # The pages show the finished experiment, so they are drawn after it is recorded, then listed in it.
     recorded["report"] = write_report(cfg.results, name, join_storage(storage, name, "report"))
@@ -114,7 +117,19 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
         name=name, experiment_id=experiment_id, results_url=cfg.results, plan=plan, data=prepared, best=best,
         wall_s=wall_s, trials=trial_rows(store, name), configurations=table, report=recorded["report"],
         pareto=recorded["pareto"], reference=baseline, mlflow=cfg.mlflow, mlflow_run=mlflow_run,
+        ensemble=recorded.get("ensemble"),
     )
+
+
+def top_ensemble(store: ResultsStore, name: str, k: int) -> dict | None:
+    """``--ensemble-top K``: the mean-probability ensemble of experiment ``name``'s ``k`` best
+    trials (fewer when fewer trained), stored as a model; ``None`` with one trial only."""
+    from soundsweep.derived.ensemble import ensemble
+
+    if len(trial_rows(store, name)) < 2:
+        print(f"--ensemble-top {k}: one trial only, nothing to average", flush=True)
+        return None
+    return ensemble(store, "mean", name, k)
 
 
 def recorded_config(cfg: ExperimentConfig) -> dict:
