@@ -60,7 +60,7 @@ from soundsweep.experiment.data import experiment_manifest  # noqa: E402
 from soundsweep.export import ARTIFACTS, export  # noqa: E402
 from soundsweep.predict import resolve  # noqa: E402
 from soundsweep.results import ResultsStore  # noqa: E402
-from tests.conftest import TINY, tiny_tune  # noqa: E402
+from tests.conftest import TINY, run_tiny_experiment  # noqa: E402
 from tests.test_export import segments  # noqa: E402
 from trainables.evaluate import Predictions  # noqa: E402
 from trainables.exportable import Classifier  # noqa: E402
@@ -76,7 +76,7 @@ def tiny_model(work: str) -> tuple[str, str]:
     os.environ.setdefault("SOUNDSWEEP_CACHE", os.path.join(work, "cache"))
     ray.init(address="local", num_cpus=2, object_store_memory=512 * 1024**2, include_dashboard=False,
              logging_level="WARNING", log_to_driver=False)
-    code, url = tiny_tune(Path(work))
+    code, url = run_tiny_experiment(Path(work))
     ray.shutdown()  # our own instance only; nothing of Ray runs while the sides are timed
     if code != 0:
         raise SystemExit(f"the tiny tune run exited {code}")

@@ -100,10 +100,10 @@ def tiny_run(ray_session, tmp_path_factory):
     Its checkpoints and decode cache live under a ``file://`` URI, which pyarrow opens through the
     same code path as ``s3://`` or ``gs://`` (soundsweep.storage)."""
     root = tmp_path_factory.mktemp("e2e")
-    return (*tiny_tune(root), root)
+    return (*run_tiny_experiment(root), root)
 
 
-def tiny_tune(root) -> tuple[int, str]:
+def run_tiny_experiment(root) -> tuple[int, str]:
     """``(exit code, results URL)`` of the tiny run (experiment ``tiny``, :data:`TINY`) into the
     folder ``root`` (a ``pathlib.Path``): what :func:`tiny_run` runs, and ``benchmarks.export_parity``."""
     from soundsweep.cli import main

@@ -15,6 +15,7 @@ from soundsweep import config_file, provenance, tracking
 from soundsweep.callbacks import EpochBudget
 from soundsweep.cluster import plan_on_cluster, release
 from soundsweep.configurations import configuration_table, configurations
+from soundsweep.derived.ensemble import ensemble
 from soundsweep.errors import UsageError
 from soundsweep.experiment.config import ExperimentConfig, check_same_spec
 from soundsweep.experiment.data import experiment_data, experiment_manifest, param_space, trial_config
@@ -105,8 +106,9 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
         "objectives": cfg.objectives(), "pareto": pareto_front(store, experiment_id, cfg.objectives()),
         "reference": baseline,
     }
+    trials = trial_rows(store, name)
     if cfg.ensemble_top and best and shape.protocol == "train":
-        recorded["ensemble"] = top_ensemble(store, name, cfg.ensemble_top)
+        recorded["ensemble"] = top_ensemble(store, name, cfg.ensemble_top, len(trials))
     store.finish_experiment(experiment_id, "FINISHED", recorded)
     # The pages show the finished experiment, so they are drawn after it is recorded, then listed in it.
     recorded["report"] = write_report(cfg.results, name, join_storage(storage, name, "report"))
@@ -115,18 +117,16 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
         if cfg.mlflow and best else None
     return ExperimentSummary(
         name=name, experiment_id=experiment_id, results_url=cfg.results, plan=plan, data=prepared, best=best,
-        wall_s=wall_s, trials=trial_rows(store, name), configurations=table, report=recorded["report"],
+        wall_s=wall_s, trials=trials, configurations=table, report=recorded["report"],
         pareto=recorded["pareto"], reference=baseline, mlflow=cfg.mlflow, mlflow_run=mlflow_run,
         ensemble=recorded.get("ensemble"),
     )
 
 
-def top_ensemble(store: ResultsStore, name: str, k: int) -> dict | None:
+def top_ensemble(store: ResultsStore, name: str, k: int, trials: int) -> dict | None:
     """``--ensemble-top K``: the mean-probability ensemble of experiment ``name``'s ``k`` best
-    trials (fewer when fewer trained), stored as a model; ``None`` with one trial only."""
-    from soundsweep.derived.ensemble import ensemble
-
-    if len(trial_rows(store, name)) < 2:
+    trials (fewer when fewer trained), stored as a model; ``None`` when it ran one trial only."""
+    if trials < 2:
         print(f"--ensemble-top {k}: one trial only, nothing to average", flush=True)
         return None
     return ensemble(store, "mean", name, k)
