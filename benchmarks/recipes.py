@@ -16,7 +16,9 @@ For every set and seed, each run on the same prepared data, so on the same split
 - ``default``: what ``make tune`` runs (``--space augmentation``, the default recipe and budget);
 - ``search``: ``--space augmentation+recipe`` under an epoch budget (the learning rate, weight
   decay, schedule, warm-up, batch size, mixup and label smoothing searched with the augmentation),
-  with ``--ensemble-top 5`` (its best single model, and ``search_ensemble``: the mean of its 5 best),
+  with ``--ensemble-top 5`` (the experiment's best model: the mean of its 5 best trials when that
+  ranks at least as high on validation as its best member, else the best trial's model;
+  ``search_single`` and ``search_ensemble`` give both sides),
   from the recipe a user would pick for the set: ``default`` for the embedded set, trained for 24
   epochs and kept by its last, averaged epoch (``--select-epoch last``), and ``oneshot`` (isolated
   hits: peak-relative log-mel, 24 epochs, last epoch) for the drum kits (``SEARCH``).
@@ -88,9 +90,10 @@ def run(kind: str, data: dict, seed: int, budget: dict, root: str) -> dict:
     settings = {k: v for k, v in data.items() if k != "name"}
     summary = run_experiment(ExperimentConfig(space=space, seed=seed, name=name, results=f"sqlite:///{root}/results.db",
                                               storage_path=os.path.join(root, "runs"), **settings, **budget))
-    best = summary.best or {}
-    ensemble = summary.ensemble or {}
+    best, single, ensemble = summary.best or {}, summary.best_single or {}, summary.ensemble or {}
     return {"test_clip_acc": best.get("test_clip_acc"), "val_clip_acc": best.get("val_clip_acc"),
+            "best_kind": best.get("kind", "single"),
+            "single_test_clip_acc": single.get("test_clip_acc"), "single_val_clip_acc": single.get("val_clip_acc"),
             "ensemble_test_clip_acc": ensemble.get("test_clip_acc"), "ensemble_members": ensemble.get("sources"),
             "evaluation": best.get("metrics", {}).get("evaluation"), "params": best.get("params"),
             "trials": len(summary.trials), "epochs": sum(t["epochs"] for t in summary.trials),
@@ -102,8 +105,9 @@ def summarize(runs: list[dict], kinds: list[str]) -> dict:
     set and seed fits on the same prepared split, so they share one reference)."""
     out = {"reference": [r[kinds[0]]["reference"]["test_clip_acc"] for r in runs]}
     columns = {kind: [r[kind]["test_clip_acc"] for r in runs] for kind in kinds}
-    if "search" in kinds and all(r["search"].get("ensemble_test_clip_acc") is not None for r in runs):
-        columns["search_ensemble"] = [r["search"]["ensemble_test_clip_acc"] for r in runs]
+    for side in ("single", "ensemble"):
+        if "search" in kinds and all(r["search"].get(f"{side}_test_clip_acc") is not None for r in runs):
+            columns[f"search_{side}"] = [r["search"][f"{side}_test_clip_acc"] for r in runs]
     for column, accuracies in columns.items():
         out[column] = accuracies
         out[f"{column}_margin"] = [a - b for a, b in zip(accuracies, out["reference"])]

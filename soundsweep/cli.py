@@ -374,20 +374,27 @@ def print_leaderboard(summary, top: int = 5) -> None:
     pruned = [t for t in summary.trials if t["status"] == "PRUNED"]
     if pruned:
         print(f"pruned before training: {len(pruned)} trial(s) over --max-model-kb or --max-params")
-    best = summary.best
+    best, single, ens = summary.best, summary.best_single, summary.ensemble
+    ensemble_kept = bool(best) and best.get("kind") == "ensemble"
     if best:
-        print(f"\nbest model {best['model_id']}: trial {best['trial_id']} epoch {best['epoch']}, "
-              f"{best['num_params']:,} parameters")
+        what = (f"the ensemble of models {', '.join(map(str, best['sources']))} (mean probability; it ranks first "
+                "on validation)" if ensemble_kept else f"trial {best['trial_id']} epoch {best['epoch']}")
+        print(f"\nbest model {best['model_id']}: {what}, {best['num_params']:,} parameters")
         print_evaluation(best)
         margin = best["test_clip_acc"] - ref["test_clip_acc"]
         print(f"  vs reference ({ref['method']}): test clip acc {best['test_clip_acc']:.3f} vs "
               f"{ref['test_clip_acc']:.3f}, {abs(margin) * 100:.1f} points {'above' if margin >= 0 else 'below'}")
-        print(f"checkpoint: {best['checkpoint_uri']}")
-    if summary.ensemble:
-        ens, margin = summary.ensemble, summary.ensemble["test_clip_acc"] - ref["test_clip_acc"]
+    if single and ensemble_kept:
+        print(f"best single model {single['model_id']}: trial {single['trial_id']} epoch {single['epoch']}, test "
+              f"clip acc {single['test_clip_acc']:.3f}; checkpoint: {single['checkpoint_uri']}")
+    elif single:
+        print(f"checkpoint: {single['checkpoint_uri']}")
+    if ens and not ensemble_kept:
+        margin = ens["test_clip_acc"] - ref["test_clip_acc"]
         print(f"ensemble model {ens['model_id']}: mean probability of models {', '.join(map(str, ens['sources']))}; "
               f"val clip acc {ens['val_clip_acc']:.3f}, test clip acc {ens['test_clip_acc']:.3f}, "
-              f"{abs(margin) * 100:.1f} points {'above' if margin >= 0 else 'below'} the reference")
+              f"{abs(margin) * 100:.1f} points {'above' if margin >= 0 else 'below'} the reference (not kept as the "
+              "best model: it ranks below its best member on validation)")
     if summary.pareto:
         print("\nPareto front: " + ", ".join(
             f"{row['trial_id']} ({', '.join(f'{k}={v:.4g}' for k, v in row.items() if k != 'trial_id')})"

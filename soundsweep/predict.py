@@ -92,8 +92,13 @@ def resolve(store: ResultsStore, ref: str, experiment: str | None = None, tta: i
                              "an experiment name or a checkpoint folder (and the --results that holds it)")
         predictor = _from_row(store, row, tta)
     elif store.experiment(ref) is not None:
-        best = best_model(store, find_experiment(store, ref, "--model"), "--model")
-        predictor = _from_row(store, best.row, tta, experiment=best.experiment)
+        experiment = find_experiment(store, ref, "--model")
+        kept = experiment.row.summary.get("best_model") or {}
+        if kept.get("kind") == "ensemble":  # --ensemble-top kept its ensemble as the best model
+            predictor = _from_row(store, store.model(kept["model_id"]), tta)
+        else:
+            best = best_model(store, experiment, "--model")
+            predictor = _from_row(store, best.row, tta, experiment=best.experiment)
     elif checkpoint:
         predictor = _from_checkpoint(store, ref, experiment, tta)
     else:

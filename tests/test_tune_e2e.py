@@ -25,6 +25,7 @@ from soundsweep.experiment import ExperimentConfig
 from soundsweep.experiment.data import param_space, trial_config
 from soundsweep.experiment.search import search_shape
 from soundsweep.plan import make_plan
+from soundsweep.predict import resolve
 from soundsweep.prepare import prepare
 from soundsweep.results import ResultsStore
 from tests.helpers import ddp_probe
@@ -32,6 +33,7 @@ from tests.helpers.catalog_fixtures import write_esc50
 from trainables import trial as trial_module
 from trainables.config import TrialConfig
 from trainables.model_io import build, load_checkpoint, load_trained, predict_split
+from trainables.objective import rank_key
 from trainables.trial import torch_trainer
 
 
@@ -380,7 +382,15 @@ def test_ensemble_top_stores_the_mean_of_the_best_trials_beside_the_best_model(r
     members = [find_model(store, i) for i in ens.sources]
     averaged = average([m.predict("test") for m in members])
     assert ens.test_clip_acc == pytest.approx(averaged.clip_accuracy())
-    assert summary["best_model"]["model_id"] in ens.sources  # the best single model stays registered beside it
+    single = summary["best_single"]
+    assert single["model_id"] in ens.sources  # the best single model stays registered beside it
+    # The kept best model follows the validation ranking of the ensemble against its members, each
+    # measured on the same plain validation predictions.
+    member_val = [m.predict("val").metrics("val") for m in members]
+    ensemble_val = average([m.predict("val") for m in members]).metrics("val")
+    kept = ens.id if rank_key(ensemble_val) >= max(map(rank_key, member_val)) else single["model_id"]
+    assert summary["best_model"]["model_id"] == kept
+    assert resolve(store, "ens").row.id == kept  # predict and serve take the kept model for the experiment's name
     capsys.readouterr()
     assert main(["tune", "--ensemble-top", "1", "--results", url, "--name", "one"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()

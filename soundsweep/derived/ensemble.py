@@ -98,7 +98,9 @@ def ensemble(store: ResultsStore, method: str, experiment: str | None = None, to
              model_ids: list[int] | None = None) -> dict:
     """Build, evaluate and store an ensemble of ``model_ids`` or of ``experiment``'s ``top_k`` trials.
 
-    Returns the stored row, with each member's test metrics under ``metrics["members"]``.
+    Returns the stored row, with each member's test metrics under ``metrics["members"]`` and its
+    validation metrics, measured as the ensemble's are (plain predictions), under
+    ``metrics["members_val"]``.
     """
     if method not in METHODS:
         raise UsageError(f"--method {method}: choose one of {', '.join(METHODS)}")
@@ -126,6 +128,7 @@ def ensemble(store: ResultsStore, method: str, experiment: str | None = None, to
         "val_clip_acc": val_ens.clip_accuracy(),
         **evaluation_fields(test_ens, classes, **val_ens.metrics("val"),
                             members={str(m.row.id): t.metrics("test") for m, t in zip(members, test)},
+                            members_val={str(m.row.id): v.metrics("val") for m, v in zip(members, val)},
                             **({"stack": fitted} if fitted else {})),
     }
     row["model_id"] = store.add_model(members[0].row.experiment_id, **row)

@@ -119,8 +119,10 @@ class ExperimentConfig(DatasetOptions):
                             "%(default)s)", group=EVALUATION)
     ensemble_top: int = option(0, "after the search, also average the probabilities of the K best trials (ranked on "
                                "validation) into an ensemble, test it and store it as a model beside the best single "
-                               "one (0 = off). The DCASE2020 systems were ensembles; on a small validation split the "
-                               "best single trial is partly luck, and an average of several is not", group=EVALUATION,
+                               "one (0 = off); it becomes the experiment's best model (what predict and serve take "
+                               "for the experiment's name) when it ranks at least as high on validation as its best "
+                               "member. The DCASE2020 systems were ensembles; on a small validation split the best "
+                               "single trial is partly luck, and an average of several is not", group=EVALUATION,
                                metavar="K")
     # resources
     executor: str = option("auto", "train = a TorchTrainer per trial; local = the loop inside the trial (auto: train "

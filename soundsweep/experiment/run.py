@@ -31,6 +31,7 @@ from soundsweep.storage import join as join_storage
 from soundsweep.storage import resolve as resolve_storage
 from trainables.model_io import build, load_weights
 from trainables.models import ModelConfigError
+from trainables.objective import rank_key
 from trainables.trial import run_trial
 
 
@@ -41,7 +42,7 @@ class ExperimentSummary:
     results_url: str
     plan: ResourcePlan
     data: PreparedData
-    best: dict | None
+    best: dict | None  # the experiment's best model: its best trial's, or the --ensemble-top ensemble (preferred)
     wall_s: float
     trials: list[dict]
     configurations: list[dict]
@@ -51,6 +52,7 @@ class ExperimentSummary:
     mlflow: str | None = None  # --mlflow
     mlflow_run: str | None = None  # the MLflow run the best model was logged to (soundsweep.tracking)
     ensemble: dict | None = None  # --ensemble-top: the stored ensemble of the K best trials (derived.ensemble)
+    best_single: dict | None = None  # the best trial's model (what MLflow logs and export takes)
 
 
 def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
@@ -95,28 +97,30 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
             release()  # let the autoscaler scale down again
 
     registered = register_top(store, experiment_id, folds, cfg, storage, k=1)
-    best = registered[0] if registered else None
+    single = registered[0] if registered else None
     if shape.protocol == "train" and shape.runs > 1 and shape.fidelity == "epochs":  # --fidelity runs tested itself
         score_trials(store, experiment_id, folds, cfg, storage)
     table = configuration_table(configurations(store, name)) if shape.runs > 1 or shape.protocol != "train" else []
     wall_s = time.perf_counter() - started
     recorded = {
         "plan": plan.describe(), "data": prepared.describe(), "cache_hit": prepared.cache_hit, "executor": plan.executor,
-        "skipped_files": prepared.failures, "wall_s": wall_s, "best_model": best, "configurations": table,
+        "skipped_files": prepared.failures, "wall_s": wall_s, "best_single": single, "configurations": table,
         "objectives": cfg.objectives(), "pareto": pareto_front(store, experiment_id, cfg.objectives()),
         "reference": baseline,
     }
     trials = trial_rows(store, name)
-    if cfg.ensemble_top and best and shape.protocol == "train":
+    if cfg.ensemble_top and single and shape.protocol == "train":
         recorded["ensemble"] = top_ensemble(store, name, cfg.ensemble_top, len(trials))
+    best = recorded["best_model"] = preferred(single, recorded.get("ensemble"))
     store.finish_experiment(experiment_id, "FINISHED", recorded)
     # The pages show the finished experiment, so they are drawn after it is recorded, then listed in it.
     recorded["report"] = write_report(cfg.results, name, join_storage(storage, name, "report"))
     store.finish_experiment(experiment_id, "FINISHED", recorded)
-    mlflow_run = tracking.log_best_model(cfg.mlflow, name, best, join_storage(storage, name, "report")) \
-        if cfg.mlflow and best else None
+    mlflow_run = tracking.log_best_model(cfg.mlflow, name, single, join_storage(storage, name, "report")) \
+        if cfg.mlflow and single else None
     return ExperimentSummary(
         name=name, experiment_id=experiment_id, results_url=cfg.results, plan=plan, data=prepared, best=best,
+        best_single=single,
         wall_s=wall_s, trials=trials, configurations=table, report=recorded["report"],
         pareto=recorded["pareto"], reference=baseline, mlflow=cfg.mlflow, mlflow_run=mlflow_run,
         ensemble=recorded.get("ensemble"),
@@ -130,6 +134,28 @@ def top_ensemble(store: ResultsStore, name: str, k: int, trials: int) -> dict | 
         print(f"--ensemble-top {k}: one trial only, nothing to average", flush=True)
         return None
     return ensemble(store, "mean", name, k)
+
+
+def preferred(single: dict | None, ens: dict | None) -> dict | None:
+    """The experiment's best model: the ``--ensemble-top`` ensemble when it ranks at least as
+    high on validation (:func:`~trainables.objective.rank_key`) as the best of its members,
+    each measured the same way (plain predictions of the validation split), else the best
+    trial's model. The best single trial is the maximum of many noisy validation figures, so on
+    a small validation split it is often a lucky one; an average of the top trials that does no
+    worse on validation is the safer model to keep."""
+    if ens is None or single is None:
+        return single
+    members = ens["metrics"]["members_val"]
+    ens_val, top_val = ens["metrics"], max(members.values(), key=rank_key)
+    if rank_key(ens_val) < rank_key(top_val):
+        print(f"--ensemble-top: the ensemble ranks below its best member on validation (clip acc "
+              f"{ens_val['val_clip_acc']:.3f} vs {top_val['val_clip_acc']:.3f}): the best model stays "
+              f"model {single['model_id']}", flush=True)
+        return single
+    print(f"--ensemble-top: the ensemble ranks at least as high as its best member on validation (clip acc "
+          f"{ens_val['val_clip_acc']:.3f} vs {top_val['val_clip_acc']:.3f}): model {ens['model_id']} is the "
+          "experiment's best model", flush=True)
+    return ens
 
 
 def recorded_config(cfg: ExperimentConfig) -> dict:

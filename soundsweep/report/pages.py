@@ -175,8 +175,8 @@ def _best_model_section(e: ExperimentView, links: Links) -> list[str]:
              escape(r["confused_with"] or "-")] for r in per_class(model)]
     return [
         f"<h2>Best model of {escape(e.name)}: test split</h2>",
-        f"<p>Trial {_a(links.trial(e.name, model.trial_id), model.trial_id)}, epoch {model.epoch}: test clip accuracy "
-        f"{model.test_clip_acc:.3f} ({escape(model.aggregation)}), segment accuracy {model.test_segment_acc:.3f}.</p>",
+        f"<p>{_model_origin(e, model, links)}: test clip accuracy {model.test_clip_acc:.3f} "
+        f"({escape(model.aggregation)}), segment accuracy {model.test_segment_acc:.3f}.</p>",
         *_reference_section(e.row.summary or {}, model),
         *_evaluation_section(model),
         _img(links.plot(e, Plot("confusion")), "confusion", "confusion matrix of the best model on the test split"),
@@ -184,6 +184,14 @@ def _best_model_section(e: ExperimentView, links: Links) -> list[str]:
         _table("per-class", ["class", "test clips", "correct", "accuracy", "most often predicted instead"], rows),
         *_per_device_section(model),
     ]
+
+
+def _model_origin(e: ExperimentView, model, links: Links) -> str:
+    """Where the best model comes from: its trial and epoch, or the ensemble's members."""
+    if model.kind == "ensemble":
+        return (f"Model {model.id}, the mean probability of models {', '.join(map(str, model.sources))} "
+                "(--ensemble-top: it ranks first on validation)")
+    return f"Trial {_a(links.trial(e.name, model.trial_id), model.trial_id)}, epoch {model.epoch}"
 
 
 def _reference_section(summary: dict, model) -> list[str]:
