@@ -96,6 +96,29 @@ def test_grid_means_and_per_class_accuracy(tmp_path):
     ]
 
 
+def test_the_report_shows_the_ensemble_a_run_kept_as_its_best_model(tmp_path):
+    """With --ensemble-top, the model the run's summary keeps is the report's best model, shown with
+    its members (not a trial link), and its margin over the reference is the ensemble's."""
+    url = f"sqlite:///{tmp_path}/r.db"
+    store = ResultsStore(url)
+    exp = store.start_experiment("ens", "augmentation", "synthetic", {}, str(tmp_path))
+    store.record_trial(exp, "a", params={"arch": "simple_cnn"})
+    store.record_epoch(exp, "a", 0, {"val_clip_acc": 0.8, "num_params": 10})
+    common = {"params": {}, "num_params": 10, "test_segment_acc": 0.5, "classes": ["x", "y"]}
+    single = store.add_model(exp, trial_id="a", epoch=0, checkpoint_uri="/a", val_clip_acc=0.8, test_clip_acc=0.5,
+                             confusion=[[1, 1], [1, 1]], **common)
+    ens = store.add_model(exp, trial_id=f"ensemble-mean-{single}", epoch=-1, checkpoint_uri="", kind="ensemble",
+                          sources=[single], val_clip_acc=0.85, test_clip_acc=0.75, confusion=[[2, 0], [1, 1]], **common)
+    reference = {"method": "MFCC+SVM", "C": 1.0, "val_clip_acc": 0.7, "test_clip_acc": 0.7}
+    store.finish_experiment(exp, "FINISHED", {"best_model": {"model_id": ens, "kind": "ensemble"},
+                                              "reference": reference})
+    assert load_experiment(store, "ens").best_model.id == ens
+    page = Page(open(write_report(url, "ens", str(tmp_path / "report"))[0]).read())
+    assert f"Model {ens}, the mean probability of models {single}" in page.dom
+    assert "5.0 points above the reference" in page.dom  # 0.75 against 0.70, not the single model's 0.50
+    assert [row[2] for row in page.tables["per-class"]] == ["2", "1"]  # the ensemble's confusion
+
+
 def test_a_run_recorded_before_provenance_says_so(tmp_path):
     url = f"sqlite:///{tmp_path}/r.db"
     ResultsStore(url).start_experiment("old", "augmentation", "synthetic", {}, str(tmp_path))  # no provenance
