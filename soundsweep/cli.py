@@ -377,8 +377,8 @@ def print_leaderboard(summary, top: int = 5) -> None:
     best, single, ens = summary.best, summary.best_single, summary.ensemble
     ensemble_kept = bool(best) and best.get("kind") == "ensemble"
     if best:
-        what = (f"the ensemble of models {', '.join(map(str, best['sources']))} (mean probability; it ranks first "
-                "on validation)" if ensemble_kept else f"trial {best['trial_id']} epoch {best['epoch']}")
+        what = (f"the ensemble of models {', '.join(map(str, best['sources']))} (mean probability, kept by "
+                "--ensemble-top)" if ensemble_kept else f"trial {best['trial_id']} epoch {best['epoch']}")
         print(f"\nbest model {best['model_id']}: {what}, {best['num_params']:,} parameters")
         print_evaluation(best)
         margin = best["test_clip_acc"] - ref["test_clip_acc"]
@@ -394,7 +394,7 @@ def print_leaderboard(summary, top: int = 5) -> None:
         print(f"ensemble model {ens['model_id']}: mean probability of models {', '.join(map(str, ens['sources']))}; "
               f"val clip acc {ens['val_clip_acc']:.3f}, test clip acc {ens['test_clip_acc']:.3f}, "
               f"{abs(margin) * 100:.1f} points {'above' if margin >= 0 else 'below'} the reference (not kept as the "
-              "best model: it ranks below its best member on validation)")
+              "best model: averaging hurt on validation)")
     if summary.pareto:
         print("\nPareto front: " + ", ".join(
             f"{row['trial_id']} ({', '.join(f'{k}={v:.4g}' for k, v in row.items() if k != 'trial_id')})"

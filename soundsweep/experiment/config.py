@@ -120,8 +120,8 @@ class ExperimentConfig(DatasetOptions):
     ensemble_top: int = option(0, "after the search, also average the probabilities of the K best trials (ranked on "
                                "validation) into an ensemble, test it and store it as a model beside the best single "
                                "one (0 = off); it becomes the experiment's best model (what predict and serve take "
-                               "for the experiment's name) when it ranks at least as high on validation as its best "
-                               "member. The DCASE2020 systems were ensembles; on a small validation split the best "
+                               "for the experiment's name) unless averaging hurt on validation (its score below the mean "
+                               "of its members'). The DCASE2020 systems were ensembles; on a small validation split the best "
                                "single trial is partly luck, and an average of several is not", group=EVALUATION,
                                metavar="K")
     # resources

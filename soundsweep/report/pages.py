@@ -190,7 +190,7 @@ def _model_origin(e: ExperimentView, model, links: Links) -> str:
     """Where the best model comes from: its trial and epoch, or the ensemble's members."""
     if model.kind == "ensemble":
         return (f"Model {model.id}, the mean probability of models {', '.join(map(str, model.sources))} "
-                "(--ensemble-top: it ranks first on validation)")
+                "(kept by --ensemble-top)")
     return f"Trial {_a(links.trial(e.name, model.trial_id), model.trial_id)}, epoch {model.epoch}"
 
 
