@@ -104,7 +104,7 @@ class EpochBatches:
     """
 
     def __init__(self, dataset, data_dir: str, split: str, world_size: int = 1, device: torch.device | None = None,
-                 device_budget: int = 0, host_budget: int = IN_MEMORY_BYTES):
+                 device_budget: float = 0, host_budget: float = IN_MEMORY_BYTES):
         self.dataset, self.split = dataset, split
         segments, size = split_size(data_dir, split)
         self.bytes_per_worker = size / world_size
