@@ -110,13 +110,16 @@ class BusySampler:
             return
         try:
             import pynvml
-
+        except ImportError:
+            self.why = "not sampled: pynvml is not installed (pip install 'soundsweep[gpu]')"
+            return
+        try:
             pynvml.nvmlInit()
             self.handle = pynvml.nvmlDeviceGetHandleByIndex(device.index or 0)
             self.read = lambda: pynvml.nvmlDeviceGetUtilizationRates(self.handle).gpu
             self.why = "pynvml: nvmlDeviceGetUtilizationRates every 0.1 s"
-        except Exception as exc:  # not installed, or no driver library: GPU busy stays unknown
-            self.why = f"not sampled: {type(exc).__name__}: {exc} (pip install 'soundsweep[gpu]')"
+        except pynvml.NVMLError as exc:  # no driver library, or no access: GPU busy stays unknown
+            self.why = f"not sampled: {type(exc).__name__}: {exc}"
 
     def start(self) -> None:
         self.samples, self.stopping = [], threading.Event()
