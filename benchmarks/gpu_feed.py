@@ -78,7 +78,7 @@ MODELS = {"resnet2d-w16": ("resnet2d", 16), "resnet2d-w64": ("resnet2d", 64), "s
 WAYS = (MEMORY, STREAM, DEVICE)
 AUGMENT = {"gain_db": 6.0, "noise_std": 0.01, "specaug_p": 0.5}
 CACHE_SHARE = 0.5
-QUICK = {"segments": 48, "batch_size": 16, "warmup_steps": 1, "epochs": 1}
+QUICK = {"segments": 48, "batch_size": 16, "warmup_steps": 2, "epochs": 1}
 """``--quick``: a few steps per model and way, a few minutes on a 2-core CPU."""
 
 

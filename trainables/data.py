@@ -84,7 +84,8 @@ def device_cache_budget(device: torch.device, share: float) -> int:
 class EpochBatches:
     """One split's batches, epoch after epoch: ``batches(batch_size, collate, shuffle_seed)``.
 
-    Where the split stays between epochs (:attr:`where`) depends on its size per worker alone:
+    Where the split stays between epochs (:attr:`where`) depends on its size per worker and the
+    budgets alone:
 
     - ``device``: at most ``device_budget`` bytes (:func:`device_cache_budget`, a GPU trial).
       It is read once, at its first use, into tensors on ``device``; each epoch only indexes
@@ -96,11 +97,11 @@ class EpochBatches:
       buffer).
 
     Both kept paths take an epoch's order from one permutation drawn on the host from
-    ``shuffle_seed`` (no seed: stored order); the device path copies it to the device (8 bytes
-    per segment). So they give the same batches, and a resumed trial, which makes the same
-    choice (and would get the same batches if the device's free memory made it choose the
-    other), sees the batches of one that never stopped. The device path keeps each column's
-    dtype; the collate converts. :data:`IDENTITY_COLUMNS` stay on the host.
+    ``shuffle_seed`` (no seed: stored order), which the device path copies to the device (8
+    bytes per segment), so the two give the same batches: a resumed trial sees the batches of
+    one that never stopped, even where the device's free memory made it choose the other kept
+    path. The device path keeps each column's dtype (the collate converts);
+    :data:`IDENTITY_COLUMNS` stay on the host.
     """
 
     def __init__(self, dataset, data_dir: str, split: str, world_size: int = 1, device: torch.device | None = None,
@@ -109,7 +110,7 @@ class EpochBatches:
         segments, size = split_size(data_dir, split)
         self.bytes_per_worker = size / world_size
         self.segments_per_worker = -(-segments // world_size)  # what one worker's epoch sees, at most
-        if device is not None and self.bytes_per_worker <= device_budget:
+        if device is not None and 0 < device_budget and self.bytes_per_worker <= device_budget:
             self.where = DEVICE
         else:
             self.where = MEMORY if self.bytes_per_worker <= host_budget else STREAM
@@ -128,7 +129,7 @@ class EpochBatches:
         return self.bytes_per_worker if self.where == DEVICE else 0.0
 
     def describe(self) -> str:
-        """``train 12.3 MB per worker on cuda:0`` (or ``in host memory``, ``streamed every epoch``)."""
+        """``train 12.3 MB per worker on cuda:0`` (or ``in host memory``, ``streamed by Ray Data every epoch``)."""
         how = {DEVICE: f"on {self.device}", MEMORY: "in host memory", STREAM: "streamed by Ray Data every epoch"}
         return f"{self.split} {self.bytes_per_worker / 2**20:,.1f} MB per worker {how[self.where]}"
 
