@@ -17,7 +17,7 @@ from soundsweep.storage import as_uri
 
 METRIC_KEYS = ("epoch", "train_loss", "train_segments", "lr", "val_loss", "val_segment_acc", "val_clip_acc", "val_score",
                "val_clip_acc_mean", "epoch_s", "train_s", "num_params", "training_iteration", "time_total_s",
-               "node_id", "node_ip", "hostname", "pid", "device", "precision",
+               "node_id", "node_ip", "hostname", "pid", "device", "precision", "epoch_data",
                "fold", "repeat", "test_clip_acc", "selected", "feature_dim", "features_s", "classifier_s", "int8_kb",
                "run", "run_epoch", "runs_done", "runs_val_clip_acc")
 

@@ -34,6 +34,8 @@ def run(capsys, *argv):
     (["--dataset", "bogus"], ["--dataset", "invalid choice: 'bogus'"]),
     (["--num-samples", "two"], ["--num-samples", "invalid int value"]),
     (["--test-fold", "2"], ["option(s) test_fold without --data"]),
+    (["--device-cache-share", "0"], ["--device-cache-share 0.0", "in (0, 1]", "e.g. 0.5"]),
+    (["--device-cache-share", "1.5"], ["--device-cache-share 1.5", "in (0, 1]"]),
 ])
 def test_bad_flags(capsys, tmp_path, argv, words):
     code, err = run(capsys, *argv, "--results", f"sqlite:///{tmp_path}/r.db", "--storage-path", str(tmp_path))

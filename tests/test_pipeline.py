@@ -11,16 +11,15 @@ import ray
 import soundfile
 import torch
 
-import trainables.data
 import trainables.loop
 from soundsweep.catalog import load_manifest
 from soundsweep.cli import main
 from soundsweep.experiment import ExperimentConfig
 from soundsweep.prepare import cache_key, prepare
 from trainables.audio import DecodeSpec, decode, decode_segments
-from trainables.augment import record_path, replay
+from trainables.augment import AugmentConfig, Augmenter, AugmentingCollate, record_path, replay
 from trainables.config import TrialConfig
-from trainables.data import EpochBatches, open_split
+from trainables.data import EpochBatches, device_cache_budget, epoch_data_line, open_split
 from trainables.loop import TuneSession, run
 from trainables.segments import split_path, split_size
 from trainables.shards import iter_shard
@@ -244,6 +243,33 @@ def test_a_small_split_is_read_once_and_reshuffled_each_epoch(prepared, monkeypa
     kept.dataset = None  # from here on, nothing is read again
     assert epoch(kept, 1) == first and epoch(kept, 2) != first  # an epoch's order is its seed's alone
     assert epoch(kept, None) == [f"{c}#{s}" for c, s in train]  # no seed: the stored order
-    monkeypatch.setattr(trainables.data, "IN_MEMORY_BYTES", 0)  # too large: streamed by Ray Data every epoch
-    streamed = EpochBatches(open_split(data.path, "train"), data.path, "train")
+    streamed = EpochBatches(open_split(data.path, "train"), data.path, "train", host_budget=0)  # too large to keep
     assert not streamed.in_memory and sorted(epoch(streamed, 1)) == sorted(first)
+
+
+def test_the_device_cache_gives_the_in_memory_batches(prepared):
+    """The device path, here on a CPU "device", keeps the split as tensors and gives exactly the
+    host-memory path's batches: the same order for the same seed, the same augmentation."""
+    data, _ = prepared
+    cpu = torch.device("cpu")
+    memory = EpochBatches(open_split(data.path, "train"), data.path, "train", device=cpu, device_budget=0)
+    cached = EpochBatches(open_split(data.path, "train"), data.path, "train", device=cpu, device_budget=2**40)
+    assert (memory.where, cached.where) == ("memory", "device") and memory.in_memory and cached.in_memory
+    assert device_cache_budget(cpu, 1.0) == 0  # a CPU trial never takes the device path by itself
+    augmenter = Augmenter(AugmentConfig(noise_std=0.02, gain_db=12.0, eq_db=6.0, reverb_p=0.5, mix_same_class_p=0.5),
+                          seed=3, sample_rate=RATE, channels=1)
+    for epoch, seed in enumerate((1, 2, None)):
+        collate = AugmentingCollate(augmenter, epoch)
+        pairs = list(zip(memory(4, collate, seed), cached(4, collate, seed), strict=True))
+        assert len(pairs) == 3
+        for expected, got in pairs:
+            assert got["keys"] == expected["keys"] and got["applied"] == expected["applied"]
+            assert torch.equal(got["waveform"], expected["waveform"]) and torch.equal(got["label"], expected["label"])
+    assert set(cached.tensors) == {"waveform", "label"} and set(cached.rows) == {"clip_id", "segment"}
+    assert cached.tensors["waveform"].shape[0] == cached.segments_per_worker == 10
+    line = epoch_data_line([cached, memory], cpu, 0.5, 0)
+    assert line.startswith("epoch data: train ") and "MB per worker on cpu" in line and "in host memory" in line
+    assert line.endswith("no device cache on cpu")
+    too_small = EpochBatches(None, data.path, "train", device=torch.device("cuda"), device_budget=1)  # no GPU needed
+    assert too_small.where == "memory" and too_small.device_bytes == 0
+    assert "too large for it: train" in epoch_data_line([too_small], torch.device("cuda"), 0.5, 1)

@@ -1,7 +1,10 @@
 """Augmentations, registered by name, each drawing from an explicit generator.
 
-Waveform augmentations run on the training split as batches leave Ray Data (see
-:class:`AugmentingCollate`); SpecAugment runs on the training device after the front-end.
+Waveform augmentations run on the training split as batches leave Ray Data or the epoch cache
+(see :class:`AugmentingCollate`), on whatever device the batch is on: a GPU trial whose split is
+kept on the GPU augments there; SpecAugment runs on the training device after the front-end.
+Draws always come from CPU generators (noise too, copied to the device), so an example gets the
+same parameters and noise on any device.
 Every draw for an example comes from a generator seeded by (experiment seed, purpose, epoch,
 example key), so the same seed gives the same draws on any number of workers (only the partner
 that ``mix_same_class`` picks also depends on the batch: it must be a batch mate). Each call
@@ -74,7 +77,7 @@ class GaussianNoise(Augmentation):
     @staticmethod
     def apply(x: torch.Tensor, params: dict) -> torch.Tensor:
         noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(params["seed"]))
-        return x + params["std"] * noise
+        return x + params["std"] * noise.to(x.device)
 
 
 @register_augmentation
@@ -278,7 +281,7 @@ class RandomEQ(Augmentation):
     def apply(x: torch.Tensor, params: dict) -> torch.Tensor:
         length = x.shape[-1]
         n = next_fast_len(length, real=True)
-        gain = torch.from_numpy(10 ** (RandomEQ.gain_db(params, n) / 20)).to(x.dtype)
+        gain = torch.from_numpy(10 ** (RandomEQ.gain_db(params, n) / 20)).to(x.device, x.dtype)
         return torch.fft.irfft(torch.fft.rfft(x, n) * gain, n)[..., :length]
 
 
@@ -327,7 +330,7 @@ class Reverb(Augmentation):
 
     @staticmethod
     def apply(x: torch.Tensor, params: dict) -> torch.Tensor:
-        wet = fft_convolve(x, Reverb.impulse_response(params, x.shape[-2]))
+        wet = fft_convolve(x, Reverb.impulse_response(params, x.shape[-2]).to(x.device))
         return (1 - params["wet"]) * x + params["wet"] * wet
 
 
@@ -511,7 +514,7 @@ class Augmenter:
         """
         if self.mix.p > 0 and labels is None:
             raise ValueError("mix_same_class_p needs the batch's labels: waveforms(..., labels=...)")
-        labels = [int(label) for label in labels] if labels is not None else []
+        labels = torch.as_tensor(labels).tolist() if labels is not None else []  # one device sync, not one per label
         out, records = [], []
         for i, (xi, key) in enumerate(zip(x, keys)):
             gen = torch_generator(self.seed, "waveform", epoch, key)
@@ -547,12 +550,20 @@ def example_keys(batch: dict) -> list[str]:
     return [f"{c}#{int(s)}" for c, s in zip(batch["clip_id"], batch["segment"])]
 
 
+def as_tensor(values) -> torch.Tensor:
+    """A batch column as a tensor, left on the device it is on: a tensor as it is, a numpy array
+    (Ray Data's, possibly read-only, which torch cannot share) copied."""
+    return values if isinstance(values, torch.Tensor) else torch.from_numpy(np.array(values))
+
+
 class AugmentingCollate(NumpyBatchCollateFn):
     """``iter_torch_batches(collate_fn=...)`` for the training split: numpy batch in, tensors out.
 
     Waveform augmentation happens here, as batches leave Ray Data, because only the consumer
-    knows the epoch that the per-example seeds need. Output keys: ``waveform`` (B, C, T) float32,
-    ``label`` (B,) int64, ``keys`` (list of ``clip_id#segment``), ``applied`` (list of dicts).
+    knows the epoch that the per-example seeds need. A batch of the device cache
+    (:class:`~trainables.data.EpochBatches`) holds tensors already on the device: they are
+    converted and augmented there. Output keys: ``waveform`` (B, C, T) float32, ``label`` (B,)
+    int64, ``keys`` (list of ``clip_id#segment``), ``applied`` (list of dicts).
     """
 
     def __init__(self, augmenter: Augmenter | None, epoch: int):
@@ -560,8 +571,8 @@ class AugmentingCollate(NumpyBatchCollateFn):
 
     def __call__(self, batch: dict) -> dict:
         keys = example_keys(batch)
-        x = torch.from_numpy(np.array(batch["waveform"], dtype=np.float32))
-        labels = torch.from_numpy(np.array(batch["label"], dtype=np.int64))
+        x = as_tensor(batch["waveform"]).float()
+        labels = as_tensor(batch["label"]).long()
         applied = [{} for _ in keys]
         if self.augmenter is not None:
             x, applied = self.augmenter.waveforms(x, keys, self.epoch, labels)

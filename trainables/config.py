@@ -27,6 +27,8 @@ class Runtime:
         executor: ``train`` runs the loop in a TorchTrainer, ``local`` inside the Tune trial.
         train_workers, cpus_per_worker, use_gpu: the Train scaling of one trial.
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``; mixed precision applies on a GPU only.
+        device_cache_share: the share of a GPU's free memory the trial's splits may fill, kept
+            there between epochs (``trainables.data.EpochBatches``); unused on a CPU.
         storage_path: where TorchTrainer runs of this experiment keep their state.
         init_from: checkpoint (directory or URI) whose weights initialise a new trial.
         record_augmentation: write the parameters applied to every training example, per
@@ -52,6 +54,7 @@ class Runtime:
     cpus_per_worker: float = 0.5
     use_gpu: bool = False
     precision: str = "auto"
+    device_cache_share: float = 0.5
     storage_path: str = ""
     init_from: str = ""
     record_augmentation: bool = False

@@ -3,10 +3,12 @@
 The driver decodes every clip once into the segment store (:mod:`trainables.segments`,
 ``soundsweep.prepare``); trials only stream those segments, so decode and resample are never
 repeated per trial. A trial's epochs take their batches from :class:`EpochBatches`, which keeps
-a small split in memory instead of streaming it again every epoch.
+a split that fits on the trial's GPU there, a small one in host memory, and streams the rest
+again every epoch.
 """
 import numpy as np
 import ray
+import torch
 
 from trainables.augment import AugmentingCollate
 from trainables.segments import SPLITS, read_segment_files, segment_files, split_size
@@ -61,35 +63,125 @@ def iter_batches(dataset, batch_size: int, collate: AugmentingCollate | None = N
     )
 
 
+STREAM, MEMORY, DEVICE = "stream", "memory", "device"
+"""Where :class:`EpochBatches` keeps a split between epochs: nowhere (Ray Data streams it every
+epoch), in host memory, or on the training device."""
+IDENTITY_COLUMNS = ("clip_id", "segment")
+"""Columns that name an example: seeds, keys and records derive from them on the host, so the
+device cache leaves them there."""
+
+
+def device_cache_budget(device: torch.device, share: float) -> int:
+    """Bytes of ``device`` a trial may fill with its splits: ``share`` of the memory
+    ``torch.cuda.mem_get_info`` reports free (after the model is on it). 0 for any other device:
+    a CPU trial keeps the host-memory path."""
+    if device.type != "cuda":
+        return 0
+    free, _ = torch.cuda.mem_get_info(device)
+    return int(share * free)
+
+
 class EpochBatches:
     """One split's batches, epoch after epoch: ``batches(batch_size, collate, shuffle_seed)``.
 
-    A split larger than :data:`IN_MEMORY_BYTES` per worker is streamed by Ray Data every epoch
-    (:func:`iter_batches`: a local shuffle buffer). A smaller one is read whole at its first use
-    and kept; each epoch then draws a full permutation from ``shuffle_seed`` (no seed: stored
-    order) and cuts it into batches for ``collate``. The choice depends on the split's size
-    alone, and an epoch's order only on its seed, so a resumed trial sees the same batches as
-    one that never stopped.
+    Where the split stays between epochs (:attr:`where`) depends on its size per worker and the
+    budgets alone:
+
+    - ``device``: at most ``device_budget`` bytes (:func:`device_cache_budget`, a GPU trial).
+      It is read once, at its first use, into tensors on ``device``; each epoch only indexes
+      them there, so batches reach the collate (waveform augmentation) and the front-end
+      without a host-to-device copy.
+    - ``memory``: at most ``host_budget`` bytes (:data:`IN_MEMORY_BYTES`): read once and kept
+      as numpy arrays; each epoch cuts them into batches for ``collate``.
+    - ``stream``: larger; Ray Data streams it every epoch (:func:`iter_batches`: a local shuffle
+      buffer).
+
+    Both kept paths take an epoch's order from one permutation drawn on the host from
+    ``shuffle_seed`` (no seed: stored order), which the device path copies to the device (8
+    bytes per segment), so the two give the same batches: a resumed trial sees the batches of
+    one that never stopped, even where the device's free memory made it choose the other kept
+    path. The device path keeps each column's dtype (the collate converts);
+    :data:`IDENTITY_COLUMNS` stay on the host.
     """
 
-    def __init__(self, dataset, data_dir: str, split: str, world_size: int = 1):
-        self.dataset = dataset
+    def __init__(self, dataset, data_dir: str, split: str, world_size: int = 1, device: torch.device | None = None,
+                 device_budget: float = 0, host_budget: float = IN_MEMORY_BYTES):
+        self.dataset, self.split = dataset, split
         segments, size = split_size(data_dir, split)
-        self.in_memory = size / world_size <= IN_MEMORY_BYTES
+        self.bytes_per_worker = size / world_size
         self.segments_per_worker = -(-segments // world_size)  # what one worker's epoch sees, at most
-        self.rows: dict[str, np.ndarray] | None = None
+        if device is not None and 0 < device_budget and self.bytes_per_worker <= device_budget:
+            self.where = DEVICE
+        else:
+            self.where = MEMORY if self.bytes_per_worker <= host_budget else STREAM
+        self.device = device if self.where == DEVICE else None
+        self.rows: dict[str, np.ndarray] | None = None  # host columns, once read
+        self.tensors: dict[str, torch.Tensor] = {}  # device columns, once read
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether the split is read once and kept (in host memory or on the device)."""
+        return self.where != STREAM
+
+    @property
+    def device_bytes(self) -> float:
+        """What this split takes of the device budget: its size per worker, if it is kept there."""
+        return self.bytes_per_worker if self.where == DEVICE else 0.0
+
+    def describe(self) -> str:
+        """``train 12.3 MB per worker on cuda:0`` (or ``in host memory``, ``streamed by Ray Data every epoch``)."""
+        how = {DEVICE: f"on {self.device}", MEMORY: "in host memory", STREAM: "streamed by Ray Data every epoch"}
+        return f"{self.split} {self.bytes_per_worker / 2**20:,.1f} MB per worker {how[self.where]}"
 
     def __call__(self, batch_size: int, collate: AugmentingCollate | None = None, shuffle_seed: int | None = None):
-        if not self.in_memory:
+        if self.where == STREAM:
             return iter_batches(self.dataset, batch_size, collate, shuffle_seed)
         if self.rows is None:
-            parts = list(self.dataset.iter_batches(batch_size=1024, batch_format="numpy"))
-            self.rows = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]} if parts else {}
+            self._read()
         return self._cut(batch_size, collate or AugmentingCollate(None, 0), shuffle_seed)
+
+    def _read(self) -> None:
+        """Read the split once. Host columns are concatenated; device columns are copied part by
+        part into one tensor per column, allocated for :attr:`segments_per_worker` rows (a Train
+        shard, ``streaming_split(equal=True)``, has at most that many), so neither side ever
+        holds a second copy of the split."""
+        host: dict[str, list[np.ndarray]] = {}
+        count = 0
+        for part in self.dataset.iter_batches(batch_size=1024, batch_format="numpy"):
+            rows = len(next(iter(part.values())))
+            for key, values in part.items():
+                if self.device is None or key in IDENTITY_COLUMNS:
+                    host.setdefault(key, []).append(values)
+                    continue
+                values = torch.from_numpy(np.array(values))  # a writable copy: Ray Data's may be read-only
+                if key not in self.tensors:
+                    self.tensors[key] = torch.empty((self.segments_per_worker, *values.shape[1:]), dtype=values.dtype,
+                                                    device=self.device)
+                self.tensors[key][count:count + rows] = values
+            count += rows
+        self.rows = {key: np.concatenate(parts) for key, parts in host.items()}
+        self.tensors = {key: values[:count] for key, values in self.tensors.items()}
 
     def _cut(self, batch_size: int, collate: AugmentingCollate, shuffle_seed: int | None):
         count = len(next(iter(self.rows.values()), ()))
         order = np.arange(count) if shuffle_seed is None else np.random.default_rng(shuffle_seed).permutation(count)
+        on_device = torch.from_numpy(order).to(self.device) if self.tensors else None
         for start in range(0, count, batch_size):
-            rows = order[start:start + batch_size]
-            yield collate({key: values[rows] for key, values in self.rows.items()})
+            batch = {key: values[order[start:start + batch_size]] for key, values in self.rows.items()}
+            batch.update({key: values[on_device[start:start + batch_size]] for key, values in self.tensors.items()})
+            yield collate(batch)
+
+
+def epoch_data_line(splits: list[EpochBatches], device: torch.device, share: float, budget: int) -> str:
+    """The one line a trial logs about where its splits stay between epochs (:class:`EpochBatches`)
+    and the device cache's budget: ``epoch data: train 8,810.2 MB per worker on cuda:0, val ...;
+    device cache budget 70,000.0 MB (50% of cuda:0's free memory)``, plus the splits that do not
+    fit it, or ``no device cache on cpu``."""
+    if device.type != "cuda":
+        cache = f"no device cache on {device.type}"
+    else:
+        cache = f"device cache budget {budget / 2**20:,.1f} MB ({share:.0%} of {device}'s free memory)"
+        missed = [s.split for s in splits if s.where != DEVICE]
+        if missed:
+            cache += f"; too large for it: {', '.join(missed)}"
+    return f"epoch data: {', '.join(s.describe() for s in splits)}; {cache}"

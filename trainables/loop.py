@@ -10,7 +10,8 @@ to Tune by ``TuneReportCallback``) or directly inside a Tune function trial
 (:class:`TuneSession`), which avoids a TorchTrainer's start (about 17 s per trial here) for
 small single-worker CPU trials. The trial's recipe (:class:`~trainables.recipes.TrainingConfig`)
 says how it trains; nothing about optimisation is hard-coded here. Each epoch: stream the
-training shard (kept in memory after the first epoch when small,
+training shard (kept after the first epoch when it fits: on a GPU trial's device within
+``--device-cache-share`` of its free memory, else in host memory when small,
 :class:`~trainables.data.EpochBatches`) with waveform augmentation, log-mel + SpecAugment on the
 device, mixup, one optimizer step per batch at the learning rate the schedule gives for the
 progress so far (the model in mixed precision on a GPU), then validation at segment and clip
@@ -34,7 +35,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from trainables.augment import AugmentationLog, Augmenter, AugmentingCollate
 from trainables.config import TrialConfig
-from trainables.data import EpochBatches, open_split
+from trainables.data import EpochBatches, device_cache_budget, epoch_data_line, open_split
 from trainables.evaluate import predict
 from trainables.mixup import Mixup
 from trainables.model_io import build, load_checkpoint, load_weights, model_cost, save_checkpoint
@@ -154,8 +155,15 @@ def run(cfg: TrialConfig, session) -> None:
             averaged.load_state_dict(state["averaged"])
         start_epoch = state["epoch"] + 1
 
-    train_batches = EpochBatches(session.dataset("train"), rt.data_dir, "train", session.world_size)
-    val_batches = EpochBatches(session.dataset("val"), rt.data_dir, "val")  # whole on every worker
+    # A GPU trial keeps the splits that fit its share of the device's free memory on the device
+    # (train first); the rest stay in host memory or stream, as on a CPU trial.
+    budget = device_cache_budget(session.device, rt.device_cache_share)
+    train_batches = EpochBatches(session.dataset("train"), rt.data_dir, "train", session.world_size,
+                                 session.device, budget)
+    val_batches = EpochBatches(session.dataset("val"), rt.data_dir, "val",  # whole on every worker
+                               device=session.device, device_budget=budget - train_batches.device_bytes)
+    if session.rank == 0:
+        print(epoch_data_line([train_batches, val_batches], session.device, rt.device_cache_share, budget), flush=True)
     steps_per_epoch = max(1, -(-train_batches.segments_per_worker // recipe.batch_size))
     for epoch in range(start_epoch, rt.max_epochs):
         started = time.perf_counter()
@@ -214,6 +222,7 @@ def run(cfg: TrialConfig, session) -> None:
             **val.metrics("val"),
             "epoch_s": time.perf_counter() - started,
             "train_s": train_s,
+            "epoch_data": train_batches.where,  # where the train split stays between epochs
             **cost,
             "fold": rt.fold,
             "repeat": rt.repeat,

@@ -134,6 +134,11 @@ class ExperimentConfig(DatasetOptions):
                               group=RESOURCES)
     precision: str = option("auto", "mixed precision on GPU trials: auto = bf16 where the GPU has it, else fp16 with "
                             "loss scaling; CPU trials always train in fp32", group=RESOURCES, choices=PRECISIONS)
+    device_cache_share: float = option(0.5, "on a GPU trial, keep each split on the GPU between epochs when it fits in "
+                                       "this share of the GPU's free memory (0 < SHARE <= 1; default %(default)s): "
+                                       "epochs then only shuffle indices there, and augmentation and features run "
+                                       "there; a larger split stays in host memory or is streamed",
+                                       group=RESOURCES, metavar="SHARE")
     wait_for_resources: float = option(0.0, "on an autoscaling cluster, ask for the trials' resources and wait up to "
                                        "this long before planning (default: plan with the nodes that are up)",
                                        group=RESOURCES, metavar="SECONDS")
@@ -255,6 +260,9 @@ class ExperimentConfig(DatasetOptions):
             raise UsageError(f"--channels {self.channels}: choose 1 (mono) or 2 (stereo)")
         if self.precision not in PRECISIONS:
             raise UsageError(f"--precision {self.precision}: choose one of {', '.join(PRECISIONS)}")
+        if not 0 < self.device_cache_share <= 1:
+            raise UsageError(f"--device-cache-share {self.device_cache_share}: give a share of the GPU's free memory "
+                             "in (0, 1], e.g. 0.5 for half")
         if self.wait_for_resources < 0:
             raise UsageError(f"--wait-for-resources {self.wait_for_resources}: must be >= 0 seconds")
         if self.resume and not self.name:

@@ -63,6 +63,7 @@ def param_space(cfg: ExperimentConfig, data: PreparedData, plan: ResourcePlan | 
             "max_epochs": cfg.max_epochs,
             **scaling,
             "precision": cfg.precision,
+            "device_cache_share": cfg.device_cache_share,
             "storage_path": storage,
             "init_from": cfg.init_from or "",
             "record_augmentation": cfg.record_augmentation,
