@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
+import pyarrow as pa
 import pytest
 import ray
 import soundfile
@@ -18,11 +18,11 @@ from soundsweep.cli import main
 from soundsweep.experiment import ExperimentConfig
 from soundsweep.prepare import cache_key, prepare
 from trainables.audio import DecodeSpec, decode, decode_segments
-from trainables.augment import record_path, replay
+from trainables.augment import batch_waveform, record_path, replay
 from trainables.config import TrialConfig
 from trainables.data import EpochBatches, open_split
 from trainables.loop import TuneSession, run
-from trainables.segments import split_path, split_size
+from trainables.segments import dequantize, read_segment_files, segment_files, split_size
 from trainables.shards import iter_shard
 
 RATE = 8000
@@ -103,11 +103,11 @@ def prepared(ray_session, corpus, tmp_path_factory):
 
 
 def stored_segments(data_dir: str) -> dict:
-    """``{(split, clip_id, segment): waveform}`` of a segment store, read without Ray."""
+    """``{(split, clip_id, segment): float32 waveform}`` of a segment store, read without Ray."""
     out = {}
     for split in ("train", "val", "test"):
-        table = pq.read_table(split_path(data_dir, split))
-        waveforms = table.column("waveform").combine_chunks().to_numpy()
+        table = pa.concat_tables(read_segment_files({"path": segment_files(data_dir, split)}))
+        waveforms = dequantize(table.column("waveform").combine_chunks().to_numpy(), table.column("scale").to_numpy())
         for clip_id, seg, waveform in zip(table.column("clip_id").to_pylist(), table.column("segment").to_pylist(),
                                           waveforms):
             out[(split, clip_id, seg)] = waveform
@@ -233,7 +233,8 @@ def test_a_small_split_is_read_once_and_reshuffled_each_epoch(prepared, monkeypa
         keys = []
         for batch in batches(4, None, seed):
             assert batch["waveform"].shape[0] == len(batch["keys"]) <= 4
-            for key, waveform in zip(batch["keys"], batch["waveform"]):
+            assert batch["waveform"].dtype == torch.int16  # no augmenter: stored int16 until the device
+            for key, waveform in zip(batch["keys"], batch_waveform(batch, "cpu")):
                 clip_id, segment = key.rsplit("#", 1)
                 assert np.array_equal(waveform.numpy(), train[(clip_id, int(segment))])  # the stored segment
                 keys.append(key)

@@ -551,8 +551,12 @@ class AugmentingCollate(NumpyBatchCollateFn):
     """``iter_torch_batches(collate_fn=...)`` for the training split: numpy batch in, tensors out.
 
     Waveform augmentation happens here, as batches leave Ray Data, because only the consumer
-    knows the epoch that the per-example seeds need. Output keys: ``waveform`` (B, C, T) float32,
+    knows the epoch that the per-example seeds need. Input: segment store rows (``waveform``
+    int16 with its ``scale``, :func:`trainables.segments.quantize`) or decoded rows (``waveform``
+    float32, no ``scale``). Output keys: ``waveform`` (B, C, T) and ``scale`` (B,) float32,
     ``label`` (B,) int64, ``keys`` (list of ``clip_id#segment``), ``applied`` (list of dicts).
+    Read the waveform with :func:`batch_waveform`: augmentation works on float32 (scale 1), but
+    without an augmenter stored int16 stays int16, half the bytes to the device.
     """
 
     def __init__(self, augmenter: Augmenter | None, epoch: int):
@@ -560,18 +564,33 @@ class AugmentingCollate(NumpyBatchCollateFn):
 
     def __call__(self, batch: dict) -> dict:
         keys = example_keys(batch)
-        x = torch.from_numpy(np.array(batch["waveform"], dtype=np.float32))
+        x = torch.from_numpy(np.array(batch["waveform"]))  # a copy: Ray's batches may be read-only views
+        scale = torch.from_numpy(np.array(batch["scale"], np.float32) if "scale" in batch
+                                 else np.ones(len(keys), np.float32))
         labels = torch.from_numpy(np.array(batch["label"], dtype=np.int64))
         applied = [{} for _ in keys]
         if self.augmenter is not None:
+            x = batch_waveform({"waveform": x, "scale": scale}, x.device)
+            scale = torch.ones_like(scale)
             x, applied = self.augmenter.waveforms(x, keys, self.epoch, labels)
         return {
             "waveform": x,
+            "scale": scale,
             "label": labels,
             "clip_id": [str(c) for c in batch["clip_id"]],
             "keys": keys,
             "applied": applied,
         }
+
+
+def batch_waveform(batch: dict, device: torch.device | str) -> torch.Tensor:
+    """A collated batch's waveform as float32 on ``device``: stored int16 is moved first and
+    scaled there (``samples * scale`` in float32, bit for bit
+    :func:`trainables.segments.dequantize`)."""
+    x = batch["waveform"].to(device)
+    if x.is_floating_point():
+        return x.float()
+    return x.float() * batch["scale"].to(device, torch.float32)[:, None, None]
 
 
 def record_path(directory: str, epoch: int, rank: int) -> str:
