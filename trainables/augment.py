@@ -564,7 +564,8 @@ class AugmentingCollate(NumpyBatchCollateFn):
 
     def __call__(self, batch: dict) -> dict:
         keys = example_keys(batch)
-        x = torch.from_numpy(np.array(batch["waveform"]))  # a copy: Ray's batches may be read-only views
+        x = np.asarray(batch["waveform"])
+        x = torch.from_numpy(x if x.flags.writeable else x.copy())  # a batch of one block is a read-only view
         scale = torch.from_numpy(np.array(batch["scale"], np.float32) if "scale" in batch
                                  else np.ones(len(keys), np.float32))
         labels = torch.from_numpy(np.array(batch["label"], dtype=np.int64))
