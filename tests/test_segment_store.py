@@ -12,9 +12,11 @@ import soundfile
 import torch
 from ray.data.extensions import ArrowTensorArray
 
+import trainables.data
 from soundsweep.prepare import SUMMARY_FILE, prepare
 from trainables.audio import DecodeSpec, decode, load_clip
 from trainables.augment import AugmentConfig, Augmenter, AugmentingCollate, batch_waveform
+from trainables.data import read_tasks
 from trainables.segments import (
     PCM16_STEP,
     STORE_VERSION,
@@ -138,3 +140,16 @@ def test_a_store_of_an_older_format_is_decoded_again_with_one_line(ray_session, 
         next(read_segment_files({"path": segment_files(stale, "train")}))  # never misread as int16
     again = prepare(manifest, spec, cache)
     assert again.cache_hit and again.path == rebuilt.path and capsys.readouterr().out == ""
+
+
+def test_read_tasks_cut_the_files_by_bytes(tmp_path, monkeypatch):
+    files = []
+    for i in range(5):
+        (tmp_path / f"part-{i}.parquet").write_bytes(b"x" * 100)
+        files.append({"path": str(tmp_path / f"part-{i}.parquet")})
+    monkeypatch.setattr(trainables.data, "READ_TASK_BYTES", 250)
+    assert read_tasks(files) == 2  # 500 bytes
+    monkeypatch.setattr(trainables.data, "READ_TASK_BYTES", 1)
+    assert read_tasks(files) == 5  # never more tasks than files
+    monkeypatch.setattr(trainables.data, "READ_TASK_BYTES", 10**9)
+    assert read_tasks(files) == 1 and read_tasks([]) == 1
