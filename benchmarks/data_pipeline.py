@@ -28,6 +28,19 @@ Figures written (JSON):
     every split with ``open_split`` + ``iter_batches`` (what a trial's loop consumes). Measured
     after a warm-up ``prepare`` (a part per CPU, other clip ids) in the same Ray instance, so
     Ray's start and the workers' imports are not counted. ``decode_clips_per_s`` = clips / ``decode_s``.
+``epoch_read_clips_per_s``, ``raw_read_clips_per_s``, ``epoch_read_ratio``
+    Side by side on the train split of the same store, in turns, the fastest of 3 each: a
+    training epoch's streamed read (``open_split`` + ``iter_batches``, batches of 32 from the
+    local shuffle buffer a trial uses: the path of a split over the in-memory limit) against
+    ``pyarrow.parquet`` alone reading the same files, their waveforms copied into one contiguous
+    int16 array. ``epoch_read_ratio`` = epoch / raw (target >= 0.8); ``epoch_read_ratio_cpu``
+    the same from CPU ms per clip (``*_cpu_ms_per_clip``). ``bytes_per_sample``: the split's
+    files on disk per stored sample (2 for int16, before snappy finds anything to compress).
+``epoch_read_clips_per_s_by_readers``
+    The streamed read by 1, 2 and 4 concurrent readers. A reader is a thread of the driver
+    consuming one shard of ``open_split(...).streaming_split(n, equal=True)``, as each of the n
+    workers of ``--executor train`` consumes its shard; clips/s count the clips of the split
+    read by all of them together (fastest of 3 epochs of one split; ``1``: the plain read above).
 ``naive_clips_per_s``
     A torch ``DataLoader`` (``--cpus`` workers) whose dataset decodes, resamples and segments
     each clip on every access: what every epoch of every trial pays without the cache.
@@ -55,10 +68,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 import psutil
+import pyarrow.parquet as pq
 import ray
 import soundfile
 import torch
@@ -71,7 +86,7 @@ from soundsweep.catalog.shards import pack  # noqa: E402
 from soundsweep.prepare import CLIPS_PER_PART, prepare  # noqa: E402
 from trainables.audio import DecodeSpec, decode, load_segments, resample, set_channels  # noqa: E402
 from trainables.data import iter_batches, open_split  # noqa: E402
-from trainables.segments import SPLITS  # noqa: E402
+from trainables.segments import COLUMNS, SPLITS, segment_files  # noqa: E402
 
 SPEC = DecodeSpec(sample_rate=22050, channels=1, segment_s=5.0, overlap=0.25)
 CLIP_S, SOURCE_RATE, CLASSES = 10.0, 44100, 4
@@ -190,6 +205,65 @@ def read_all(data_dir: str) -> int:
     return sum(len(batch["label"]) for split in SPLITS for batch in iter_batches(open_split(data_dir, split), 32))
 
 
+def raw_read(files: list[str]) -> int:
+    """pyarrow.parquet alone: every file's segments (the stored columns), their waveforms copied
+    into one contiguous int16 array; return the segments read."""
+    parts = [pq.ParquetFile(f).read(columns=COLUMNS).column("waveform") for f in files]
+    rows, width = sum(len(p) for p in parts), parts[0].type.byte_width
+    out, at = np.empty(rows * width // 2, np.int16), 0
+    for chunk in (chunk for part in parts for chunk in part.chunks):
+        n = len(chunk) * width // 2
+        out[at:at + n] = np.frombuffer(chunk.buffers()[1], np.int16, n, chunk.offset * width)
+        at += n
+    return rows
+
+
+def epoch_read(data_dir: str, shards: list | None = None) -> int:
+    """A training epoch's streamed read of the train split, shuffled as a trial's (``open_split`` +
+    ``iter_batches``, batches of 32); with ``shards`` (of ``streaming_split``), one thread per
+    shard reads it, as the workers of ``--executor train`` do. Returns the segments read."""
+    def read(dataset) -> int:
+        return sum(len(batch["label"]) for batch in iter_batches(dataset, 32, shuffle_seed=0))
+    if shards is None:
+        return read(open_split(data_dir, "train"))
+    with ThreadPoolExecutor(len(shards)) as pool:
+        return sum(pool.map(read, shards))
+
+
+def epoch_reads(data_dir: str, clips: int, segments: int, runs: int = 3) -> dict:
+    """The streamed epoch read against pyarrow alone on the same files, taken in turns ``runs``
+    times, the fastest of each; then the streamed read by 2 and 4 readers, the fastest of ``runs``
+    epochs of one ``streaming_split``.
+    Clips/s count the clips whose segments were read (``streaming_split(equal=True)`` may leave
+    a few segments out)."""
+    files = segment_files(data_dir, "train")
+    stored = sum(os.path.getsize(f) for f in files)
+    out = {"epoch_read_split": "train", "epoch_read_clips": clips, "epoch_read_bytes": stored,
+           "bytes_per_sample": stored / (segments * SPEC.channels * SPEC.segment_samples)}
+    reads = {"epoch_read": lambda: epoch_read(data_dir), "raw_read": lambda: raw_read(files)}
+    best: dict[str, Measure] = {}
+    for _ in range(runs):
+        for key, read in reads.items():
+            with Measure() as measured:
+                assert read() == segments, key
+            if key not in best or measured.wall < best[key].wall:
+                best[key] = measured
+    for key, measured in best.items():
+        out[f"{key}_clips_per_s"] = clips / measured.wall
+        out[f"{key}_cpu_ms_per_clip"] = 1000 * measured.cpu / clips
+    out["epoch_read_ratio"] = out["epoch_read_clips_per_s"] / out["raw_read_clips_per_s"]
+    out["epoch_read_ratio_cpu"] = out["raw_read_cpu_ms_per_clip"] / out["epoch_read_cpu_ms_per_clip"]
+    out["epoch_read_clips_per_s_by_readers"] = {"1": out["epoch_read_clips_per_s"]}
+    for readers in (2, 4):
+        shards, rates = open_split(data_dir, "train").streaming_split(readers, equal=True), []
+        for _ in range(runs):  # the first epoch also starts the split's coordinator actor
+            with Measure() as measured:
+                read = epoch_read(data_dir, shards)
+            rates.append(read * clips / segments / measured.wall)
+        out["epoch_read_clips_per_s_by_readers"][str(readers)] = max(rates)
+    return out
+
+
 def pipeline(manifest: pd.DataFrame, cache: str) -> dict:
     """Cold prepare then one read of every split: wall and CPU seconds of one pass."""
     with Measure() as decoding:
@@ -198,7 +272,8 @@ def pipeline(manifest: pd.DataFrame, cache: str) -> dict:
     with Measure() as reading:
         segments = read_all(data.path)
     return {"decode_s": decoding.wall, "read_s": reading.wall, "decode_cpu_s": decoding.cpu,
-            "read_cpu_s": reading.cpu, "segments": segments, "path": data.path}
+            "read_cpu_s": reading.cpu, "segments": segments, "path": data.path,
+            "train_clips": data.clips["train"], "train_segments": data.segments["train"]}
 
 
 def start_ray(cpus: int) -> None:
@@ -285,6 +360,8 @@ def main() -> None:
                       decode_cpu_ms_per_clip=1000 * run["decode_cpu_s"] / clips,
                       pipeline_cpu_ms_per_clip=1000 * (run["decode_cpu_s"] + run["read_cpu_s"]) / clips)
         log("pipeline_clips_per_s")
+        result.update(epoch_reads(run["path"], run["train_clips"], run["train_segments"]))
+        log("epoch_read_ratio")
         started = time.perf_counter()
         assert prepare(manifest, SPEC, cache).cache_hit
         result.update(trial1_prep_s=run["decode_s"], trial2_prep_s=time.perf_counter() - started)
@@ -318,6 +395,7 @@ def main() -> None:
         "pipeline_vs_limit_processes": result["pipeline_clips_per_s"] / result["limit_processes_clips_per_s"],
         "pipeline_vs_limit_cpu": result["limit_cpu_ms_per_clip"] / result["pipeline_cpu_ms_per_clip"],
         "trial2_cheaper_by": result["trial_prep_ratio"],
+        "epoch_read_ratio": result["epoch_read_ratio"],
         "rss_10x_over_1x": result["peak_rss_10x_mb"] / result["peak_rss_1x_mb"],
     }
     result["load_average_at_end"] = os.getloadavg()

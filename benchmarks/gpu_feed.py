@@ -65,7 +65,7 @@ from torch import nn
 
 from soundsweep.catalog import cache_root, load_manifest
 from trainables.audio import DecodeSpec
-from trainables.augment import Augmenter, AugmentingCollate
+from trainables.augment import Augmenter, AugmentingCollate, batch_waveform
 from trainables.config import TrialConfig
 from trainables.data import DEVICE, MEMORY, STREAM, EpochBatches, device_cache_budget, open_split
 from trainables.loop import training_precision
@@ -161,7 +161,7 @@ def train(cfg: TrialConfig, batches: EpochBatches, device: torch.device, warmup_
         batches_of_epoch = batches(cfg.training.batch_size, AugmentingCollate(augmenter, epoch), shuffle_seed)
         for step, batch in enumerate(batches_of_epoch):
             got = time.perf_counter()
-            x = frontend(batch["waveform"].to(device))
+            x = frontend(batch_waveform(batch, device))
             x, _ = augmenter.spectrograms(x, batch["keys"], epoch)
             y = batch["label"].to(device)
             with torch.autocast(**autocast):

@@ -41,7 +41,7 @@ from trainables.audio import DecodeSpec
 from trainables.config import TrialConfig
 from trainables.evaluate import predict
 from trainables.model_io import build
-from trainables.segments import read_segment_files, segment_files
+from trainables.segments import dequantize, read_segment_files, segment_files
 from trainables.trial import torch_trainer
 
 BATCH = 32
@@ -53,7 +53,8 @@ def load_split(data_dir: str, split: str) -> dict:
     clip_ids = np.array(table.column("clip_id").to_pylist(), dtype=object)
     segments = table.column("segment").to_pylist()
     return {
-        "waveform": torch.from_numpy(np.ascontiguousarray(table.column("waveform").combine_chunks().to_numpy())),
+        "waveform": torch.from_numpy(dequantize(table.column("waveform").combine_chunks().to_numpy(),
+                                                table.column("scale").to_numpy())),
         "label": torch.tensor(table.column("label").to_pylist()),
         "clip_id": clip_ids,
         "keys": [f"{c}#{s}" for c, s in zip(clip_ids, segments)],

@@ -18,6 +18,12 @@ it by writing ``<key>/_prepared.json`` last (one object, replaced whole): a read
 no summary or a complete one, and two runs that prepare the same key at once each keep a
 complete copy, the later summary winning.
 
+The summary records the store's format (``store_version``,
+:data:`~trainables.segments.STORE_VERSION`). A summary with another one (an older SoundSweep
+wrote float32 waveforms and no version) is a miss: the data is decoded again into a new attempt,
+whose summary replaces it, with one printed line saying so. The old attempt's files stay where
+they are, so a run of the older code that still reads them is not broken.
+
 Local audio files (a ``--data`` folder, a local shard set, the synthetic set) are only known to
 exist on the driver's node, so their decode tasks are pinned to that node; shards on a URI
 decode anywhere. What the tasks write goes to the cache, which on a cluster is shared storage
@@ -42,7 +48,7 @@ import ray
 from soundsweep import storage
 from soundsweep.progress import Progress
 from trainables.audio import DecodeSpec
-from trainables.segments import SPLITS, VIEW_FILE, decode_part, segment_files
+from trainables.segments import SPLITS, STORE_VERSION, VIEW_FILE, decode_part, segment_files
 
 CLIPS_PER_PART = 32  # loose files per Ray Data task: enough parts to keep every CPU busy, few files per split
 SUMMARY_FILE = "_prepared.json"
@@ -115,7 +121,11 @@ def prepare(manifest: pd.DataFrame, spec: DecodeSpec, cache_dir: str) -> Prepare
     fs, root_path = storage.open_fs(root)
     published = storage.read_json(storage.join(root, SUMMARY_FILE))
     if published is not None:
-        return PreparedData(**{**published, "cache_hit": True, "seconds": 0.0})
+        version = published.pop("store_version", 1)
+        if version == STORE_VERSION:
+            return PreparedData(**{**published, "cache_hit": True, "seconds": 0.0})
+        print(f"segment store {published['path']} has format version {version}, this SoundSweep reads "
+              f"{STORE_VERSION}: decoding again", flush=True)
 
     started = time.perf_counter()
     attempt = uuid.uuid4().hex[:12]
@@ -156,7 +166,8 @@ def prepare(manifest: pd.DataFrame, spec: DecodeSpec, cache_dir: str) -> Prepare
         seconds=time.perf_counter() - started,
     )
     storage.write_json(storage.join(root, SUMMARY_FILE),
-                       {k: v for k, v in prepared.__dict__.items() if k not in ("cache_hit", "seconds")})
+                       {**{k: v for k, v in prepared.__dict__.items() if k not in ("cache_hit", "seconds")},
+                        "store_version": STORE_VERSION})
     return prepared
 
 

@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
+import pyarrow as pa
 import pytest
 import ray
 import soundfile
@@ -17,11 +17,11 @@ from soundsweep.cli import main
 from soundsweep.experiment import ExperimentConfig
 from soundsweep.prepare import cache_key, prepare
 from trainables.audio import DecodeSpec, decode, decode_segments
-from trainables.augment import AugmentConfig, Augmenter, AugmentingCollate, record_path, replay
+from trainables.augment import AugmentConfig, Augmenter, AugmentingCollate, batch_waveform, record_path, replay
 from trainables.config import TrialConfig
 from trainables.data import EpochBatches, device_cache_budget, epoch_data_line, open_split
 from trainables.loop import TuneSession, run
-from trainables.segments import split_path, split_size
+from trainables.segments import dequantize, read_segment_files, segment_files, split_size
 from trainables.shards import iter_shard
 
 RATE = 8000
@@ -102,11 +102,11 @@ def prepared(ray_session, corpus, tmp_path_factory):
 
 
 def stored_segments(data_dir: str) -> dict:
-    """``{(split, clip_id, segment): waveform}`` of a segment store, read without Ray."""
+    """``{(split, clip_id, segment): float32 waveform}`` of a segment store, read without Ray."""
     out = {}
     for split in ("train", "val", "test"):
-        table = pq.read_table(split_path(data_dir, split))
-        waveforms = table.column("waveform").combine_chunks().to_numpy()
+        table = pa.concat_tables(read_segment_files({"path": segment_files(data_dir, split)}))
+        waveforms = dequantize(table.column("waveform").combine_chunks().to_numpy(), table.column("scale").to_numpy())
         for clip_id, seg, waveform in zip(table.column("clip_id").to_pylist(), table.column("segment").to_pylist(),
                                           waveforms):
             out[(split, clip_id, seg)] = waveform
@@ -232,7 +232,8 @@ def test_a_small_split_is_read_once_and_reshuffled_each_epoch(prepared, monkeypa
         keys = []
         for batch in batches(4, None, seed):
             assert batch["waveform"].shape[0] == len(batch["keys"]) <= 4
-            for key, waveform in zip(batch["keys"], batch["waveform"]):
+            assert batch["waveform"].dtype == torch.int16  # no augmenter: stored int16 until the device
+            for key, waveform in zip(batch["keys"], batch_waveform(batch, "cpu")):
                 clip_id, segment = key.rsplit("#", 1)
                 assert np.array_equal(waveform.numpy(), train[(clip_id, int(segment))])  # the stored segment
                 keys.append(key)
@@ -265,7 +266,8 @@ def test_the_device_cache_gives_the_in_memory_batches(prepared):
         for expected, got in pairs:
             assert got["keys"] == expected["keys"] and got["applied"] == expected["applied"]
             assert torch.equal(got["waveform"], expected["waveform"]) and torch.equal(got["label"], expected["label"])
-    assert set(cached.tensors) == {"waveform", "label"} and set(cached.rows) == {"clip_id", "segment"}
+    assert set(cached.tensors) == {"waveform", "scale", "label"} and set(cached.rows) == {"clip_id", "segment"}
+    assert cached.tensors["waveform"].dtype == torch.int16  # the store's 16 bits: half the device memory of float32
     assert cached.tensors["waveform"].shape[0] == cached.segments_per_worker == 10
     line = epoch_data_line([cached, memory], cpu, 0.5, 0)
     assert line.startswith("epoch data: train ") and "MB per worker on cpu" in line and "in host memory" in line

@@ -552,18 +552,26 @@ def example_keys(batch: dict) -> list[str]:
 
 def as_tensor(values) -> torch.Tensor:
     """A batch column as a tensor, left on the device it is on: a tensor as it is, a numpy array
-    (Ray Data's, possibly read-only, which torch cannot share) copied."""
-    return values if isinstance(values, torch.Tensor) else torch.from_numpy(np.array(values))
+    shared, or copied when read-only (a batch of one Ray Data block is a read-only view, which
+    torch cannot share)."""
+    if isinstance(values, torch.Tensor):
+        return values
+    values = np.asarray(values)
+    return torch.from_numpy(values if values.flags.writeable else values.copy())
 
 
 class AugmentingCollate(NumpyBatchCollateFn):
     """``iter_torch_batches(collate_fn=...)`` for the training split: numpy batch in, tensors out.
 
     Waveform augmentation happens here, as batches leave Ray Data, because only the consumer
-    knows the epoch that the per-example seeds need. A batch of the device cache
-    (:class:`~trainables.data.EpochBatches`) holds tensors already on the device: they are
-    converted and augmented there. Output keys: ``waveform`` (B, C, T) float32, ``label`` (B,)
-    int64, ``keys`` (list of ``clip_id#segment``), ``applied`` (list of dicts).
+    knows the epoch that the per-example seeds need. Input: segment store rows (``waveform``
+    int16 with its ``scale``, :func:`trainables.segments.quantize`) or decoded rows (``waveform``
+    float32, no ``scale``); a batch of the device cache (:class:`~trainables.data.EpochBatches`)
+    holds tensors already on the device, which stay there. Output keys: ``waveform`` (B, C, T) and
+    ``scale`` (B,) float32, ``label`` (B,) int64, ``keys`` (list of ``clip_id#segment``),
+    ``applied`` (list of dicts). Read the waveform with :func:`batch_waveform`: augmentation works
+    on float32 (scale 1), but without an augmenter stored int16 stays int16, half the bytes to
+    the device.
     """
 
     def __init__(self, augmenter: Augmenter | None, epoch: int):
@@ -571,18 +579,32 @@ class AugmentingCollate(NumpyBatchCollateFn):
 
     def __call__(self, batch: dict) -> dict:
         keys = example_keys(batch)
-        x = as_tensor(batch["waveform"]).float()
+        x = as_tensor(batch["waveform"])
+        scale = as_tensor(batch["scale"]).float() if "scale" in batch else torch.ones(len(keys), device=x.device)
         labels = as_tensor(batch["label"]).long()
         applied = [{} for _ in keys]
         if self.augmenter is not None:
+            x = batch_waveform({"waveform": x, "scale": scale}, x.device)
+            scale = torch.ones_like(scale)
             x, applied = self.augmenter.waveforms(x, keys, self.epoch, labels)
         return {
             "waveform": x,
+            "scale": scale,
             "label": labels,
             "clip_id": [str(c) for c in batch["clip_id"]],
             "keys": keys,
             "applied": applied,
         }
+
+
+def batch_waveform(batch: dict, device: torch.device | str) -> torch.Tensor:
+    """A collated batch's waveform as float32 on ``device``: stored int16 is moved first and
+    scaled there (``samples * scale`` in float32, bit for bit
+    :func:`trainables.segments.dequantize`)."""
+    x = batch["waveform"].to(device)
+    if x.is_floating_point():
+        return x.float()
+    return x.float() * batch["scale"].to(device, torch.float32)[:, None, None]
 
 
 def record_path(directory: str, epoch: int, rank: int) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from trainables.augment import batch_waveform
 from trainables.seeding import torch_generator
 
 AGGREGATIONS = ("majority_vote", "mean_probability")
@@ -157,13 +158,14 @@ class TTA:
 @torch.no_grad()
 def predict(model: nn.Module, frontend: nn.Module, batches: Iterable[dict], device: torch.device,
             tta: TTA | None = None) -> Predictions:
-    """Run ``model`` in eval mode over batches with ``waveform``, ``label``, ``clip_id`` and ``keys``;
-    with ``tta``, each segment's probabilities are the mean over its views."""
+    """Run ``model`` in eval mode over batches with ``waveform`` (and ``scale``: stored int16 becomes
+    float32 on ``device``, :func:`~trainables.augment.batch_waveform`), ``label``, ``clip_id`` and
+    ``keys``; with ``tta``, each segment's probabilities are the mean over its views."""
     model.eval()
     views = tta.views if tta is not None else 1
     clip_ids, keys, labels, probs = [], [], [], []
     for batch in batches:
-        waveform = batch["waveform"].to(device)
+        waveform = batch_waveform(batch, device)
         summed = 0.0
         for v in range(views):
             x = tta.view(waveform, batch["keys"], v) if tta is not None else waveform

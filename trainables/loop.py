@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-from trainables.augment import AugmentationLog, Augmenter, AugmentingCollate
+from trainables.augment import AugmentationLog, Augmenter, AugmentingCollate, batch_waveform
 from trainables.config import TrialConfig
 from trainables.data import EpochBatches, device_cache_budget, epoch_data_line, open_split
 from trainables.evaluate import predict
@@ -179,7 +179,7 @@ def run(cfg: TrialConfig, session) -> None:
                 for group in optimizer.param_groups:
                     group["lr"] = recipe.lr_at(epoch + min(step / steps_per_epoch, 1.0), rt.max_epochs)
                 # Features in fp32 on the device (a power spectrum overflows fp16), the model under autocast.
-                x = frontend(batch["waveform"].to(session.device))
+                x = frontend(batch_waveform(batch, session.device))
                 applied = [{} for _ in batch["keys"]]
                 if x.dim() == 4:  # spectrogram input: SpecAugment on the device
                     x, applied = augmenter.spectrograms(x, batch["keys"], epoch)

@@ -18,6 +18,7 @@ from sklearn.svm import SVC
 from trainables.baselines import mfcc_statistics
 from trainables.data import open_split
 from trainables.evaluate import Predictions
+from trainables.segments import dequantize
 
 METHOD = "mfcc+svm"
 C_GRID = (0.1, 1.0, 10.0, 100.0)
@@ -29,7 +30,7 @@ def split_features(data_dir: str, split: str, sample_rate: int) -> tuple[np.ndar
     """``(features, labels, clip_ids)`` of every segment of ``split``, in stored order."""
     features, labels, clip_ids = [], [], []
     for batch in open_split(data_dir, split).iter_batches(batch_size=64, batch_format="numpy"):
-        features.extend(mfcc_statistics(w, sample_rate) for w in batch["waveform"])
+        features.extend(mfcc_statistics(w, sample_rate) for w in dequantize(batch["waveform"], batch["scale"]))
         labels.append(np.asarray(batch["label"]))
         clip_ids.append(np.asarray(batch["clip_id"]).astype(str))
     return np.stack(features), np.concatenate(labels), np.concatenate(clip_ids)

@@ -27,6 +27,7 @@ import ray.tune
 import torch
 from sklearn.svm import SVC
 
+from trainables.augment import AugmentingCollate, batch_waveform
 from trainables.baselines import MFCC, mfcc_statistics
 from trainables.config import TrialConfig
 from trainables.data import open_splits
@@ -127,27 +128,28 @@ class ScreeningConfig:
         return derive_seed(self.trial.runtime.seed, "frontend", self.trial.arch, sorted(self.trial.create_options().items()))
 
 
-def segment_embedder(cfg: ScreeningConfig, device: torch.device) -> tuple[Callable[[torch.Tensor], np.ndarray], int]:
-    """``(embed, parameters)``: ``embed`` maps a (B, C, T) waveform batch to (B, features)."""
+def segment_embedder(cfg: ScreeningConfig, device: torch.device) -> tuple[Callable[[dict], np.ndarray], int]:
+    """``(embed, parameters)``: ``embed`` maps a collated batch of B segments
+    (:class:`~trainables.augment.AugmentingCollate`) to (B, features)."""
     if cfg.trial.arch == MFCC:
         rate = cfg.trial.runtime.sample_rate
-        return (lambda waveform: np.stack([mfcc_statistics(w.numpy(), rate) for w in waveform])), 0
+        return (lambda batch: np.stack([mfcc_statistics(w.numpy(), rate) for w in batch_waveform(batch, "cpu")])), 0
     model, frontend = build(cfg.trial, seed=cfg.frontend_seed)
     model, frontend = model.to(device).eval(), frontend.to(device)
 
     @torch.no_grad()
-    def embed(waveform: torch.Tensor) -> np.ndarray:
-        return model.features(frontend(waveform.to(device))).cpu().numpy()
+    def embed(batch: dict) -> np.ndarray:
+        return model.features(frontend(batch_waveform(batch, device))).cpu().numpy()
 
     return embed, num_parameters(model.frontend)
 
 
-def clip_features(embed: Callable[[torch.Tensor], np.ndarray], dataset) -> dict[str, Split]:
+def clip_features(embed: Callable[[dict], np.ndarray], dataset) -> dict[str, Split]:
     """Every segment's features averaged per clip, by split (clips in sorted id order); ``dataset``
     is :func:`~trainables.data.open_splits`, read once."""
-    parts = {"features": [], "label": [], "clip_id": [], "split": []}
+    parts, collate = {"features": [], "label": [], "clip_id": [], "split": []}, AugmentingCollate(None, 0)
     for batch in dataset.iter_batches(batch_size=FEATURE_BATCH, batch_format="numpy"):
-        parts["features"].append(embed(torch.from_numpy(np.array(batch["waveform"], dtype=np.float32))))
+        parts["features"].append(embed(collate(batch)))
         for key in ("label", "clip_id", "split"):
             parts[key].append(np.asarray(batch[key]))
     features, labels, clip_ids, splits = (np.concatenate(parts[k]) for k in ("features", "label", "clip_id", "split"))

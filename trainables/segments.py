@@ -5,9 +5,26 @@ decodes a few clips at a time and appends their segments to its own Parquet file
 partitioned by split (``<data_dir>/split=train/part-000003.parquet`` ...) or, for a
 cross-validation, by fold (``split=fold0`` ...); trials stream them back a row group at a time
 (:func:`read_segment_files`, via :func:`trainables.data.open_split`). Stored :data:`COLUMNS`:
-``waveform`` (a tensor column, ``(channels, samples)`` float32), ``clip_id``, ``segment``,
-``label``; the split is the folder. A fold view (:data:`VIEW_FILE`) gives a store partitioned
-by fold train/val/test splits without copying a segment.
+``waveform`` (``(channels, samples)`` int16, :func:`quantize`), ``scale`` (float32: the
+segment's samples are ``waveform * scale``), ``clip_id``, ``segment``, ``label``; the split is
+the folder. A fold view (:data:`VIEW_FILE`) gives a store partitioned by fold train/val/test
+splits without copying a segment.
+
+The format is :data:`STORE_VERSION`. Each file's Parquet metadata (:data:`FORMAT_KEY`) holds
+it and the segments' shape; ``soundsweep.prepare`` records it with the store too and decodes
+again where a cached store has another. ``waveform`` is written as one fixed-size binary value
+per segment (its int16 bytes) and read back as a ``(channels, samples)`` int16 tensor column:
+Parquet has no 16-bit type, and an int16 list column would be stored as 32-bit integers with a
+repetition level per sample (about 2 bytes a sample only while dictionary encoding lasts, and
+read several times slower).
+
+Why int16 and a scale, not float16 or float32 (``benchmarks/store_precision.py``): half the
+bytes of float32 on disk, in a kept split and on the way to the device, like float16, but
+lossless for 16-bit PCM (most WAV and FLAC, the embedded synthetic set), which float16 with its
+11-bit significand is not (errors up to 2^-12 against 16-bit's steps of 2^-15). Other audio
+(float or 24-bit sources, resampled or mixed down) is off by at most half a step of its
+segment's own scale, ``peak / 32767``: about 96 dB below the segment's peak, where float16 keeps
+about 66 dB.
 
 Nothing here imports torch: a decode worker stays about 450 MB smaller without it.
 """
@@ -26,10 +43,40 @@ from trainables.audio import DecodeSpec, decode_segments
 from trainables.shards import iter_shard
 
 SPLITS = ("train", "val", "test")
-COLUMNS = ["waveform", "clip_id", "segment", "label"]
+STORE_VERSION = 2
+"""The store's format: 1 (never written down) held float32 waveforms; 2 holds int16 and a scale."""
+FORMAT_KEY = b"soundsweep.segment_store"
+"""Parquet metadata key of a store file: JSON ``{"version": STORE_VERSION, "shape": [channels, samples]}``."""
+COLUMNS = ["waveform", "scale", "clip_id", "segment", "label"]
+PCM16_STEP = 2.0**-15
+"""The step between 16-bit PCM samples as soundfile decodes them to float (``int16 / 32768``)."""
 CLIPS_PER_CHUNK = 8  # clips a task decodes and writes at a time: its memory, whatever the corpus size
 VIEW_FILE = "_view.json"
 """A fold view's one file: ``{split: [store file, ...]}``, the files of the folds each split reads."""
+
+
+def quantize(waveform: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """float32 segments ``(N, channels, samples)`` as stored: ``(int16 samples, float32 scale
+    (N,))``, the segments being ``samples * scale`` (:func:`dequantize`).
+
+    A segment whose samples all lie on the 16-bit PCM grid (a 16-bit file decoded at its own rate,
+    zero padding) gets scale :data:`PCM16_STEP` and comes back bit for bit. Any other gets
+    ``peak / 32767``: each sample comes back within half that step (plus the float32 rounding of
+    the product), and a quiet segment keeps its own resolution.
+    """
+    flat = waveform.reshape(len(waveform), -1).astype(np.float64)
+    pcm = flat / PCM16_STEP
+    on_grid = np.all((pcm == np.rint(pcm)) & (pcm >= -32768) & (pcm <= 32767), axis=1)
+    peak = np.abs(flat).max(axis=1, initial=0.0)
+    scale = np.where(on_grid, PCM16_STEP, peak / 32767).astype(np.float32)
+    samples = np.rint(flat / scale[:, None]).astype(np.int16)
+    return samples.reshape(waveform.shape), scale
+
+
+def dequantize(samples: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Stored segments ``(N, channels, samples)`` int16 and their ``(N,)`` scales back as float32
+    (the product in float32: what :func:`trainables.augment.batch_waveform` computes in torch)."""
+    return samples.astype(np.float32) * np.asarray(scale, np.float32)[:, None, None]
 
 
 def split_path(data_dir: str, split: str) -> str:
@@ -63,16 +110,38 @@ def split_size(data_dir: str, split: str) -> tuple[int, int]:
     return rows, total
 
 
+def stored_shape(location: str, metadata: dict | None) -> tuple[int, int]:
+    """``(channels, samples)`` of the segments of a store file from its Parquet ``metadata``;
+    ``ValueError`` for a file of another format (an older store read directly)."""
+    stored = json.loads(metadata[FORMAT_KEY]) if metadata and FORMAT_KEY in metadata else {"version": 1}
+    if stored["version"] != STORE_VERSION:
+        raise ValueError(f"{location}: segment store format {stored['version']}, this code reads {STORE_VERSION}: "
+                         "prepare the data again")
+    return tuple(stored["shape"])
+
+
+def waveform_tensor(column: pa.ChunkedArray, shape: tuple[int, int]) -> ArrowTensorArray:
+    """A stored ``waveform`` column (fixed-size binary) as an int16 tensor column of ``shape``,
+    without copying its bytes (a row group reads as one chunk; ``combine_chunks`` would copy it)."""
+    raw = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    width = raw.type.byte_width
+    samples = np.frombuffer(raw.buffers()[1], np.int16, len(raw) * width // 2, raw.offset * width)
+    return ArrowTensorArray.from_numpy(samples.reshape(len(raw), *shape))
+
+
 def read_segment_files(batch: dict) -> Iterator[pa.Table]:
     """Ray Data ``map_batches`` function: the segments of the files in ``batch["path"]``, one
-    output block per row group (:data:`COLUMNS`, in stored order), plus a ``split`` column
-    when the batch names each file's split."""
+    output block per row group (:data:`COLUMNS`, in stored order, ``waveform`` an int16 tensor
+    column), plus a ``split`` column when the batch names each file's split."""
     for i, location in enumerate(batch["path"]):
         fs, path = pyarrow.fs.FileSystem.from_uri(str(location))
         with fs.open_input_file(path) as f:
             stored = pq.ParquetFile(f)
+            shape = stored_shape(str(location), stored.schema_arrow.metadata)
             for group in range(stored.num_row_groups):
                 table = stored.read_row_group(group, columns=COLUMNS)
+                column = table.schema.get_field_index("waveform")
+                table = table.set_column(column, "waveform", waveform_tensor(table.column(column), shape))
                 if "split" in batch:
                     table = table.append_column("split", pa.array([str(batch["split"][i])] * table.num_rows))
                 yield table
@@ -93,16 +162,22 @@ class SegmentWriter:
     def write(self, batch: dict) -> None:
         for split in sorted(set(batch["split"]) - {"failed"}):
             rows = batch["split"] == split
+            samples, scale = quantize(batch["waveform"][rows])
             table = pa.table({
-                "waveform": ArrowTensorArray.from_numpy(np.ascontiguousarray(batch["waveform"][rows])),
+                "waveform": pa.FixedSizeBinaryArray.from_buffers(pa.binary(samples[0].nbytes), len(samples),
+                                                                 [None, pa.py_buffer(samples)]),
+                "scale": pa.array(scale),
                 "clip_id": pa.array(batch["clip_id"][rows].astype(str)),
                 "segment": pa.array(batch["segment"][rows]),
                 "label": pa.array(batch["label"][rows]),
-            })
+            }, metadata={FORMAT_KEY: json.dumps({"version": STORE_VERSION, "shape": samples.shape[1:]})})
             if split not in self.writers:
                 fs, folder = pyarrow.fs.FileSystem.from_uri(split_path(self.data_dir, split))
                 fs.create_dir(folder, recursive=True)
-                self.writers[split] = pq.ParquetWriter(f"{folder}/{self.name}", table.schema, filesystem=fs)
+                # No dictionary for the waveform: every value is unique, and the first megabyte of a
+                # column chunk dictionary-encoded reads some 20 times slower than plain.
+                self.writers[split] = pq.ParquetWriter(f"{folder}/{self.name}", table.schema, filesystem=fs,
+                                                       use_dictionary=[c for c in COLUMNS if c != "waveform"])
             self.writers[split].write_table(table)
 
     def __enter__(self) -> "SegmentWriter":
