@@ -93,9 +93,8 @@ def resolve(store: ResultsStore, ref: str, experiment: str | None = None, tta: i
         predictor = _from_row(store, row, tta)
     elif store.experiment(ref) is not None:
         experiment = find_experiment(store, ref, "--model")
-        kept = experiment.row.summary.get("best_model") or {}
-        if kept.get("kind") == "ensemble":  # --ensemble-top kept its ensemble as the best model
-            predictor = _from_row(store, store.model(kept["model_id"]), tta)
+        if experiment.row.kept_ensemble is not None:
+            predictor = _from_row(store, store.model(experiment.row.kept_ensemble), tta)
         else:
             best = best_model(store, experiment, "--model")
             predictor = _from_row(store, best.row, tta, experiment=best.experiment)

@@ -11,7 +11,7 @@ import pyarrow.fs
 import ray
 import torch
 
-from trainables.augment import AugmentingCollate
+from trainables.augment import AugmentingCollate, as_tensor
 from trainables.segments import SPLITS, read_segment_files, segment_files, split_size
 
 IN_MEMORY_BYTES = 512 * 2**20
@@ -172,7 +172,7 @@ class EpochBatches:
                 if self.device is None or key in IDENTITY_COLUMNS:
                     host.setdefault(key, []).append(values)
                     continue
-                values = torch.from_numpy(np.array(values))  # a writable copy: Ray Data's may be read-only
+                values = as_tensor(values)
                 if key not in self.tensors:
                     self.tensors[key] = torch.empty((self.segments_per_worker, *values.shape[1:]), dtype=values.dtype,
                                                     device=self.device)

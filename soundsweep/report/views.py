@@ -80,9 +80,8 @@ class ExperimentView:
         says so), else the trained model (kind ``single``, or a probe's ``probe``) with the highest
         validation clip accuracy, the latest on ties (a resumed run registers its best model again);
         the other derived models (two-stage, ensemble, int8) are listed in ``models``, not chosen here."""
-        kept = (self.row.summary or {}).get("best_model") or {}
-        if kept.get("kind") == "ensemble":
-            return next((m for m in self.models if m.id == kept["model_id"]), None)
+        if self.row.kept_ensemble is not None:
+            return next((m for m in self.models if m.id == self.row.kept_ensemble), None)
         trained = [m for m in self.models if m.kind in ("single", "probe")]
         return max(reversed(trained), key=model_rank, default=None)
 

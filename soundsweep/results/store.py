@@ -82,6 +82,13 @@ class Experiment(Base):
     finished_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
     provenance: Mapped[list | None] = mapped_column(JSON, nullable=True)
 
+    @property
+    def kept_ensemble(self) -> int | None:
+        """The id of the ensemble ``--ensemble-top`` kept as this experiment's best model (its
+        summary's ``best_model``), ``None`` when the best model is a single trial's."""
+        kept = (self.summary or {}).get("best_model") or {}
+        return kept["model_id"] if kept.get("kind") == "ensemble" else None
+
 
 class Trial(Base):
     __tablename__ = "ss_trials"
