@@ -14,7 +14,7 @@ process's own (never one someone else started), each through :func:`soundsweep.e
   epochs each;
 - search: the platform's default, Optuna TPE (seeded with the same seed) + ASHA (reduction factor
   2, ranked on ``val_score``; its grace period is the platform's :func:`first_rung` of
-  ``max_epochs`` and the default recipe's warm-up: 2 of the 4 epochs), under ``--epoch-budget``: ``floor(0.25 * grid
+  ``max_epochs`` and the default recipe's warm-up: epoch 3 of 12 with ``--quick``, then 6 and 12), under ``--epoch-budget``: ``floor(0.25 * grid
   epochs)`` minus one epoch per other concurrent trial (what the budget can overshoot by, see
   :class:`soundsweep.callbacks.EpochBudget`), with ``num_samples`` = the grid size as a mere
   upper bound. The search ends when its trials have trained that many epochs, so every epoch
@@ -29,12 +29,15 @@ Settings. Default (the full question): the ``augmentation`` space (972 configura
 the default model (resnet2d, width 16), 4 epochs, a 971-epoch search budget (25 % of 3,888, less 1); about 20 hours on this
 2-core machine (estimated from 4-configuration runs of these settings: about 12 s per grid trial
 on the synthetic set and 8 s on the ESC-50 folder, 2 at a time), more when the machine is
-shared. ``--quick`` (12.3 minutes here, ``benchmarks/results/search_efficiency_quick.json``):
+shared. ``--quick`` (about 35 minutes here, ``benchmarks/results/search_efficiency_quick.json``):
 the space ``augmentation-quick`` registered here, the 16 configurations that put
 ``noise_std``, ``gain_db``, ``specaug_p`` and ``specaug_max_pct`` each at the lowest or highest
 value of the full grid, with 2 frequency + 2 time masks (SoundFusion's best); a small model
-(simple_cnn, width 8), 4 epochs, a 15-epoch search budget (16 minus 1 for the second concurrent
-trial). Test-time augmentation is off (one view).
+(simple_cnn, width 8), 12 epochs (the default recipe's run length), a 47-epoch search budget (48 minus
+1 for the second concurrent trial). Why 12 and not 4: at 4 epochs a trial takes at most 12 optimizer steps
+(at most 72 training segments, batch 32), the first epoch's a warm-up, and every model of the grid ends near
+chance (best validation clip accuracy 0.22-0.42, chance 0.17, in the 12-03 run at 4 epochs), so the
+comparison measured noise; and ASHA's first rung (epoch 3 of 4) left the budget 4 to 7 trials. Test-time augmentation is off (one view).
 
 Layouts:
 
@@ -136,7 +139,7 @@ QUICK_VARIED = ("noise_std", "gain_db", "specaug_p", "specaug_max_pct")
 MODES = {
     "full": {"space": "augmentation", "arch": "resnet2d", "width": None, "max_epochs": 4,
              "synthetic_clips": 24, "esc50_clips": 40},
-    "quick": {"space": "augmentation-quick", "arch": "simple_cnn", "width": 8, "max_epochs": 4,
+    "quick": {"space": "augmentation-quick", "arch": "simple_cnn", "width": 8, "max_epochs": 12,
               "synthetic_clips": 10, "esc50_clips": 24},
 }
 
