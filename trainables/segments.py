@@ -54,6 +54,11 @@ GRID_PROBE = 64
 """Samples of a segment :func:`quantize` checks against the 16-bit grid before checking them all:
 resampled or mixed audio is off the grid within a few samples."""
 CLIPS_PER_CHUNK = 8  # clips a task decodes and writes at a time: its memory, whatever the corpus size
+WAVEFORM_CODEC = "none"
+"""Parquet codec of the ``waveform`` column. Snappy (what format 2 wrote at first) kept the bytes
+of the benchmark's PCM (1.00x) for 20 % more CPU to write and 40 % more to read a row group. Each
+column chunk names its codec, so files of either read the same and the codec is not part of
+:data:`STORE_VERSION`."""
 VIEW_FILE = "_view.json"
 """A fold view's one file: ``{split: [store file, ...]}``, the files of the folds each split reads."""
 
@@ -185,9 +190,13 @@ class SegmentWriter:
                 fs, folder = pyarrow.fs.FileSystem.from_uri(split_path(self.data_dir, split))
                 fs.create_dir(folder, recursive=True)
                 # No dictionary for the waveform: every value is unique, and the first megabyte of a
-                # column chunk dictionary-encoded reads some 20 times slower than plain.
-                self.writers[split] = pq.ParquetWriter(f"{folder}/{self.name}", table.schema, filesystem=fs,
-                                                       use_dictionary=[c for c in COLUMNS if c != "waveform"])
+                # column chunk dictionary-encoded reads some 20 times slower than plain. No
+                # compression either: snappy finds nothing in PCM and costs CPU on every write
+                # and every read (:data:`WAVEFORM_CODEC`).
+                others = [c for c in COLUMNS if c != "waveform"]
+                self.writers[split] = pq.ParquetWriter(
+                    f"{folder}/{self.name}", table.schema, filesystem=fs, use_dictionary=others,
+                    compression={"waveform": WAVEFORM_CODEC, **dict.fromkeys(others, "snappy")})
             self.writers[split].write_table(table)
 
     def __enter__(self) -> "SegmentWriter":
