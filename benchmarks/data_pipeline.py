@@ -1,6 +1,6 @@
 """Data pipeline: throughput against a no-Ray limit and a naive loader, decode-once savings, memory.
 
-    python benchmarks/data_pipeline.py --out pipeline.json [--clips 2000] [--memory-clips 200] [--cpus 2]
+    python benchmarks/data_pipeline.py --out pipeline.json [--clips 2000] [--memory-clips 1200] [--cpus 2]
 
 Corpus: ``--clips`` ten-second clips, half MP3 (44.1 kHz stereo, like FMA) and half FLAC
 (44.1 kHz mono, like ESC-50), of a fast synthetic signal (a few tones plus noise; 200 rendered,
@@ -27,7 +27,16 @@ Figures written (JSON):
     cache (decode, resample, segment, write the segment store) and ``read_s`` one pass over
     every split with ``open_split`` + ``iter_batches`` (what a trial's loop consumes). Measured
     after a warm-up ``prepare`` (a part per CPU, other clip ids) in the same Ray instance, so
-    Ray's start and the workers' imports are not counted. ``decode_clips_per_s`` = clips / ``decode_s``.
+    Ray's start and the workers' imports are not counted. ``decode_clips_per_s`` = clips / ``decode_s``;
+    ``read_cpu_ms_per_clip`` the read's share of ``pipeline_cpu_ms_per_clip``.
+``stage_cpu_ms_per_clip``
+    Where a cold preparation's CPU goes: each stage of :func:`~trainables.segments.decode_part`
+    timed apart in this process, with the pipeline's own functions, over the :data:`RENDERED`
+    distinct clips (the rest are byte copies), :data:`~trainables.segments.CLIPS_PER_CHUNK` at a
+    time as a task does: ``decode`` (soundfile), ``mix`` (to mono), ``resample`` (soxr), ``segment``
+    (windows stacked into a batch), ``quantize`` (int16 and scale), ``write`` (Parquet, after
+    quantizing). ``ray_and_rest``: ``decode_cpu_ms_per_clip`` less their sum, what Ray Data's
+    tasks and Ray's own processes add. The limit loop does ``decode``, ``mix`` and ``resample``.
 ``epoch_read_clips_per_s``, ``raw_read_clips_per_s``, ``epoch_read_ratio``
     Side by side on the train split of the same store, in turns, the fastest of 3 each: a
     training epoch's streamed read (``open_split`` + ``iter_batches``, batches of 32 from the
@@ -35,7 +44,7 @@ Figures written (JSON):
     ``pyarrow.parquet`` alone reading the same files, their waveforms copied into one contiguous
     int16 array. ``epoch_read_ratio`` = epoch / raw (target >= 0.8); ``epoch_read_ratio_cpu``
     the same from CPU ms per clip (``*_cpu_ms_per_clip``). ``bytes_per_sample``: the split's
-    files on disk per stored sample (2 for int16, before snappy finds anything to compress).
+    files on disk per stored sample (2 for int16: the waveform is stored uncompressed).
 ``epoch_read_clips_per_s_by_readers``
     The streamed read by 1, 2 and 4 concurrent readers. A reader is a thread of the driver
     consuming one shard of ``open_split(...).streaming_split(n, equal=True)``, as each of the n
@@ -53,6 +62,12 @@ Figures written (JSON):
     with the object store, and every Ray worker), sampled every 0.2 s while it starts Ray,
     prepares (cold) and reads every split of ``--memory-clips`` clips (1x) and of the same
     files listed 10 times under other clip ids (10x: ten times the decode work and data).
+    ``mb_per_1000_clips``: the slope between them, (10x - 1x) / the 9 x ``--memory-clips`` more.
+    Sizes: a Ray Data worker grows with the parts it has decoded and read until its memory pools
+    settle (``processes_at_peak_mb``; at 200 and 400 clips one worker stayed at 250-460 MB
+    against 570-660 MB at 10x). The default 1,200 clips gives each of 2 workers about 9
+    :data:`~soundsweep.prepare.CLIPS_PER_PART`-clip parts, so both are at steady state in the 1x
+    run too, and the ratio measures growth with the data, not the workers' warm-up.
 ``loose_vs_shards``
     ``pack_s`` and cold ``prepare`` throughput from Parquet and tar shards (``soundsweep
     shard``, 64 MiB) against the same from loose files, with bit-identical segments.
@@ -84,9 +99,9 @@ sys.path.insert(0, REPO)
 from soundsweep.catalog import cache_root, load_manifest  # noqa: E402
 from soundsweep.catalog.shards import pack  # noqa: E402
 from soundsweep.prepare import CLIPS_PER_PART, prepare  # noqa: E402
-from trainables.audio import DecodeSpec, decode, load_segments, resample, set_channels  # noqa: E402
+from trainables.audio import DecodeSpec, decode, load_segments, resample, segment, set_channels  # noqa: E402
 from trainables.data import iter_batches, open_split  # noqa: E402
-from trainables.segments import COLUMNS, SPLITS, segment_files  # noqa: E402
+from trainables.segments import CLIPS_PER_CHUNK, COLUMNS, SPLITS, SegmentWriter, quantize, segment_files  # noqa: E402
 
 SPEC = DecodeSpec(sample_rate=22050, channels=1, segment_s=5.0, overlap=0.25)
 CLIP_S, SOURCE_RATE, CLASSES = 10.0, 44100, 4
@@ -159,6 +174,34 @@ class Measure:
 
     def __exit__(self, *exc) -> None:
         self.wall, self.cpu = time.perf_counter() - self.wall, tree_cpu_s() - self.cpu
+
+
+def stage_cpu(paths: list[str]) -> dict:
+    """CPU ms per clip of each stage of a cold preparation, timed apart in this process (see
+    ``stage_cpu_ms_per_clip`` above) over ``paths``, into a throwaway store."""
+    stages = dict.fromkeys(("decode", "mix", "resample", "segment", "quantize", "write"), 0.0)
+
+    def timed(stage: str, work, *args):
+        started = time.process_time()
+        out = work(*args)
+        stages[stage] += time.process_time() - started
+        return out
+
+    with tempfile.TemporaryDirectory() as store, SegmentWriter(store, 0) as writer:
+        for at in range(0, len(paths), CLIPS_PER_CHUNK):
+            pieces = []
+            for path in paths[at:at + CLIPS_PER_CHUNK]:
+                x, rate = timed("decode", decode, path)
+                x = timed("resample", resample, timed("mix", set_channels, x, SPEC.channels), rate, SPEC.sample_rate)
+                pieces += timed("segment", segment, x, SPEC)
+            waveform = timed("segment", np.stack, pieces)
+            n = len(waveform)
+            batch = {"waveform": waveform, "clip_id": np.array(["clip"] * n, dtype=object),
+                     "segment": np.arange(n), "label": np.zeros(n, np.int64), "split": np.array(["train"] * n, dtype=object)}
+            timed("quantize", quantize, waveform)
+            timed("write", writer.write, batch)  # it quantizes again: taken off below
+    stages["write"] -= stages["quantize"]
+    return {stage: 1000 * seconds / len(paths) for stage, seconds in stages.items()}
 
 
 def decode_and_resample(path: str) -> int:
@@ -328,7 +371,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="JSON file to write")
     parser.add_argument("--clips", type=int, default=2000, help="corpus size (default %(default)s)")
-    parser.add_argument("--memory-clips", type=int, default=200, help="1x corpus of the memory runs (default %(default)s)")
+    parser.add_argument("--memory-clips", type=int, default=1200, help="1x corpus of the memory runs (default %(default)s)")
     parser.add_argument("--cpus", type=int, default=os.cpu_count(), help="CPUs for Ray and the parallel baselines")
     args = parser.parse_args()
 
@@ -347,6 +390,9 @@ def main() -> None:
         run = measured()
         result.update({f"{key}_clips_per_s": clips / run.wall, f"{key}_cpu_ms_per_clip": 1000 * run.cpu / clips})
         log(f"{key}_clips_per_s")
+    stages = stage_cpu(paths[:RENDERED])
+    result["stage_cpu_ms_per_clip"] = stages
+    log("stage_cpu_ms_per_clip")
 
     start_ray(args.cpus)
     with tempfile.TemporaryDirectory() as cache:
@@ -358,7 +404,9 @@ def main() -> None:
                       decode_clips_per_s=clips / run["decode_s"],
                       pipeline_clips_per_s=clips / (run["decode_s"] + run["read_s"]),
                       decode_cpu_ms_per_clip=1000 * run["decode_cpu_s"] / clips,
-                      pipeline_cpu_ms_per_clip=1000 * (run["decode_cpu_s"] + run["read_cpu_s"]) / clips)
+                      pipeline_cpu_ms_per_clip=1000 * (run["decode_cpu_s"] + run["read_cpu_s"]) / clips,
+                      read_cpu_ms_per_clip=1000 * run["read_cpu_s"] / clips)
+        stages["ray_and_rest"] = result["decode_cpu_ms_per_clip"] - sum(stages.values())
         log("pipeline_clips_per_s")
         result.update(epoch_reads(run["path"], run["train_clips"], run["train_segments"]))
         log("epoch_read_ratio")
@@ -389,6 +437,8 @@ def main() -> None:
         result[f"peak_rss_{key}_mb"] = run["peak_rss_mb"]
         result[f"memory_run_{key}"] = run
         log(f"peak_rss_{key}_mb")
+    grown = result["memory_run_10x"]["clips"] - result["memory_run_1x"]["clips"]
+    result["mb_per_1000_clips"] = 1000 * (result["peak_rss_10x_mb"] - result["peak_rss_1x_mb"]) / grown
 
     result["targets"] = {
         "pipeline_vs_limit": result["pipeline_clips_per_s"] / result["limit_clips_per_s"],

@@ -81,6 +81,30 @@ def test_float_24_bit_and_resampled_audio_are_within_half_a_step_of_their_scale(
         assert np.abs(samples).max() == 32767  # the peak uses the whole range
 
 
+def test_the_waveform_is_stored_uncompressed_and_a_snappy_store_reads_the_same(tmp_path):
+    path = str(tmp_path / "clip.flac")
+    soundfile.write(path, np.sin(np.arange(2 * RATE) * 0.05) * 0.5, RATE, subtype="PCM_16")
+    samples, scale, _ = store_and_read(tmp_path, [path], DecodeSpec(sample_rate=RATE, segment_s=0.5, overlap=0.0))
+    written = segment_files(str(tmp_path / "store"), "train")[0]
+    chunks = pq.ParquetFile(written).metadata.row_group(0)
+    codecs = {chunks.column(i).path_in_schema: chunks.column(i).compression for i in range(chunks.num_columns)}
+    assert codecs["waveform"] == "UNCOMPRESSED" and codecs["clip_id"] == "SNAPPY"
+    snappy = str(tmp_path / "snappy.parquet")  # format 2 as first written: every column snappy
+    pq.write_table(pq.read_table(written), snappy, compression="snappy", use_dictionary=False)
+    table = pa.concat_tables(read_segment_files({"path": [snappy]}))
+    assert np.array_equal(table.column("waveform").combine_chunks().to_numpy(), samples)
+    assert np.array_equal(table.column("scale").to_numpy(), scale)
+
+
+def test_quantize_probes_the_grid_but_checks_every_sample():
+    on_grid = np.float32(np.arange(-200, 200) * PCM16_STEP)[None, None]
+    off_late = on_grid.copy()
+    off_late[0, 0, -1] += np.float32(PCM16_STEP / 4)  # on the grid for far more than the probe
+    samples, scale = quantize(np.concatenate([on_grid, off_late]))
+    assert scale[0] == np.float32(PCM16_STEP) and samples[0, 0].tolist() == list(range(-200, 200))
+    assert scale[1] == np.float32(abs(off_late).max() / 32767)
+
+
 def test_quantize_keeps_silence_and_the_grid_and_scales_anything_else():
     segments = np.float32([[[0.5, -1.0, 32767 / 32768]], [[0.0, 0.0, 0.0]], [[1.5, -1.2, 0.3]]])
     samples, scale = quantize(segments)

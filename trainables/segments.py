@@ -50,7 +50,15 @@ FORMAT_KEY = b"soundsweep.segment_store"
 COLUMNS = ["waveform", "scale", "clip_id", "segment", "label"]
 PCM16_STEP = 2.0**-15
 """The step between 16-bit PCM samples as soundfile decodes them to float (``int16 / 32768``)."""
+GRID_PROBE = 64
+"""Samples of a segment :func:`quantize` checks against the 16-bit grid before checking them all:
+resampled or mixed audio is off the grid within a few samples."""
 CLIPS_PER_CHUNK = 8  # clips a task decodes and writes at a time: its memory, whatever the corpus size
+WAVEFORM_CODEC = "none"
+"""Parquet codec of the ``waveform`` column. Snappy (what format 2 wrote at first) kept int16
+PCM (a tone plus noise, 64 five-second segments) at 1.00x its size for 20 % more CPU to write and
+40 % more to read. Each column chunk names its codec, so files of either read the same and the
+codec is not part of :data:`STORE_VERSION`."""
 VIEW_FILE = "_view.json"
 """A fold view's one file: ``{split: [store file, ...]}``, the files of the folds each split reads."""
 
@@ -62,13 +70,21 @@ def quantize(waveform: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     A segment whose samples all lie on the 16-bit PCM grid (a 16-bit file decoded at its own rate,
     zero padding) gets scale :data:`PCM16_STEP` and comes back bit for bit. Any other gets
     ``peak / 32767``: each sample comes back within half that step (plus the float32 rounding of
-    the product), and a quiet segment keeps its own resolution.
+    the quotient and of the product), and a quiet segment keeps its own resolution.
+
+    All in float32, and the full grid check only for segments whose first :data:`GRID_PROBE`
+    samples are on the grid: in float64 with a full check of every segment, quantizing took a
+    third as much CPU as the benchmark's decode + resample (2.8 against 8.4 ms a clip; now 0.4,
+    ``benchmarks/data_pipeline.py``, ``stage_cpu_ms_per_clip``).
     """
-    flat = waveform.reshape(len(waveform), -1).astype(np.float64)
-    pcm = flat / PCM16_STEP
-    on_grid = np.all((pcm == np.rint(pcm)) & (pcm >= -32768) & (pcm <= 32767), axis=1)
-    peak = np.abs(flat).max(axis=1, initial=0.0)
-    scale = np.where(on_grid, PCM16_STEP, peak / 32767).astype(np.float32)
+    flat = np.asarray(waveform, np.float32).reshape(len(waveform), -1)
+    low, high = flat.min(axis=1, initial=0.0), flat.max(axis=1, initial=0.0)
+    scale = (np.maximum(high, -low) / np.float32(32767)).astype(np.float32)
+    probe = flat[:, :GRID_PROBE] * np.float32(1 / PCM16_STEP)  # a power of two: exact
+    for i in np.flatnonzero((probe == np.rint(probe)).all(axis=1) & (low >= -1) & (high <= 1 - PCM16_STEP)):
+        pcm = flat[i] * np.float32(1 / PCM16_STEP)
+        if np.array_equal(pcm, np.rint(pcm)):
+            scale[i] = PCM16_STEP  # also every silent segment, so no scale below is 0
     samples = np.rint(flat / scale[:, None]).astype(np.int16)
     return samples.reshape(waveform.shape), scale
 
@@ -175,9 +191,13 @@ class SegmentWriter:
                 fs, folder = pyarrow.fs.FileSystem.from_uri(split_path(self.data_dir, split))
                 fs.create_dir(folder, recursive=True)
                 # No dictionary for the waveform: every value is unique, and the first megabyte of a
-                # column chunk dictionary-encoded reads some 20 times slower than plain.
-                self.writers[split] = pq.ParquetWriter(f"{folder}/{self.name}", table.schema, filesystem=fs,
-                                                       use_dictionary=[c for c in COLUMNS if c != "waveform"])
+                # column chunk dictionary-encoded reads some 20 times slower than plain. No
+                # compression either: snappy finds nothing in PCM and costs CPU on every write
+                # and every read (:data:`WAVEFORM_CODEC`).
+                others = [c for c in COLUMNS if c != "waveform"]
+                self.writers[split] = pq.ParquetWriter(
+                    f"{folder}/{self.name}", table.schema, filesystem=fs, use_dictionary=others,
+                    compression={"waveform": WAVEFORM_CODEC, **dict.fromkeys(others, "snappy")})
             self.writers[split].write_table(table)
 
     def __enter__(self) -> "SegmentWriter":
