@@ -29,7 +29,7 @@ Settings. Default (the full question): the ``augmentation`` space (972 configura
 the default model (resnet2d, width 16), 4 epochs, a 971-epoch search budget (25 % of 3,888, less 1); about 20 hours on this
 2-core machine (estimated from 4-configuration runs of these settings: about 12 s per grid trial
 on the synthetic set and 8 s on the ESC-50 folder, 2 at a time), more when the machine is
-shared. ``--quick`` (about 35 minutes here, ``benchmarks/results/search_efficiency_quick.json``):
+shared. ``--quick`` (25 minutes here, ``benchmarks/results/search_efficiency_quick.json``):
 the space ``augmentation-quick`` registered here, the 16 configurations that put
 ``noise_std``, ``gain_db``, ``specaug_p`` and ``specaug_max_pct`` each at the lowest or highest
 value of the full grid, with 2 frequency + 2 time masks (SoundFusion's best); a small model
