@@ -30,7 +30,6 @@ from soundsweep.prepare import prepare
 from soundsweep.results import ResultsStore
 from tests.helpers import ddp_probe
 from tests.helpers.catalog_fixtures import write_esc50
-from trainables import trial as trial_module
 from trainables.config import TrialConfig
 from trainables.model_io import build, load_checkpoint, load_trained, predict_split
 from trainables.trial import torch_trainer
@@ -161,7 +160,7 @@ def test_two_train_workers_shard_the_train_split_and_checkpoint_once_per_epoch(r
     assert not [g for g in ray.util.placement_group_table().values() if g["state"] == "CREATED"]
 
 
-def test_two_train_workers_are_one_ddp_model_and_only_rank_0_checkpoints(ray_session, tmp_path, monkeypatch):
+def test_two_train_workers_are_one_ddp_model_and_only_rank_0_checkpoints(ray_session, tmp_path):
     """The 2-worker TorchTrainer that --executor train builds (trainables.trial.torch_trainer), run with the loop
     in a session that reports what each worker holds (tests/helpers/ddp_probe.py; the store only ever sees rank
     0's report): two processes in one placement group, ranks 0 and 1 of a DistributedDataParallel model, each
@@ -174,9 +173,8 @@ def test_two_train_workers_are_one_ddp_model_and_only_rank_0_checkpoints(ray_ses
     data = prepare(load_manifest(None, cfg.seed, cfg.synthetic_clips), cfg.decode_spec(), f"{storage}/cache")
     plan = make_plan({"CPU": 2.0}, executor="train", train_workers=2, cpus_per_worker=0.45)
     config = param_space(cfg, data, plan, storage)
-    monkeypatch.setattr(trial_module, "train_loop_per_worker", ddp_probe.loop)
     reports = tmp_path / "reports.jsonl"
-    result = torch_trainer(config, "ddp", [ddp_probe.Reports(str(reports))]).fit()
+    result = torch_trainer(config, "ddp", [ddp_probe.Reports(str(reports))], loop=ddp_probe.loop).fit()
     rounds = [json.loads(line) for line in reports.read_text().splitlines()]
     assert len(rounds) == 2  # one round of reports per epoch
     weights = []

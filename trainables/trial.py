@@ -15,6 +15,7 @@ experiment storage (``runtime.trial_dir``), where it keeps per-trial files such 
 augmentation record.
 """
 import os
+from collections.abc import Callable
 
 import ray.train
 import ray.tune
@@ -86,13 +87,15 @@ def train_trial(config: dict) -> None:
     torch_trainer(config, ray.tune.get_context().get_trial_id(), [TuneReportCallback()]).fit()
 
 
-def torch_trainer(config: dict, name: str, callbacks: list) -> TorchTrainer:
-    """The TorchTrainer that runs :func:`~trainables.loop.train_loop_per_worker` on ``config``:
-    ``runtime.train_workers`` workers, the train split sharded between them, the val split whole
-    on each; its state under ``<storage_path>/train_runs/<name>``."""
+def torch_trainer(config: dict, name: str, callbacks: list, loop: Callable[[dict], None] = train_loop_per_worker
+                  ) -> TorchTrainer:
+    """The TorchTrainer that runs ``loop`` (:func:`~trainables.loop.train_loop_per_worker`, or the
+    same loop instrumented by a test or benchmark) on ``config``: ``runtime.train_workers``
+    workers, the train split sharded between them, the val split whole on each; its state under
+    ``<storage_path>/train_runs/<name>``."""
     rt = TrialConfig.from_dict(config).runtime
     return TorchTrainer(
-        train_loop_per_worker,
+        loop,
         train_loop_config=config,
         scaling_config=ScalingConfig(
             num_workers=rt.train_workers,
