@@ -14,8 +14,9 @@ process's own (never one someone else started), each through :func:`soundsweep.e
   epochs each;
 - search: the platform's default, Optuna TPE (seeded with the same seed) + ASHA (reduction factor
   2, ranked on ``val_score``; its grace period is the platform's :func:`first_rung` of
-  ``max_epochs`` and the default recipe's warm-up: epoch 3 of 12 with ``--quick``, then 6 and 12), under ``--epoch-budget``: ``floor(0.25 * grid
-  epochs)`` minus one epoch per other concurrent trial (what the budget can overshoot by, see
+  ``max_epochs`` and the default recipe's warm-up: epoch 3 of 12 with ``--quick``, then 6 and
+  12), under ``--epoch-budget``: ``floor(0.25 * grid epochs)`` minus one epoch per other
+  concurrent trial (what the budget can overshoot by, see
   :class:`soundsweep.callbacks.EpochBudget`), with ``num_samples`` = the grid size as a mere
   upper bound. The search ends when its trials have trained that many epochs, so every epoch
   ASHA saves by stopping a weak trial buys another configuration. Repeated configurations are
@@ -33,11 +34,13 @@ shared. ``--quick`` (25 minutes here, ``benchmarks/results/search_efficiency_qui
 the space ``augmentation-quick`` registered here, the 16 configurations that put
 ``noise_std``, ``gain_db``, ``specaug_p`` and ``specaug_max_pct`` each at the lowest or highest
 value of the full grid, with 2 frequency + 2 time masks (SoundFusion's best); a small model
-(simple_cnn, width 8), 12 epochs (the default recipe's run length), a 47-epoch search budget (48 minus
-1 for the second concurrent trial). Why 12 and not 4: at 4 epochs a trial takes at most 12 optimizer steps
-(at most 72 training segments, batch 32), the first epoch's a warm-up, and every model of the grid ends near
-chance (best validation clip accuracy 0.22-0.42, chance 0.17, in the 12-03 run at 4 epochs), so the
-comparison measured noise; and ASHA's first rung (epoch 3 of 4) left the budget 4 to 7 trials. Test-time augmentation is off (one view).
+(simple_cnn, width 8), 12 epochs (the default recipe's run length), a 47-epoch search budget
+(48 minus 1 for the second concurrent trial). Test-time augmentation is off (one view). Why 12
+epochs and not 4: at 4 epochs a trial takes at most 12 optimizer steps (at most 72 training
+segments, batch 32), the first epoch's a warm-up, and every model of the grid ended near chance
+(best validation clip accuracy 0.22-0.42, chance 0.17:
+``benchmarks/results/search_efficiency_quick_4epochs.json``), so the comparison measured noise;
+and ASHA's first rung (epoch 3 of 4) left the budget 4 to 7 trials.
 
 Layouts:
 
