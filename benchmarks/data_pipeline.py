@@ -1,6 +1,7 @@
 """Data pipeline: throughput against a no-Ray limit and a naive loader, decode-once savings, memory.
 
     python benchmarks/data_pipeline.py --out pipeline.json [--clips 2000] [--memory-clips 200] [--cpus 2]
+    python benchmarks/data_pipeline.py --out epoch_read.json --only epoch-read  # the epoch-read keys alone
 
 Corpus: ``--clips`` ten-second clips, half MP3 (44.1 kHz stereo, like FMA) and half FLAC
 (44.1 kHz mono, like ESC-50), of a fast synthetic signal (a few tones plus noise; 200 rendered,
@@ -330,6 +331,8 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=2000, help="corpus size (default %(default)s)")
     parser.add_argument("--memory-clips", type=int, default=200, help="1x corpus of the memory runs (default %(default)s)")
     parser.add_argument("--cpus", type=int, default=os.cpu_count(), help="CPUs for Ray and the parallel baselines")
+    parser.add_argument("--only", choices=["epoch-read"],
+                        help="measure this part alone: epoch-read prepares the store and writes the epoch_read* keys")
     args = parser.parse_args()
 
     manifest_csv = corpus(args.clips)
@@ -340,6 +343,17 @@ def main() -> None:
                          f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM",
               "load_average_at_start": os.getloadavg()}
     log = lambda key: print(f"{key}: {result[key]}", flush=True)  # noqa: E731
+    if args.only == "epoch-read":
+        start_ray(args.cpus)
+        with tempfile.TemporaryDirectory() as cache:
+            data = prepare(manifest, SPEC, cache)
+            result.update(epoch_reads(data.path, data.clips["train"], data.segments["train"]))
+        ray.shutdown()
+        result["load_average_at_end"] = os.getloadavg()
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=2)
+        log("epoch_read_ratio")
+        return
 
     clips = len(paths)
     for key, measured in (("limit", lambda: limit(paths, 1)), ("limit_processes", lambda: limit(paths, args.cpus)),
