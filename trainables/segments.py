@@ -97,17 +97,18 @@ def segment_files(data_dir: str, split: str) -> list[str]:
     return sorted(f"{location}/{info.base_name}" for info in infos if info.base_name.endswith(".parquet"))
 
 
-def split_size(data_dir: str, split: str) -> tuple[int, int]:
-    """``(segments, bytes)`` of one split, from its files' Parquet footers alone: the rows, and
-    what they take in memory once decoded (the uncompressed size the footers record)."""
-    rows = total = 0
+def row_groups(data_dir: str, split: str) -> list[tuple[str, int, int, int]]:
+    """``(file, row group, rows, bytes)`` of every row group of one split, in stored order, from
+    the files' Parquet footers alone; bytes are what the rows take in memory once decoded (the
+    uncompressed size the footer records)."""
+    groups = []
     for location in segment_files(data_dir, split):
         fs, path = pyarrow.fs.FileSystem.from_uri(location)
         with fs.open_input_file(path) as f:
             metadata = pq.ParquetFile(f).metadata
-            rows += metadata.num_rows
-            total += sum(metadata.row_group(g).total_byte_size for g in range(metadata.num_row_groups))
-    return rows, total
+            groups += [(location, g, metadata.row_group(g).num_rows, metadata.row_group(g).total_byte_size)
+                       for g in range(metadata.num_row_groups)]
+    return groups
 
 
 def stored_shape(location: str, metadata: dict | None) -> tuple[int, int]:
