@@ -31,17 +31,17 @@ Figures written (JSON):
     Ray's start and the workers' imports are not counted. ``decode_clips_per_s`` = clips / ``decode_s``.
 ``epoch_read_clips_per_s``, ``raw_read_clips_per_s``, ``epoch_read_ratio``
     Side by side on the train split of the same store, in turns, the fastest of 3 each: a
-    training epoch's streamed read (``open_split`` + ``iter_batches``, batches of 32 from the
-    local shuffle buffer a trial uses: the path of a split over the in-memory limit) against
+    training epoch's streamed read (``EpochBatches`` on its stream path, batches of 32 shuffled
+    as a trial's: the path of a split over the in-memory limit, read in the process) against
     ``pyarrow.parquet`` alone reading the same files, their waveforms copied into one contiguous
     int16 array. ``epoch_read_ratio`` = epoch / raw (target >= 0.8); ``epoch_read_ratio_cpu``
     the same from CPU ms per clip (``*_cpu_ms_per_clip``). ``bytes_per_sample``: the split's
     files on disk per stored sample (2 for int16, before snappy finds anything to compress).
 ``epoch_read_clips_per_s_by_readers``
     The streamed read by 1, 2 and 4 concurrent readers. A reader is a thread of the driver
-    consuming one shard of ``open_split(...).streaming_split(n, equal=True)``, as each of the n
-    workers of ``--executor train`` consumes its shard; clips/s count the clips of the split
-    read by all of them together (fastest of 3 epochs of one split; ``1``: the plain read above).
+    reading worker share r of n (``EpochBatches(..., rank=r, world_size=n)``), as each of the n
+    workers of ``--executor train`` reads its share; clips/s count the clips of the split read
+    by all of them together (fastest of 3 epochs; ``1``: the plain read above).
 ``naive_clips_per_s``
     A torch ``DataLoader`` (``--cpus`` workers) whose dataset decodes, resamples and segments
     each clip on every access: what every epoch of every trial pays without the cache.
@@ -86,7 +86,7 @@ from soundsweep.catalog import cache_root, load_manifest  # noqa: E402
 from soundsweep.catalog.shards import pack  # noqa: E402
 from soundsweep.prepare import CLIPS_PER_PART, prepare  # noqa: E402
 from trainables.audio import DecodeSpec, decode, load_segments, resample, set_channels  # noqa: E402
-from trainables.data import iter_batches, open_split  # noqa: E402
+from trainables.data import EpochBatches, iter_batches, open_split  # noqa: E402
 from trainables.segments import COLUMNS, SPLITS, segment_files  # noqa: E402
 
 SPEC = DecodeSpec(sample_rate=22050, channels=1, segment_s=5.0, overlap=0.25)
@@ -219,24 +219,23 @@ def raw_read(files: list[str]) -> int:
     return rows
 
 
-def epoch_read(data_dir: str, shards: list | None = None) -> int:
-    """A training epoch's streamed read of the train split, shuffled as a trial's (``open_split`` +
-    ``iter_batches``, batches of 32); with ``shards`` (of ``streaming_split``), one thread per
-    shard reads it, as the workers of ``--executor train`` do. Returns the segments read."""
-    def read(dataset) -> int:
-        return sum(len(batch["label"]) for batch in iter_batches(dataset, 32, shuffle_seed=0))
-    if shards is None:
-        return read(open_split(data_dir, "train"))
-    with ThreadPoolExecutor(len(shards)) as pool:
-        return sum(pool.map(read, shards))
+def epoch_read(data_dir: str, readers: int = 1) -> int:
+    """A training epoch's streamed read of the train split, shuffled as a trial's
+    (:class:`~trainables.data.EpochBatches` on its stream path, batches of 32); with ``readers``
+    above 1, one thread per worker share (rank ``r`` of ``readers``), as the workers of a
+    multi-worker trial read theirs. Returns the segments read."""
+    def read(rank: int) -> int:
+        batches = EpochBatches(data_dir, "train", rank, readers, host_budget=0)
+        return sum(len(batch["label"]) for batch in batches(32, shuffle_seed=rank))
+    with ThreadPoolExecutor(readers) as pool:
+        return sum(pool.map(read, range(readers)))
 
 
 def epoch_reads(data_dir: str, clips: int, segments: int, runs: int = 3) -> dict:
     """The streamed epoch read against pyarrow alone on the same files, taken in turns ``runs``
     times, the fastest of each; then the streamed read by 2 and 4 readers, the fastest of ``runs``
-    epochs of one ``streaming_split``.
-    Clips/s count the clips whose segments were read (``streaming_split(equal=True)`` may leave
-    a few segments out)."""
+    epochs. Clips/s count the clips whose segments were read (equal worker shares leave out
+    fewer segments than there are readers)."""
     files = segment_files(data_dir, "train")
     stored = sum(os.path.getsize(f) for f in files)
     out = {"epoch_read_split": "train", "epoch_read_clips": clips, "epoch_read_bytes": stored,
@@ -256,10 +255,10 @@ def epoch_reads(data_dir: str, clips: int, segments: int, runs: int = 3) -> dict
     out["epoch_read_ratio_cpu"] = out["raw_read_cpu_ms_per_clip"] / out["epoch_read_cpu_ms_per_clip"]
     out["epoch_read_clips_per_s_by_readers"] = {"1": out["epoch_read_clips_per_s"]}
     for readers in (2, 4):
-        shards, rates = open_split(data_dir, "train").streaming_split(readers, equal=True), []
-        for _ in range(runs):  # the first epoch also starts the split's coordinator actor
+        rates = []
+        for _ in range(runs):
             with Measure() as measured:
-                read = epoch_read(data_dir, shards)
+                read = epoch_read(data_dir, readers)
             rates.append(read * clips / segments / measured.wall)
         out["epoch_read_clips_per_s_by_readers"][str(readers)] = max(rates)
     return out
