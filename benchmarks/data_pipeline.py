@@ -30,9 +30,10 @@ Figures written (JSON):
     after a warm-up ``prepare`` (a part per CPU, other clip ids) in the same Ray instance, so
     Ray's start and the workers' imports are not counted. ``decode_clips_per_s`` = clips / ``decode_s``.
 ``epoch_read_clips_per_s``, ``raw_read_clips_per_s``, ``epoch_read_ratio``
-    Side by side on the train split of the same store, in turns, the fastest of 3 each: a
-    training epoch's streamed read (``EpochBatches`` on its stream path, batches of 32 shuffled
-    as a trial's: the path of a split over the in-memory limit, read in the process) against
+    Side by side on the train split of the same store, in turns, the fastest of 5 each (on a
+    shared machine the slower runs follow the other load): a training epoch's streamed read
+    (``EpochBatches`` on its stream path, batches of 32 shuffled as a trial's: the path of a
+    split over the in-memory limit, read in the process) against
     ``pyarrow.parquet`` alone reading the same files, their waveforms copied into one contiguous
     int16 array. ``epoch_read_ratio`` = epoch / raw (target >= 0.8); ``epoch_read_ratio_cpu``
     the same from CPU ms per clip (``*_cpu_ms_per_clip``). ``bytes_per_sample``: the split's
@@ -41,7 +42,7 @@ Figures written (JSON):
     The streamed read by 1, 2 and 4 concurrent readers. A reader is a thread of the driver
     reading worker share r of n (``EpochBatches(..., rank=r, world_size=n)``), as each of the n
     workers of ``--executor train`` reads its share; clips/s count the clips of the split read
-    by all of them together (fastest of 3 epochs; ``1``: the plain read above).
+    by all of them together (fastest of 5 epochs; ``1``: the plain read above).
 ``naive_clips_per_s``
     A torch ``DataLoader`` (``--cpus`` workers) whose dataset decodes, resamples and segments
     each clip on every access: what every epoch of every trial pays without the cache.
@@ -231,7 +232,7 @@ def epoch_read(data_dir: str, readers: int = 1) -> int:
         return sum(pool.map(read, range(readers)))
 
 
-def epoch_reads(data_dir: str, clips: int, segments: int, runs: int = 3) -> dict:
+def epoch_reads(data_dir: str, clips: int, segments: int, runs: int = 5) -> dict:
     """The streamed epoch read against pyarrow alone on the same files, taken in turns ``runs``
     times, the fastest of each; then the streamed read by 2 and 4 readers, the fastest of ``runs``
     epochs. Clips/s count the clips whose segments were read (equal worker shares leave out

@@ -20,7 +20,7 @@ import ray
 import torch
 
 from trainables.augment import AugmentingCollate, as_tensor
-from trainables.segments import COLUMNS, SPLITS, read_segment_files, row_groups, segment_files, stored_shape, waveform_tensor
+from trainables.segments import COLUMNS, SPLITS, footers, read_segment_files, segment_files, stored_shape, waveform_tensor
 
 IN_MEMORY_BYTES = 512 * 2**20
 """A split whose segments take at most this much memory per worker is read once per trial and
@@ -100,36 +100,42 @@ def iter_batches(dataset, batch_size: int, collate: AugmentingCollate | None = N
     )
 
 
-def worker_share(groups: list[tuple[str, int, int, int]], rank: int = 0,
-                 world_size: int = 1) -> list[tuple[str, int, int, int]]:
-    """What worker ``rank`` of ``world_size`` reads of a split whose row groups are ``groups``
-    (:func:`~trainables.segments.row_groups`): ``(file, row group, first row, end row)`` pieces
-    of the ``rank``-th of ``world_size`` runs of consecutive stored rows, each of
-    ``rows // world_size`` rows (the last ``rows % world_size`` are left out). Every worker of a
-    DDP trial so steps as many batches (one that ran out would leave the others waiting in their
-    gradient all-reduce), the workers' rows are disjoint, and the row counts come from the
-    footers alone."""
-    rows = sum(group[2] for group in groups) // world_size
+Piece = tuple[str, pq.FileMetaData, int, int, int]
+"""What a worker reads of one row group: ``(file, its footer, row group, first row, end row)``."""
+
+
+def worker_share(files: list[tuple[str, pq.FileMetaData]], rank: int = 0, world_size: int = 1) -> list[Piece]:
+    """What worker ``rank`` of ``world_size`` reads of a split whose files and footers are
+    ``files`` (:func:`~trainables.segments.footers`): the pieces of the ``rank``-th of
+    ``world_size`` runs of consecutive stored rows, each of ``rows // world_size`` rows (the last
+    ``rows % world_size`` are left out). Every worker of a DDP trial so steps as many batches
+    (one that ran out would leave the others waiting in their gradient all-reduce), the workers'
+    rows are disjoint, and the row counts come from the footers alone."""
+    rows = sum(footer.num_rows for _, footer in files) // world_size
     begin, pieces, at = rank * rows, [], 0
-    for location, group, count, _ in groups:
-        first, end = max(begin - at, 0), min(begin + rows - at, count)
-        if first < end:
-            pieces.append((location, group, first, end))
-        at += count
+    for location, footer in files:
+        for group in range(footer.num_row_groups):
+            count = footer.row_group(group).num_rows
+            first, end = max(begin - at, 0), min(begin + rows - at, count)
+            if first < end:
+                pieces.append((location, footer, group, first, end))
+            at += count
     return pieces
 
 
-def read_piece(piece: tuple[str, int, int, int]) -> dict[str, np.ndarray]:
+def read_piece(piece: Piece) -> dict[str, np.ndarray]:
     """One :func:`worker_share` piece as numpy columns (:data:`~trainables.segments.COLUMNS`,
-    ``waveform`` a ``(rows, channels, samples)`` int16 view of the row group's bytes)."""
-    location, group, first, end = piece
+    ``waveform`` a ``(rows, channels, samples)`` int16 view of the row group's bytes). The footer
+    read with the share is reused (parsing it again per row group cost a fifth of a read), and
+    pyarrow decodes the row group's few columns in this thread (its thread pool cost more than it
+    gained on row groups of a few MB)."""
+    location, footer, group, first, end = piece
     fs, path = pyarrow.fs.FileSystem.from_uri(location)
     with fs.open_input_file(path) as f:
-        stored = pq.ParquetFile(f)
-        shape = stored_shape(location, stored.schema_arrow.metadata)
-        table = stored.read_row_group(group, columns=COLUMNS).slice(first, end - first)
+        table = pq.ParquetFile(f, metadata=footer).read_row_group(group, columns=COLUMNS, use_threads=False)
+    table = table.slice(first, end - first)
     columns = {key: table.column(key).to_numpy() for key in COLUMNS if key != "waveform"}
-    columns["waveform"] = waveform_tensor(table.column("waveform"), shape).to_numpy()
+    columns["waveform"] = waveform_tensor(table.column("waveform"), stored_shape(location, footer.metadata)).to_numpy()
     return columns
 
 
@@ -165,7 +171,7 @@ def gather(window: list[dict[str, np.ndarray]], index: np.ndarray) -> dict[str, 
     return out
 
 
-def stream_batches(pieces: list[tuple[str, int, int, int]], batch_size: int,
+def stream_batches(pieces: list[Piece], batch_size: int,
                    shuffle_seed: int | None) -> Iterator[dict[str, np.ndarray]]:
     """Numpy batches of ``pieces`` (:func:`worker_share`), read from the files in the background
     (:func:`prefetched`).
@@ -243,10 +249,11 @@ class EpochBatches:
     def __init__(self, data_dir: str, split: str, rank: int = 0, world_size: int = 1,
                  device: torch.device | None = None, device_budget: float = 0, host_budget: float = IN_MEMORY_BYTES):
         self.split = split
-        groups = row_groups(data_dir, split)
-        self.pieces = worker_share(groups, rank, world_size)
-        self.segments_per_worker = sum(end - first for _, _, first, end in self.pieces)  # what one worker's epoch sees
-        self.bytes_per_worker = sum(group[3] for group in groups) / world_size
+        files = footers(data_dir, split)
+        self.pieces = worker_share(files, rank, world_size)
+        self.segments_per_worker = sum(end - first for *_, first, end in self.pieces)  # what one worker's epoch sees
+        size = sum(footer.row_group(g).total_byte_size for _, footer in files for g in range(footer.num_row_groups))
+        self.bytes_per_worker = size / world_size
         if device is not None and 0 < device_budget and self.bytes_per_worker <= device_budget:
             self.where = DEVICE
         else:

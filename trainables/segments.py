@@ -97,18 +97,16 @@ def segment_files(data_dir: str, split: str) -> list[str]:
     return sorted(f"{location}/{info.base_name}" for info in infos if info.base_name.endswith(".parquet"))
 
 
-def row_groups(data_dir: str, split: str) -> list[tuple[str, int, int, int]]:
-    """``(file, row group, rows, bytes)`` of every row group of one split, in stored order, from
-    the files' Parquet footers alone; bytes are what the rows take in memory once decoded (the
-    uncompressed size the footer records)."""
-    groups = []
+def footers(data_dir: str, split: str) -> list[tuple[str, pq.FileMetaData]]:
+    """Every file of one split (:func:`segment_files`) with its Parquet footer: its row groups'
+    rows and what they take in memory once decoded (``total_byte_size``, the uncompressed size),
+    known without reading a segment."""
+    out = []
     for location in segment_files(data_dir, split):
         fs, path = pyarrow.fs.FileSystem.from_uri(location)
         with fs.open_input_file(path) as f:
-            metadata = pq.ParquetFile(f).metadata
-            groups += [(location, g, metadata.row_group(g).num_rows, metadata.row_group(g).total_byte_size)
-                       for g in range(metadata.num_row_groups)]
-    return groups
+            out.append((location, pq.ParquetFile(f).metadata))
+    return out
 
 
 def stored_shape(location: str, metadata: dict | None) -> tuple[int, int]:
