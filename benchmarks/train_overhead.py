@@ -12,7 +12,7 @@ step), one prediction pass over the val split, a checkpoint saved with ``torch.s
 - ``bare_epoch_s``: a plain loop in this process, the segments read into memory with pyarrow
   and cut into shuffled batches with numpy: no Ray.
 - ``ray_train_epoch_s``: :func:`trainables.trial.torch_trainer`, the TorchTrainer a trial fits
-  with ``--executor train``: one worker with 1 CPU, the splits read by Ray Data from the
+  with ``--executor train``: one worker with 1 CPU, the splits read by the worker from the
   segment store (streamed every epoch, or once per trial when they fit in memory:
   :class:`trainables.data.EpochBatches`), each epoch reported with its checkpoint through
   ``ray.train.report``.
