@@ -565,10 +565,11 @@ class AugmentingCollate(NumpyBatchCollateFn):
     """``iter_torch_batches(collate_fn=...)`` for the training split: numpy batch in, tensors out.
 
     Waveform augmentation happens here, as an epoch's batches are cut (or leave Ray Data),
-    because only the consumer knows the epoch that the per-example seeds need. Input: segment store rows (``waveform``
-    int16 with its ``scale``, :func:`trainables.segments.quantize`) or decoded rows (``waveform``
-    float32, no ``scale``); a batch of the device cache (:class:`~trainables.data.EpochBatches`)
-    holds tensors already on the device, which stay there. Output keys: ``waveform`` (B, C, T) and
+    because only the consumer knows the epoch that the per-example seeds need.
+    Input: segment store rows (``waveform`` int16 with its ``scale``,
+    :func:`trainables.segments.quantize`) or decoded rows (``waveform`` float32, no ``scale``); a
+    batch of the device cache (:class:`~trainables.data.EpochBatches`) holds tensors already on
+    the device, which stay there. Output keys: ``waveform`` (B, C, T) and
     ``scale`` (B,) float32, ``label`` (B,) int64, ``keys`` (list of ``clip_id#segment``),
     ``applied`` (list of dicts). Read the waveform with :func:`batch_waveform`: augmentation works
     on float32 (scale 1), but without an augmenter stored int16 stays int16, half the bytes to
