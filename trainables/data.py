@@ -20,7 +20,7 @@ import ray
 import torch
 
 from trainables.augment import AugmentingCollate, as_tensor
-from trainables.segments import COLUMNS, SPLITS, footers, read_segment_files, segment_files, stored_shape, waveform_tensor
+from trainables.segments import COLUMNS, SPLITS, footers, read_segment_files, segment_files, stored_shape, waveform_array
 
 IN_MEMORY_BYTES = 512 * 2**20
 """A split whose segments take at most this much memory per worker is read once per trial and
@@ -100,8 +100,9 @@ def iter_batches(dataset, batch_size: int, collate: AugmentingCollate | None = N
     )
 
 
-Piece = tuple[str, pq.FileMetaData, int, int, int]
-"""What a worker reads of one row group: ``(file, its footer, row group, first row, end row)``."""
+Piece = tuple[pyarrow.fs.FileSystem, str, pq.FileMetaData, int, int, int]
+"""What a worker reads of one row group: ``(file system, file, its footer, row group, first row,
+end row)``."""
 
 
 def worker_share(files: list[tuple[str, pq.FileMetaData]], rank: int = 0, world_size: int = 1) -> list[Piece]:
@@ -114,11 +115,12 @@ def worker_share(files: list[tuple[str, pq.FileMetaData]], rank: int = 0, world_
     rows = sum(footer.num_rows for _, footer in files) // world_size
     begin, pieces, at = rank * rows, [], 0
     for location, footer in files:
+        fs, path = pyarrow.fs.FileSystem.from_uri(location)
         for group in range(footer.num_row_groups):
             count = footer.row_group(group).num_rows
             first, end = max(begin - at, 0), min(begin + rows - at, count)
             if first < end:
-                pieces.append((location, footer, group, first, end))
+                pieces.append((fs, path, footer, group, first, end))
             at += count
     return pieces
 
@@ -126,16 +128,15 @@ def worker_share(files: list[tuple[str, pq.FileMetaData]], rank: int = 0, world_
 def read_piece(piece: Piece) -> dict[str, np.ndarray]:
     """One :func:`worker_share` piece as numpy columns (:data:`~trainables.segments.COLUMNS`,
     ``waveform`` a ``(rows, channels, samples)`` int16 view of the row group's bytes). The footer
-    read with the share is reused (parsing it again per row group cost a fifth of a read), and
-    pyarrow decodes the row group's few columns in this thread (its thread pool cost more than it
-    gained on row groups of a few MB)."""
-    location, footer, group, first, end = piece
-    fs, path = pyarrow.fs.FileSystem.from_uri(location)
+    and file system resolved with the share are reused (parsing the footer again per row group
+    cost a fifth of a read), and pyarrow decodes the row group's few columns in this thread (its
+    thread pool cost more than it gained on row groups of a few MB)."""
+    fs, path, footer, group, first, end = piece
     with fs.open_input_file(path) as f:
         table = pq.ParquetFile(f, metadata=footer).read_row_group(group, columns=COLUMNS, use_threads=False)
     table = table.slice(first, end - first)
     columns = {key: table.column(key).to_numpy() for key in COLUMNS if key != "waveform"}
-    columns["waveform"] = waveform_tensor(table.column("waveform"), stored_shape(location, footer.metadata)).to_numpy()
+    columns["waveform"] = waveform_array(table.column("waveform"), stored_shape(path, footer.metadata))
     return columns
 
 

@@ -119,13 +119,19 @@ def stored_shape(location: str, metadata: dict | None) -> tuple[int, int]:
     return tuple(stored["shape"])
 
 
-def waveform_tensor(column: pa.ChunkedArray, shape: tuple[int, int]) -> ArrowTensorArray:
-    """A stored ``waveform`` column (fixed-size binary) as an int16 tensor column of ``shape``,
-    without copying its bytes (a row group reads as one chunk; ``combine_chunks`` would copy it)."""
+def waveform_array(column: pa.ChunkedArray, shape: tuple[int, int]) -> np.ndarray:
+    """A stored ``waveform`` column (fixed-size binary) as a ``(rows, *shape)`` int16 array viewing
+    its bytes (a row group reads as one chunk; ``combine_chunks`` would copy it)."""
     raw = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
     width = raw.type.byte_width
     samples = np.frombuffer(raw.buffers()[1], np.int16, len(raw) * width // 2, raw.offset * width)
-    return ArrowTensorArray.from_numpy(samples.reshape(len(raw), *shape))
+    return samples.reshape(len(raw), *shape)
+
+
+def waveform_tensor(column: pa.ChunkedArray, shape: tuple[int, int]) -> ArrowTensorArray:
+    """A stored ``waveform`` column as an int16 tensor column of ``shape`` (Ray Data's), without
+    copying its bytes (:func:`waveform_array`)."""
+    return ArrowTensorArray.from_numpy(waveform_array(column, shape))
 
 
 def read_segment_files(batch: dict) -> Iterator[pa.Table]:
