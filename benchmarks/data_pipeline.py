@@ -325,6 +325,13 @@ def peak_rss(manifest_csv: str, clips: int, scale: int, cpus: int) -> dict:
             "processes_at_peak_mb": {name: round(mb) for name, mb in top}}
 
 
+def write(result: dict, path: str) -> None:
+    """``result``, with the load average at its end, as JSON at ``path``."""
+    result["load_average_at_end"] = os.getloadavg()
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="JSON file to write")
@@ -349,9 +356,7 @@ def main() -> None:
             data = prepare(manifest, SPEC, cache)
             result.update(epoch_reads(data.path, data.clips["train"], data.segments["train"]))
         ray.shutdown()
-        result["load_average_at_end"] = os.getloadavg()
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
+        write(result, args.out)
         log("epoch_read_ratio")
         return
 
@@ -412,9 +417,7 @@ def main() -> None:
         "epoch_read_ratio": result["epoch_read_ratio"],
         "rss_10x_over_1x": result["peak_rss_10x_mb"] / result["peak_rss_1x_mb"],
     }
-    result["load_average_at_end"] = os.getloadavg()
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
+    write(result, args.out)
     print(json.dumps(result["targets"], indent=2))
 
 

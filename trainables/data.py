@@ -235,7 +235,7 @@ class EpochBatches:
     - ``stream``: larger; read from the store's files every epoch in this process
       (:func:`stream_batches`: a few row groups in memory, read in the background, shuffled
       in windows). Not through Ray Data: its object-store copy, batching and shuffle buffer
-      held an epoch's read to about 0.4 of pyarrow reading the same files
+      held an epoch's read to 0.4-0.5 of pyarrow reading the same files
       (``benchmarks/data_pipeline.py``, ``epoch_read_ratio``).
 
     Both kept paths take an epoch's order from one permutation drawn on the host from
