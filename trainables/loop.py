@@ -12,8 +12,8 @@ small single-worker CPU trials. The trial's recipe (:class:`~trainables.recipes.
 says how it trains; nothing about optimisation is hard-coded here. Each epoch: read the
 worker's share of the training split from the segment store (kept after the first epoch when it
 fits: on a GPU trial's device within ``--device-cache-share`` of its free memory, else in host
-memory when small, :class:`~trainables.data.EpochBatches`) with waveform augmentation, log-mel + SpecAugment on the
-device, mixup, one optimizer step per batch at the learning rate the schedule gives for the
+memory when small, :class:`~trainables.data.EpochBatches`) with waveform augmentation, log-mel
++ SpecAugment on the device, mixup, one optimizer step per batch at the learning rate the schedule gives for the
 progress so far (the model in mixed precision on a GPU), then validation at segment and clip
 level (of the averaged weights in the recipe's last ``average_last`` epochs), a checkpoint and
 one report that also says where the worker ran (node id, node IP, host name). With

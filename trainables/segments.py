@@ -3,8 +3,9 @@
 ``soundsweep.prepare`` runs :func:`decode_part` over the manifest in Ray Data tasks; each task
 decodes a few clips at a time and appends their segments to its own Parquet files,
 partitioned by split (``<data_dir>/split=train/part-000003.parquet`` ...) or, for a
-cross-validation, by fold (``split=fold0`` ...); trials stream them back a row group at a time
-(:func:`read_segment_files`, via :func:`trainables.data.open_split`). Stored :data:`COLUMNS`:
+cross-validation, by fold (``split=fold0`` ...); they are read back a row group at a time, by a
+trial itself (:func:`trainables.data.read_piece`) or by Ray Data tasks (:func:`read_segment_files`,
+via :func:`trainables.data.open_split`). Stored :data:`COLUMNS`:
 ``waveform`` (``(channels, samples)`` int16, :func:`quantize`), ``scale`` (float32: the
 segment's samples are ``waveform * scale``), ``clip_id``, ``segment``, ``label``; the split is
 the folder. A fold view (:data:`VIEW_FILE`) gives a store partitioned by fold train/val/test
