@@ -13,11 +13,11 @@ says how it trains; nothing about optimisation is hard-coded here. Each epoch: r
 worker's share of the training split from the segment store (kept after the first epoch when it
 fits: on a GPU trial's device within ``--device-cache-share`` of its free memory, else in host
 memory when small, :class:`~trainables.data.EpochBatches`) with waveform augmentation, log-mel
-+ SpecAugment on the device, mixup, one optimizer step per batch at the learning rate the schedule gives for the
-progress so far (the model in mixed precision on a GPU), then validation at segment and clip
-level (of the averaged weights in the recipe's last ``average_last`` epochs), a checkpoint and
-one report that also says where the worker ran (node id, node IP, host name). With
-``--record-augmentation`` each worker also writes what every training example got, per epoch
++ SpecAugment on the device, mixup, one optimizer step per batch at the learning rate the
+schedule gives for the progress so far (the model in mixed precision on a GPU), then validation at
+segment and clip level (of the averaged weights in the recipe's last ``average_last`` epochs), a
+checkpoint and one report that also says where the worker ran (node id, node IP, host name).
+With ``--record-augmentation`` each worker also writes what every training example got, per epoch
 (mixup partners and weights included), so any batch can be replayed exactly.
 """
 import os
