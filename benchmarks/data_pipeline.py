@@ -1,6 +1,7 @@
 """Data pipeline: throughput against a no-Ray limit and a naive loader, decode-once savings, memory.
 
     python benchmarks/data_pipeline.py --out pipeline.json [--clips 2000] [--memory-clips 1200] [--cpus 2]
+    python benchmarks/data_pipeline.py --out epoch_read.json --only epoch-read  # the epoch-read keys alone
 
 Corpus: ``--clips`` ten-second clips, half MP3 (44.1 kHz stereo, like FMA) and half FLAC
 (44.1 kHz mono, like ESC-50), of a fast synthetic signal (a few tones plus noise; 200 rendered,
@@ -25,7 +26,7 @@ Figures written (JSON):
     Our Ray Data pipeline up to the point where torch batches reach a Train worker, in steady
     state: clips / (``decode_s`` + ``read_s``), where ``decode_s`` is ``prepare`` on a cold
     cache (decode, resample, segment, write the segment store) and ``read_s`` one pass over
-    every split with ``open_split`` + ``iter_batches`` (what a trial's loop consumes). Measured
+    every split as a trial's first epoch reads it (:class:`~trainables.data.EpochBatches`). Measured
     after a warm-up ``prepare`` (a part per CPU, other clip ids) in the same Ray instance, so
     Ray's start and the workers' imports are not counted. ``decode_clips_per_s`` = clips / ``decode_s``;
     ``read_cpu_ms_per_clip`` the read's share of ``pipeline_cpu_ms_per_clip``.
@@ -38,18 +39,19 @@ Figures written (JSON):
     quantizing). ``ray_and_rest``: ``decode_cpu_ms_per_clip`` less their sum, what Ray Data's
     tasks and Ray's own processes add. The limit loop does ``decode``, ``mix`` and ``resample``.
 ``epoch_read_clips_per_s``, ``raw_read_clips_per_s``, ``epoch_read_ratio``
-    Side by side on the train split of the same store, in turns, the fastest of 3 each: a
-    training epoch's streamed read (``open_split`` + ``iter_batches``, batches of 32 from the
-    local shuffle buffer a trial uses: the path of a split over the in-memory limit) against
+    Side by side on the train split of the same store, in turns, the fastest of 5 each (on a
+    shared machine the slower runs follow the other load): a training epoch's streamed read
+    (``EpochBatches`` on its stream path, batches of 32 shuffled as a trial's: the path of a
+    split over the in-memory limit, read in the process) against
     ``pyarrow.parquet`` alone reading the same files, their waveforms copied into one contiguous
     int16 array. ``epoch_read_ratio`` = epoch / raw (target >= 0.8); ``epoch_read_ratio_cpu``
     the same from CPU ms per clip (``*_cpu_ms_per_clip``). ``bytes_per_sample``: the split's
     files on disk per stored sample (2 for int16: the waveform is stored uncompressed).
 ``epoch_read_clips_per_s_by_readers``
     The streamed read by 1, 2 and 4 concurrent readers. A reader is a thread of the driver
-    consuming one shard of ``open_split(...).streaming_split(n, equal=True)``, as each of the n
-    workers of ``--executor train`` consumes its shard; clips/s count the clips of the split
-    read by all of them together (fastest of 3 epochs of one split; ``1``: the plain read above).
+    reading worker share r of n (``EpochBatches(..., rank=r, world_size=n)``), as each of the n
+    workers of ``--executor train`` reads its share; clips/s count the clips of the split read
+    by all of them together (fastest of 5 epochs; ``1``: the plain read above).
 ``naive_clips_per_s``
     A torch ``DataLoader`` (``--cpus`` workers) whose dataset decodes, resamples and segments
     each clip on every access: what every epoch of every trial pays without the cache.
@@ -100,7 +102,7 @@ from soundsweep.catalog import cache_root, load_manifest  # noqa: E402
 from soundsweep.catalog.shards import pack  # noqa: E402
 from soundsweep.prepare import CLIPS_PER_PART, prepare  # noqa: E402
 from trainables.audio import DecodeSpec, decode, load_segments, resample, segment, set_channels  # noqa: E402
-from trainables.data import iter_batches, open_split  # noqa: E402
+from trainables.data import EpochBatches  # noqa: E402
 from trainables.segments import CLIPS_PER_CHUNK, COLUMNS, SPLITS, SegmentWriter, quantize, segment_files  # noqa: E402
 
 SPEC = DecodeSpec(sample_rate=22050, channels=1, segment_s=5.0, overlap=0.25)
@@ -244,8 +246,9 @@ def naive(paths: list[str], workers: int) -> Measure:
 
 
 def read_all(data_dir: str) -> int:
-    """Stream every split as torch batches, as a trial's loop does; return the segments seen."""
-    return sum(len(batch["label"]) for split in SPLITS for batch in iter_batches(open_split(data_dir, split), 32))
+    """Every split as torch batches of 32, as a trial's first epoch reads them
+    (:class:`~trainables.data.EpochBatches`); return the segments seen."""
+    return sum(len(batch["label"]) for split in SPLITS for batch in EpochBatches(data_dir, split)(32))
 
 
 def raw_read(files: list[str]) -> int:
@@ -261,24 +264,23 @@ def raw_read(files: list[str]) -> int:
     return rows
 
 
-def epoch_read(data_dir: str, shards: list | None = None) -> int:
-    """A training epoch's streamed read of the train split, shuffled as a trial's (``open_split`` +
-    ``iter_batches``, batches of 32); with ``shards`` (of ``streaming_split``), one thread per
-    shard reads it, as the workers of ``--executor train`` do. Returns the segments read."""
-    def read(dataset) -> int:
-        return sum(len(batch["label"]) for batch in iter_batches(dataset, 32, shuffle_seed=0))
-    if shards is None:
-        return read(open_split(data_dir, "train"))
-    with ThreadPoolExecutor(len(shards)) as pool:
-        return sum(pool.map(read, shards))
+def epoch_read(data_dir: str, readers: int = 1) -> int:
+    """A training epoch's streamed read of the train split, shuffled as a trial's
+    (:class:`~trainables.data.EpochBatches` on its stream path, batches of 32); with ``readers``
+    above 1, one thread per worker share (rank ``r`` of ``readers``), as the workers of a
+    multi-worker trial read theirs. Returns the segments read."""
+    def read(rank: int) -> int:
+        batches = EpochBatches(data_dir, "train", rank, readers, host_budget=0)
+        return sum(len(batch["label"]) for batch in batches(32, shuffle_seed=rank))
+    with ThreadPoolExecutor(readers) as pool:
+        return sum(pool.map(read, range(readers)))
 
 
-def epoch_reads(data_dir: str, clips: int, segments: int, runs: int = 3) -> dict:
+def epoch_reads(data_dir: str, clips: int, segments: int, runs: int = 5) -> dict:
     """The streamed epoch read against pyarrow alone on the same files, taken in turns ``runs``
     times, the fastest of each; then the streamed read by 2 and 4 readers, the fastest of ``runs``
-    epochs of one ``streaming_split``.
-    Clips/s count the clips whose segments were read (``streaming_split(equal=True)`` may leave
-    a few segments out)."""
+    epochs. Clips/s count the clips whose segments were read (equal worker shares leave out
+    fewer segments than there are readers)."""
     files = segment_files(data_dir, "train")
     stored = sum(os.path.getsize(f) for f in files)
     out = {"epoch_read_split": "train", "epoch_read_clips": clips, "epoch_read_bytes": stored,
@@ -298,10 +300,10 @@ def epoch_reads(data_dir: str, clips: int, segments: int, runs: int = 3) -> dict
     out["epoch_read_ratio_cpu"] = out["raw_read_cpu_ms_per_clip"] / out["epoch_read_cpu_ms_per_clip"]
     out["epoch_read_clips_per_s_by_readers"] = {"1": out["epoch_read_clips_per_s"]}
     for readers in (2, 4):
-        shards, rates = open_split(data_dir, "train").streaming_split(readers, equal=True), []
-        for _ in range(runs):  # the first epoch also starts the split's coordinator actor
+        rates = []
+        for _ in range(runs):
             with Measure() as measured:
-                read = epoch_read(data_dir, shards)
+                read = epoch_read(data_dir, readers)
             rates.append(read * clips / segments / measured.wall)
         out["epoch_read_clips_per_s_by_readers"][str(readers)] = max(rates)
     return out
@@ -367,12 +369,21 @@ def peak_rss(manifest_csv: str, clips: int, scale: int, cpus: int) -> dict:
             "processes_at_peak_mb": {name: round(mb) for name, mb in top}}
 
 
+def write(result: dict, path: str) -> None:
+    """``result``, with the load average at its end, as JSON at ``path``."""
+    result["load_average_at_end"] = os.getloadavg()
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="JSON file to write")
     parser.add_argument("--clips", type=int, default=2000, help="corpus size (default %(default)s)")
     parser.add_argument("--memory-clips", type=int, default=1200, help="1x corpus of the memory runs (default %(default)s)")
     parser.add_argument("--cpus", type=int, default=os.cpu_count(), help="CPUs for Ray and the parallel baselines")
+    parser.add_argument("--only", choices=["epoch-read"],
+                        help="measure this part alone: epoch-read prepares the store and writes the epoch_read* keys")
     args = parser.parse_args()
 
     manifest_csv = corpus(args.clips)
@@ -383,6 +394,15 @@ def main() -> None:
                          f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM",
               "load_average_at_start": os.getloadavg()}
     log = lambda key: print(f"{key}: {result[key]}", flush=True)  # noqa: E731
+    if args.only == "epoch-read":
+        start_ray(args.cpus)
+        with tempfile.TemporaryDirectory() as cache:
+            data = prepare(manifest, SPEC, cache)
+            result.update(epoch_reads(data.path, data.clips["train"], data.segments["train"]))
+        ray.shutdown()
+        write(result, args.out)
+        log("epoch_read_ratio")
+        return
 
     clips = len(paths)
     for key, measured in (("limit", lambda: limit(paths, 1)), ("limit_processes", lambda: limit(paths, args.cpus)),
@@ -448,9 +468,7 @@ def main() -> None:
         "epoch_read_ratio": result["epoch_read_ratio"],
         "rss_10x_over_1x": result["peak_rss_10x_mb"] / result["peak_rss_1x_mb"],
     }
-    result["load_average_at_end"] = os.getloadavg()
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
+    write(result, args.out)
     print(json.dumps(result["targets"], indent=2))
 
 

@@ -16,8 +16,8 @@ Three ways to feed it, all :class:`trainables.data.EpochBatches` forced to one p
 
 - ``memory``: the split read once into host memory (numpy); each epoch cuts a permutation into
   batches, collated and augmented on the CPU, then copied to the device.
-- ``stream``: Ray Data streams the segment store every epoch (``open_split`` + ``iter_batches``,
-  a local shuffle buffer), collated and augmented on the CPU.
+- ``stream``: the split read from the segment store every epoch, in the process (a background
+  thread reads row groups, shuffled in windows), collated and augmented on the CPU.
 - ``device``: the split read once onto the device; each epoch indexes it there, and the collate
   augments there (the device cache of ``--device-cache-share``).
 
@@ -67,7 +67,7 @@ from soundsweep.catalog import cache_root, load_manifest
 from trainables.audio import DecodeSpec
 from trainables.augment import Augmenter, AugmentingCollate, batch_waveform
 from trainables.config import TrialConfig
-from trainables.data import DEVICE, MEMORY, STREAM, EpochBatches, device_cache_budget, open_split
+from trainables.data import DEVICE, MEMORY, STREAM, EpochBatches, device_cache_budget
 from trainables.loop import training_precision
 from trainables.model_io import build
 from trainables.precision import AMP_DTYPES
@@ -214,9 +214,9 @@ def main() -> None:
     data = scaled_data(args.segments, args.seed)
     budget = device_cache_budget(device, CACHE_SHARE)
     ways = {
-        MEMORY: EpochBatches(open_split(data.path, "train"), data.path, "train", host_budget=math.inf),
-        STREAM: EpochBatches(open_split(data.path, "train"), data.path, "train", host_budget=0),
-        DEVICE: EpochBatches(open_split(data.path, "train"), data.path, "train", device=device, device_budget=math.inf),
+        MEMORY: EpochBatches(data.path, "train", host_budget=math.inf),
+        STREAM: EpochBatches(data.path, "train", host_budget=0),
+        DEVICE: EpochBatches(data.path, "train", device=device, device_budget=math.inf),
     }
     assert [ways[way].where for way in WAYS] == list(WAYS)
     busy = BusySampler(device)

@@ -1,4 +1,4 @@
-"""What Ray costs a training epoch: a plain PyTorch loop against our Ray Data + Ray Train path.
+"""What Ray costs a training epoch: a plain PyTorch loop against our Ray Train path.
 
     python -m benchmarks.train_overhead --out overhead.json [--epochs 4] [--clips 24] [--rounds 2] [--arch resnet2d]
 
@@ -13,8 +13,8 @@ forward, backward, step), one prediction pass over the val split, and a checkpoi
 - bare: a plain loop in this process, the segments read into memory with pyarrow and cut into
   shuffled batches with numpy, the checkpoint saved into a folder: no Ray.
 - Ray Train: :func:`trainables.trial.torch_trainer`, the TorchTrainer a trial fits with
-  ``--executor train`` (one worker with 1 CPU, the splits read by Ray Data from the segment
-  store: :class:`trainables.data.EpochBatches`), running the platform's loop
+  ``--executor train`` (one worker with 1 CPU, the splits read by the worker itself from
+  the segment store: :class:`trainables.data.EpochBatches`), running the platform's loop
   (:func:`trainables.loop.run`) in a :class:`StampedSession`, so each epoch's checkpoint is
   written, then persisted into the run's storage by ``ray.train.report``.
 

@@ -13,7 +13,7 @@ from soundsweep.prepare import prepare
 from soundsweep.results import ResultsStore
 from trainables.audio import DecodeSpec
 from trainables.augment import AugmentConfig, Augmenter, AugmentingCollate
-from trainables.data import EpochBatches, device_cache_budget, open_split
+from trainables.data import EpochBatches, device_cache_budget
 from trainables.features import create_frontend
 from trainables.loop import training_precision
 from trainables.precision import PRECISIONS
@@ -37,9 +37,8 @@ def test_the_device_cache_lands_on_the_gpu_and_gives_the_in_memory_batches(ray_s
     rate = 8000
     data = prepare(load_manifest(None, 0, 10), DecodeSpec(sample_rate=rate, segment_s=1.0), str(tmp_path))
     cuda = torch.device("cuda")
-    memory = EpochBatches(open_split(data.path, "train"), data.path, "train")
-    cached = EpochBatches(open_split(data.path, "train"), data.path, "train", device=cuda,
-                          device_budget=device_cache_budget(cuda, 0.5))
+    memory = EpochBatches(data.path, "train")
+    cached = EpochBatches(data.path, "train", device=cuda, device_budget=device_cache_budget(cuda, 0.5))
     assert (memory.where, cached.where) == ("memory", "device")
     augmenter = Augmenter(AugmentConfig(noise_std=0.02, gain_db=12.0, eq_db=6.0, reverb_p=0.5, drc_p=0.5, speed=0.1),
                           seed=0, sample_rate=rate, channels=1)

@@ -11,6 +11,7 @@ import ray
 import soundfile
 import torch
 
+import trainables.data
 import trainables.loop
 from soundsweep.catalog import load_manifest
 from soundsweep.cli import main
@@ -19,9 +20,9 @@ from soundsweep.prepare import cache_key, prepare
 from trainables.audio import DecodeSpec, decode, decode_segments
 from trainables.augment import AugmentConfig, Augmenter, AugmentingCollate, batch_waveform, record_path, replay
 from trainables.config import TrialConfig
-from trainables.data import EpochBatches, device_cache_budget, epoch_data_line, open_split
+from trainables.data import EpochBatches, device_cache_budget, epoch_data_line
 from trainables.loop import TuneSession, run
-from trainables.segments import dequantize, read_segment_files, segment_files, split_size
+from trainables.segments import SegmentWriter, dequantize, read_segment_files, segment_files
 from trainables.shards import iter_shard
 
 RATE = 8000
@@ -101,10 +102,10 @@ def prepared(ray_session, corpus, tmp_path_factory):
     return prepare(load_manifest(corpus), SPEC, cache), cache
 
 
-def stored_segments(data_dir: str) -> dict:
-    """``{(split, clip_id, segment): float32 waveform}`` of a segment store, read without Ray."""
+def stored_segments(data_dir: str, splits: tuple[str, ...] = ("train", "val", "test")) -> dict:
+    """``{(split, clip_id, segment): float32 waveform}`` of a segment store's ``splits``, read without Ray."""
     out = {}
-    for split in ("train", "val", "test"):
+    for split in splits:
         table = pa.concat_tables(read_segment_files({"path": segment_files(data_dir, split)}))
         waveforms = dequantize(table.column("waveform").combine_chunks().to_numpy(), table.column("scale").to_numpy())
         for clip_id, seg, waveform in zip(table.column("clip_id").to_pylist(), table.column("segment").to_pylist(),
@@ -221,31 +222,112 @@ def test_recorded_augmentation_replays_the_exact_model_input(prepared, tmp_path,
         assert torch.equal(waveforms, seen[batch][0]) and torch.equal(spectrograms, seen[batch][1])
 
 
+def train_segments(data_dir: str) -> dict:
+    """``{(clip_id, segment): float32 waveform}`` of the store's train split."""
+    return {(c, s): w for (_, c, s), w in stored_segments(data_dir, ("train",)).items()}
+
+
+def epoch_batches(batches: EpochBatches, seed: int | None, train: dict, batch_size: int = 4) -> list[list[str]]:
+    """The keys of each batch of one epoch, checking every batch against the stored segments."""
+    keys = []
+    for batch in batches(batch_size, None, seed):
+        assert batch["waveform"].shape[0] == len(batch["keys"]) <= batch_size
+        assert batch["waveform"].dtype == torch.int16  # no augmenter: stored int16 until the device
+        for key, waveform in zip(batch["keys"], batch_waveform(batch, "cpu")):
+            clip_id, segment = key.rsplit("#", 1)
+            assert np.array_equal(waveform.numpy(), train[(clip_id, int(segment))])  # the stored segment
+        keys.append(batch["keys"])
+    return keys
+
+
+def epoch(batches: EpochBatches, seed: int | None, train: dict) -> list[str]:
+    """The keys of one epoch, in order."""
+    return [key for keys in epoch_batches(batches, seed, train) for key in keys]
+
+
 def test_a_small_split_is_read_once_and_reshuffled_each_epoch(prepared, monkeypatch):
     data, _ = prepared
-    stored = stored_segments(data.path)
-    train = {(c, s): w for (split, c, s), w in stored.items() if split == "train"}
-    kept = EpochBatches(open_split(data.path, "train"), data.path, "train")
-    assert kept.in_memory and split_size(data.path, "train")[1] > 0
+    train = train_segments(data.path)
+    kept = EpochBatches(data.path, "train")
+    assert kept.in_memory and kept.bytes_per_worker > 0
 
-    def epoch(batches: EpochBatches, seed: int | None) -> list[str]:
-        keys = []
-        for batch in batches(4, None, seed):
-            assert batch["waveform"].shape[0] == len(batch["keys"]) <= 4
-            assert batch["waveform"].dtype == torch.int16  # no augmenter: stored int16 until the device
-            for key, waveform in zip(batch["keys"], batch_waveform(batch, "cpu")):
-                clip_id, segment = key.rsplit("#", 1)
-                assert np.array_equal(waveform.numpy(), train[(clip_id, int(segment))])  # the stored segment
-                keys.append(key)
-        return keys
-
-    first = epoch(kept, 1)
+    first = epoch(kept, 1, train)
     assert sorted(first) == sorted(f"{c}#{s}" for c, s in train) and len(set(first)) == len(first)
-    kept.dataset = None  # from here on, nothing is read again
-    assert epoch(kept, 1) == first and epoch(kept, 2) != first  # an epoch's order is its seed's alone
-    assert epoch(kept, None) == [f"{c}#{s}" for c, s in train]  # no seed: the stored order
-    streamed = EpochBatches(open_split(data.path, "train"), data.path, "train", host_budget=0)  # too large to keep
-    assert not streamed.in_memory and sorted(epoch(streamed, 1)) == sorted(first)
+
+    def no_reading(piece):
+        raise AssertionError("a kept split is read once")
+    monkeypatch.setattr(trainables.data, "read_piece", no_reading)
+    assert epoch(kept, 1, train) == first and epoch(kept, 2, train) != first  # an epoch's order is its seed's alone
+    assert epoch(kept, None, train) == [f"{c}#{s}" for c, s in train]  # no seed: the stored order
+
+
+@pytest.fixture
+def grouped_store(tmp_path) -> str:
+    """A store whose train split is 3 files of 3 row groups of 2, 5 and 3 segments (30 in all),
+    written without Ray."""
+    rng = np.random.default_rng(0)
+    data_dir = str(tmp_path / "store")
+    for part in range(3):
+        with SegmentWriter(data_dir, part) as writer:
+            for group, rows in enumerate((2, 5, 3)):
+                pcm = rng.integers(-2**15, 2**15, (rows, 1, 400))  # on the 16-bit grid: stored exactly
+                writer.write({"waveform": (pcm / 2**15).astype(np.float32), "split": np.array(["train"] * rows),
+                              "clip_id": np.array([f"p{part}g{group}c{i}" for i in range(rows)]),
+                              "segment": np.zeros(rows, np.int64), "label": np.arange(rows)})
+    return data_dir
+
+
+def test_a_streamed_split_is_read_in_its_seeds_order_without_ray_data(grouped_store, monkeypatch):
+    """Every epoch reads the store again, in the trial's process: each segment once, in an order
+    that its seed alone decides (a resumed trial's epoch is the same), another order each epoch."""
+    train = train_segments(grouped_store)
+    monkeypatch.setattr(trainables.data, "SHUFFLE_BYTES", 5000)  # windows of about 6 segments: several per epoch
+
+    def no_ray_data(*args, **kwargs):
+        raise AssertionError("a streamed epoch is read without Ray Data")
+    monkeypatch.setattr(ray.data, "from_items", no_ray_data)
+    streamed = EpochBatches(grouped_store, "train", host_budget=0)  # too large to keep
+    assert streamed.where == "stream" and not streamed.in_memory and len(streamed.pieces) == 9
+    first = epoch_batches(streamed, 1, train)
+    keys = [key for batch in first for key in batch]
+    assert sorted(keys) == sorted(f"{c}#{s}" for c, s in train) and len(set(keys)) == len(keys) == 30
+    assert [len(batch) for batch in first] == [4] * 7 + [2]  # whole batches across windows, the rest last
+    assert epoch_batches(EpochBatches(grouped_store, "train", host_budget=0), 1, train) == first  # resumed: the same
+    again = epoch(streamed, 2, train)
+    assert again != keys and sorted(again) == sorted(keys)
+    assert epoch(streamed, None, train) == [f"{c}#{s}" for c, s in train]  # no seed: the stored order
+    assert next(iter(streamed(4, None, 1)))["keys"] == first[0]  # stopping early leaves nothing behind
+
+
+@pytest.mark.parametrize("workers", [2, 3, 4])
+def test_workers_read_disjoint_shares_of_equal_size(grouped_store, workers):
+    """A DDP trial's workers step as many batches (none waits in an all-reduce for another that ran
+    out), read disjoint rows, and each reads the same rows streamed or kept."""
+    train = train_segments(grouped_store)
+    shares = []
+    for rank in range(workers):
+        streamed = EpochBatches(grouped_store, "train", rank, workers, host_budget=0)
+        kept = EpochBatches(grouped_store, "train", rank, workers)
+        assert streamed.segments_per_worker == kept.segments_per_worker == len(train) // workers
+        batches = epoch_batches(streamed, rank, train)
+        shares.append(sorted(key for batch in batches for key in batch))
+        assert len(batches) == -(-(len(train) // workers) // 4)
+        assert sorted(epoch(kept, rank, train)) == shares[-1]
+    everything = [key for share in shares for key in share]
+    assert len(set(everything)) == len(everything) == workers * (len(train) // workers)
+
+
+def test_workers_shares_mix_the_stored_order(grouped_store):
+    """A store written class by class (here: each file one "class") does not give each worker its
+    own classes: the shares run through the row groups in a drawn order. One worker keeps the
+    stored order."""
+    train = train_segments(grouped_store)
+    files_seen = []
+    for rank in range(3):  # consecutive stored rows would give each worker exactly one file
+        keys = epoch(EpochBatches(grouped_store, "train", rank, 3), None, train)
+        files_seen.append({key.split("g")[0] for key in keys})
+    assert all(len(files) >= 2 for files in files_seen), files_seen
+    assert epoch(EpochBatches(grouped_store, "train", 0, 1), None, train) == [f"{c}#{s}" for c, s in train]
 
 
 def test_the_device_cache_gives_the_in_memory_batches(prepared):
@@ -253,8 +335,8 @@ def test_the_device_cache_gives_the_in_memory_batches(prepared):
     host-memory path's batches: the same order for the same seed, the same augmentation."""
     data, _ = prepared
     cpu = torch.device("cpu")
-    memory = EpochBatches(open_split(data.path, "train"), data.path, "train", device=cpu, device_budget=0)
-    cached = EpochBatches(open_split(data.path, "train"), data.path, "train", device=cpu, device_budget=2**40)
+    memory = EpochBatches(data.path, "train", device=cpu, device_budget=0)
+    cached = EpochBatches(data.path, "train", device=cpu, device_budget=2**40)
     assert (memory.where, cached.where) == ("memory", "device") and memory.in_memory and cached.in_memory
     assert device_cache_budget(cpu, 1.0) == 0  # a CPU trial never takes the device path by itself
     augmenter = Augmenter(AugmentConfig(noise_std=0.02, gain_db=12.0, eq_db=6.0, reverb_p=0.5, mix_same_class_p=0.5),
@@ -272,6 +354,6 @@ def test_the_device_cache_gives_the_in_memory_batches(prepared):
     line = epoch_data_line([cached, memory], cpu, 0.5, 0)
     assert line.startswith("epoch data: train ") and "MB per worker on cpu" in line and "in host memory" in line
     assert line.endswith("no device cache on cpu")
-    too_small = EpochBatches(None, data.path, "train", device=torch.device("cuda"), device_budget=1)  # no GPU needed
+    too_small = EpochBatches(data.path, "train", device=torch.device("cuda"), device_budget=1)  # no GPU needed
     assert too_small.where == "memory" and too_small.device_bytes == 0
     assert "too large for it: train" in epoch_data_line([too_small], torch.device("cuda"), 0.5, 1)

@@ -22,11 +22,11 @@ from trainables.segments import (
     STORE_VERSION,
     decode_part,
     dequantize,
+    footers,
     quantize,
     read_segment_files,
     segment_files,
     split_path,
-    split_size,
 )
 
 RATE = 8000
@@ -58,7 +58,8 @@ def test_a_16_bit_wav_comes_back_bit_for_bit_at_half_the_bytes(tmp_path):
     assert samples.shape == (3, 2, RATE) and np.all(scale == np.float32(PCM16_STEP))
     assert np.array_equal(samples.transpose(1, 0, 2).reshape(2, -1), pcm.T)  # the file's own integers
     assert np.array_equal(waveforms.transpose(1, 0, 2).reshape(2, -1), decode(path)[0])  # float32, bit for bit
-    segments, size = split_size(str(tmp_path / "store"), "train")
+    (_, footer), = footers(str(tmp_path / "store"), "train")
+    segments, size = footer.num_rows, sum(footer.row_group(g).total_byte_size for g in range(footer.num_row_groups))
     assert segments == 3 and 2 * samples.size <= size < 2.1 * samples.size  # 2 bytes a sample, not float32's 4
 
 

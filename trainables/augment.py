@@ -1,8 +1,9 @@
 """Augmentations, registered by name, each drawing from an explicit generator.
 
-Waveform augmentations run on the training split as batches leave Ray Data or the epoch cache
-(see :class:`AugmentingCollate`), on whatever device the batch is on: a GPU trial whose split is
-kept on the GPU augments there; SpecAugment runs on the training device after the front-end.
+Waveform augmentations run on the training split as an epoch's batches are cut
+(:class:`~trainables.data.EpochBatches`, see :class:`AugmentingCollate`), on whatever device the
+batch is on: a GPU trial whose split is kept on the GPU augments there; SpecAugment runs on the
+training device after the front-end.
 Draws always come from CPU generators (noise too, copied to the device), so an example gets the
 same parameters and noise on any device.
 Every draw for an example comes from a generator seeded by (experiment seed, purpose, epoch,
@@ -563,11 +564,12 @@ def as_tensor(values) -> torch.Tensor:
 class AugmentingCollate(NumpyBatchCollateFn):
     """``iter_torch_batches(collate_fn=...)`` for the training split: numpy batch in, tensors out.
 
-    Waveform augmentation happens here, as batches leave Ray Data, because only the consumer
-    knows the epoch that the per-example seeds need. Input: segment store rows (``waveform``
-    int16 with its ``scale``, :func:`trainables.segments.quantize`) or decoded rows (``waveform``
-    float32, no ``scale``); a batch of the device cache (:class:`~trainables.data.EpochBatches`)
-    holds tensors already on the device, which stay there. Output keys: ``waveform`` (B, C, T) and
+    Waveform augmentation happens here, as an epoch's batches are cut (or leave Ray Data),
+    because only the consumer knows the epoch that the per-example seeds need.
+    Input: segment store rows (``waveform`` int16 with its ``scale``,
+    :func:`trainables.segments.quantize`) or decoded rows (``waveform`` float32, no ``scale``); a
+    batch of the device cache (:class:`~trainables.data.EpochBatches`) holds tensors already on
+    the device, which stay there. Output keys: ``waveform`` (B, C, T) and
     ``scale`` (B,) float32, ``label`` (B,) int64, ``keys`` (list of ``clip_id#segment``),
     ``applied`` (list of dicts). Read the waveform with :func:`batch_waveform`: augmentation works
     on float32 (scale 1), but without an augmenter stored int16 stays int16, half the bytes to

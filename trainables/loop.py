@@ -9,15 +9,15 @@ The same :func:`run` serves both: inside a TorchTrainer (:class:`TrainSession`, 
 to Tune by ``TuneReportCallback``) or directly inside a Tune function trial
 (:class:`TuneSession`), which avoids a TorchTrainer's fixed cost (11-14 s per trial here) for
 small single-worker CPU trials. The trial's recipe (:class:`~trainables.recipes.TrainingConfig`)
-says how it trains; nothing about optimisation is hard-coded here. Each epoch: stream the
-training shard (kept after the first epoch when it fits: on a GPU trial's device within
-``--device-cache-share`` of its free memory, else in host memory when small,
-:class:`~trainables.data.EpochBatches`) with waveform augmentation, log-mel + SpecAugment on the
-device, mixup, one optimizer step per batch at the learning rate the schedule gives for the
-progress so far (the model in mixed precision on a GPU), then validation at segment and clip
-level (of the averaged weights in the recipe's last ``average_last`` epochs), a checkpoint and
-one report that also says where the worker ran (node id, node IP, host name). With
-``--record-augmentation`` each worker also writes what every training example got, per epoch
+says how it trains; nothing about optimisation is hard-coded here. Each epoch: read the
+worker's share of the training split from the segment store (kept after the first epoch when it
+fits: on a GPU trial's device within ``--device-cache-share`` of its free memory, else in host
+memory when small, :class:`~trainables.data.EpochBatches`) with waveform augmentation, log-mel
++ SpecAugment on the device, mixup, one optimizer step per batch at the learning rate the
+schedule gives for the progress so far (the model in mixed precision on a GPU), then validation at
+segment and clip level (of the averaged weights in the recipe's last ``average_last`` epochs), a
+checkpoint and one report that also says where the worker ran (node id, node IP, host name).
+With ``--record-augmentation`` each worker also writes what every training example got, per epoch
 (mixup partners and weights included), so any batch can be replayed exactly.
 """
 import os
@@ -35,7 +35,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from trainables.augment import AugmentationLog, Augmenter, AugmentingCollate, batch_waveform
 from trainables.config import TrialConfig
-from trainables.data import EpochBatches, device_cache_budget, epoch_data_line, open_split
+from trainables.data import EpochBatches, device_cache_budget, epoch_data_line
 from trainables.evaluate import predict
 from trainables.mixup import Mixup
 from trainables.model_io import build, load_checkpoint, load_weights, model_cost, save_checkpoint
@@ -50,12 +50,7 @@ class TuneSession:
     checkpoint_type = ray.tune.Checkpoint
 
     def __init__(self, cfg: TrialConfig):
-        rt = cfg.runtime
-        self.datasets = {s: open_split(rt.data_dir, s) for s in ("train", "val")}
-        self.device = torch.device("cuda" if rt.use_gpu and torch.cuda.is_available() else "cpu")
-
-    def dataset(self, name: str):
-        return self.datasets[name]
+        self.device = torch.device("cuda" if cfg.runtime.use_gpu and torch.cuda.is_available() else "cpu")
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
         return model.to(self.device)
@@ -76,9 +71,6 @@ class TrainSession:
         context = ray.train.get_context()
         self.rank, self.world_size = context.get_world_rank(), context.get_world_size()
         self.device = ray.train.torch.get_device()
-
-    def dataset(self, name: str):
-        return ray.train.get_dataset_shard(name)
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
         return ray.train.torch.prepare_model(model)
@@ -158,9 +150,8 @@ def run(cfg: TrialConfig, session) -> None:
     # A GPU trial keeps the splits that fit its share of the device's free memory on the device
     # (train first); the rest stay in host memory or stream, as on a CPU trial.
     budget = device_cache_budget(session.device, rt.device_cache_share)
-    train_batches = EpochBatches(session.dataset("train"), rt.data_dir, "train", session.world_size,
-                                 session.device, budget)
-    val_batches = EpochBatches(session.dataset("val"), rt.data_dir, "val",  # whole on every worker
+    train_batches = EpochBatches(rt.data_dir, "train", session.rank, session.world_size, session.device, budget)
+    val_batches = EpochBatches(rt.data_dir, "val",  # whole on every worker
                                device=session.device, device_budget=budget - train_batches.device_bytes)
     if session.rank == 0:
         print(epoch_data_line([train_batches, val_batches], session.device, rt.device_cache_share, budget), flush=True)

@@ -3,8 +3,9 @@
 ``soundsweep.prepare`` runs :func:`decode_part` over the manifest in Ray Data tasks; each task
 decodes a few clips at a time and appends their segments to its own Parquet files,
 partitioned by split (``<data_dir>/split=train/part-000003.parquet`` ...) or, for a
-cross-validation, by fold (``split=fold0`` ...); trials stream them back a row group at a time
-(:func:`read_segment_files`, via :func:`trainables.data.open_split`). Stored :data:`COLUMNS`:
+cross-validation, by fold (``split=fold0`` ...); they are read back a row group at a time, by a
+trial itself (:func:`trainables.data.read_piece`) or by Ray Data tasks (:func:`read_segment_files`,
+via :func:`trainables.data.open_split`). Stored :data:`COLUMNS`:
 ``waveform`` (``(channels, samples)`` int16, :func:`quantize`), ``scale`` (float32: the
 segment's samples are ``waveform * scale``), ``clip_id``, ``segment``, ``label``; the split is
 the folder. A fold view (:data:`VIEW_FILE`) gives a store partitioned by fold train/val/test
@@ -113,17 +114,16 @@ def segment_files(data_dir: str, split: str) -> list[str]:
     return sorted(f"{location}/{info.base_name}" for info in infos if info.base_name.endswith(".parquet"))
 
 
-def split_size(data_dir: str, split: str) -> tuple[int, int]:
-    """``(segments, bytes)`` of one split, from its files' Parquet footers alone: the rows, and
-    what they take in memory once decoded (the uncompressed size the footers record)."""
-    rows = total = 0
+def footers(data_dir: str, split: str) -> list[tuple[str, pq.FileMetaData]]:
+    """Every file of one split (:func:`segment_files`) with its Parquet footer: its row groups'
+    rows and what they take in memory once decoded (``total_byte_size``, the uncompressed size),
+    known without reading a segment."""
+    out = []
     for location in segment_files(data_dir, split):
         fs, path = pyarrow.fs.FileSystem.from_uri(location)
         with fs.open_input_file(path) as f:
-            metadata = pq.ParquetFile(f).metadata
-            rows += metadata.num_rows
-            total += sum(metadata.row_group(g).total_byte_size for g in range(metadata.num_row_groups))
-    return rows, total
+            out.append((location, pq.ParquetFile(f).metadata))
+    return out
 
 
 def stored_shape(location: str, metadata: dict | None) -> tuple[int, int]:
@@ -136,13 +136,19 @@ def stored_shape(location: str, metadata: dict | None) -> tuple[int, int]:
     return tuple(stored["shape"])
 
 
-def waveform_tensor(column: pa.ChunkedArray, shape: tuple[int, int]) -> ArrowTensorArray:
-    """A stored ``waveform`` column (fixed-size binary) as an int16 tensor column of ``shape``,
-    without copying its bytes (a row group reads as one chunk; ``combine_chunks`` would copy it)."""
+def waveform_array(column: pa.ChunkedArray, shape: tuple[int, int]) -> np.ndarray:
+    """A stored ``waveform`` column (fixed-size binary) as a ``(rows, *shape)`` int16 array viewing
+    its bytes (a row group reads as one chunk; ``combine_chunks`` would copy it)."""
     raw = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
     width = raw.type.byte_width
     samples = np.frombuffer(raw.buffers()[1], np.int16, len(raw) * width // 2, raw.offset * width)
-    return ArrowTensorArray.from_numpy(samples.reshape(len(raw), *shape))
+    return samples.reshape(len(raw), *shape)
+
+
+def waveform_tensor(column: pa.ChunkedArray, shape: tuple[int, int]) -> ArrowTensorArray:
+    """A stored ``waveform`` column as an int16 tensor column of ``shape`` (Ray Data's), without
+    copying its bytes (:func:`waveform_array`)."""
+    return ArrowTensorArray.from_numpy(waveform_array(column, shape))
 
 
 def read_segment_files(batch: dict) -> Iterator[pa.Table]:

@@ -19,12 +19,11 @@ from collections.abc import Callable
 
 import ray.train
 import ray.tune
-from ray.train import DataConfig, ScalingConfig
+from ray.train import ScalingConfig
 from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from trainables.config import TrialConfig, resolve_repeat
-from trainables.data import open_split
 from trainables.fidelity import RUNS_METRIC, run_configuration
 from trainables.loop import TuneSession, run, train_loop_per_worker
 from trainables.model_io import model_cost
@@ -91,7 +90,8 @@ def torch_trainer(config: dict, name: str, callbacks: list, loop: Callable[[dict
                   ) -> TorchTrainer:
     """The TorchTrainer that runs ``loop`` (:func:`~trainables.loop.train_loop_per_worker`, or the
     same loop instrumented by a test or benchmark) on ``config``: ``runtime.train_workers``
-    workers, the train split sharded between them, the val split whole on each; its state under
+    workers, each reading its share of the train split and the whole val split from the store
+    itself (:class:`~trainables.data.EpochBatches`: no Ray Data datasets to pass); its state under
     ``<storage_path>/train_runs/<name>``."""
     rt = TrialConfig.from_dict(config).runtime
     return TorchTrainer(
@@ -102,8 +102,6 @@ def torch_trainer(config: dict, name: str, callbacks: list, loop: Callable[[dict
             use_gpu=rt.use_gpu,
             resources_per_worker={"CPU": rt.cpus_per_worker},
         ),
-        datasets={s: open_split(rt.data_dir, s) for s in ("train", "val")},
-        dataset_config=DataConfig(datasets_to_split=["train"]),
         run_config=ray.train.RunConfig(
             name=name,
             storage_path=os.path.join(rt.storage_path, "train_runs"),
