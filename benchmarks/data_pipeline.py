@@ -26,7 +26,7 @@ Figures written (JSON):
     Our Ray Data pipeline up to the point where torch batches reach a Train worker, in steady
     state: clips / (``decode_s`` + ``read_s``), where ``decode_s`` is ``prepare`` on a cold
     cache (decode, resample, segment, write the segment store) and ``read_s`` one pass over
-    every split as a trial's first epoch reads it (:class:`~trainables.data.EpochBatches`). Measured
+    every split streamed as a trial's epoch reads it (:func:`read_all`). Measured
     after a warm-up ``prepare`` (a part per CPU, other clip ids) in the same Ray instance, so
     Ray's start and the workers' imports are not counted. ``decode_clips_per_s`` = clips / ``decode_s``;
     ``read_cpu_ms_per_clip`` the read's share of ``pipeline_cpu_ms_per_clip``.
@@ -246,9 +246,11 @@ def naive(paths: list[str], workers: int) -> Measure:
 
 
 def read_all(data_dir: str) -> int:
-    """Every split as torch batches of 32, as a trial's first epoch reads them
-    (:class:`~trainables.data.EpochBatches`); return the segments seen."""
-    return sum(len(batch["label"]) for split in SPLITS for batch in EpochBatches(data_dir, split)(32))
+    """Every split as torch batches of 32, streamed as a trial reads a split over the in-memory
+    limit (:class:`~trainables.data.EpochBatches`, ``host_budget=0``); return the segments seen.
+    Streamed at every corpus size, so the memory runs compare the same work: a split kept in
+    memory at 1x and streamed at 10x would make the 1x peak the larger one."""
+    return sum(len(batch["label"]) for split in SPLITS for batch in EpochBatches(data_dir, split, host_budget=0)(32))
 
 
 def raw_read(files: list[str]) -> int:
