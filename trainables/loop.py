@@ -7,7 +7,7 @@ How it runs:
 
 The same :func:`run` serves both: inside a TorchTrainer (:class:`TrainSession`, Train V2 wired
 to Tune by ``TuneReportCallback``) or directly inside a Tune function trial
-(:class:`TuneSession`), which avoids a TorchTrainer's fixed cost (11-14 s per trial here) for
+(:class:`TuneSession`), which avoids a TorchTrainer's fixed cost (about 10 s per trial here) for
 small single-worker CPU trials. The trial's recipe (:class:`~trainables.recipes.TrainingConfig`)
 says how it trains; nothing about optimisation is hard-coded here. Each epoch: read the
 worker's share of the training split from the segment store (kept after the first epoch when it
