@@ -62,7 +62,7 @@ Figures written (JSON):
 ``peak_rss_1x_mb``, ``peak_rss_10x_mb``
     Peak summed RSS of a fresh process and all its descendants (the driver, Ray's GCS, raylet
     with the object store, and every Ray worker), sampled every 0.2 s while it starts Ray,
-    prepares (cold) and reads every split of ``--memory-clips`` clips (1x) and of the same
+    prepares (cold) and streams every split (:func:`read_all`) of ``--memory-clips`` clips (1x) and of the same
     files listed 10 times under other clip ids (10x: ten times the decode work and data).
     ``mb_per_1000_clips``: the slope between them, (10x - 1x) / the 9 x ``--memory-clips`` more.
     Sizes: a Ray Data worker grows with the parts it has decoded and read until its memory pools
