@@ -23,7 +23,8 @@ Figures written (JSON):
     ``targets.pipeline_vs_limit_cpu`` (limit CPU per clip / pipeline CPU per clip) is the
     load-independent form of the throughput target.
 ``pipeline_clips_per_s``
-    Our Ray Data pipeline up to the point where torch batches reach a Train worker, in steady
+    Our pipeline (Ray Data decoding into the store, the trial reading it) up to the point where
+    torch batches reach a Train worker, in steady
     state: clips / (``decode_s`` + ``read_s``), where ``decode_s`` is ``prepare`` on a cold
     cache (decode, resample, segment, write the segment store) and ``read_s`` one pass over
     every split streamed as a trial's epoch reads it (:func:`read_all`). Measured
@@ -62,8 +63,8 @@ Figures written (JSON):
 ``peak_rss_1x_mb``, ``peak_rss_10x_mb``
     Peak summed RSS of a fresh process and all its descendants (the driver, Ray's GCS, raylet
     with the object store, and every Ray worker), sampled every 0.2 s while it starts Ray,
-    prepares (cold) and streams every split (:func:`read_all`) of ``--memory-clips`` clips (1x) and of the same
-    files listed 10 times under other clip ids (10x: ten times the decode work and data).
+    prepares (cold) and streams every split (:func:`read_all`) of ``--memory-clips`` clips (1x)
+    and of the same files listed 10 times under other clip ids (10x: ten times the decode work and data).
     ``mb_per_1000_clips``: the slope between them, (10x - 1x) / the 9 x ``--memory-clips`` more.
     Sizes: a Ray Data worker grows with the parts it has decoded and read until its memory pools
     settle (``processes_at_peak_mb``; at 200 and 400 clips one worker stayed at 250-460 MB

@@ -25,8 +25,8 @@ worker once ``ray.train.report`` has returned. Per side and round:
 - ``startup_s`` (Ray only): from calling ``fit()`` to the training function starting in the
   worker: Train's controller, the worker process, its placement group and process group.
 - ``first_epoch_s``: from the loop's start (bare: before reading the splits; Ray: the training
-  function's entry) to the first epoch's stamp: the model built, the splits' first read (on the Ray side
-  Ray Data's first execution), epoch 0 and its checkpoint.
+  function's entry) to the first epoch's stamp: the model built, the splits' first read, epoch 0
+  and its checkpoint.
 - ``epoch_s``: stamp to stamp, every epoch after the first: one epoch's work and, on the Ray
   side, one report with its checkpoint's persistence and whatever gap Train leaves before the
   next epoch starts.

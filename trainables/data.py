@@ -29,7 +29,7 @@ and decompressing the files again."""
 SHUFFLE_BYTES = 64 * 2**20
 """A streamed epoch's shuffle window (:func:`stream_batches`): row groups, drawn in the epoch's
 order, are gathered until they hold this many bytes of waveforms, and the window's rows are
-permuted together (about 290 five-second 22.05 kHz mono segments). A streamed read holds about
+permuted together (about 300 five-second 22.05 kHz mono segments). A streamed read holds about
 one window and the row groups it reads ahead (:data:`PREFETCH`), whatever the split's size."""
 PREFETCH = 2
 """Row groups a streamed read reads ahead of its consumer, in a background thread
